@@ -1,0 +1,6 @@
+"""nlstm: LSTM networks in Numba kernels, with a scikit-learn estimator API."""
+__version__ = "0.1.0"
+
+from .layer import LSTM
+
+__all__ = ["LSTM", "__version__"]

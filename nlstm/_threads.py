@@ -1,0 +1,74 @@
+"""Thread control around kernel launches.
+
+Three rules from ``DESIGN.md`` section 2, kept in one place:
+
+* BLAS runs single-threaded while Numba's threads run kernels that call it
+  (a multi-threaded BLAS inside ``prange`` oversubscribes the cores). The limit
+  is process-wide, so it is reference-counted: the first caller in sets it, the
+  last one out restores the user's setting, whatever the threads interleave.
+* ``n_jobs`` sets Numba's thread count for one call and restores it afterwards.
+* Numba's default ``workqueue`` threading layer aborts the process when two
+  Python threads launch parallel kernels at once, so launches are serialised by
+  a process-wide lock. Each launch already uses every core it was given.
+"""
+import contextlib
+import threading
+
+import numba
+from threadpoolctl import threadpool_limits
+
+_launch_lock = threading.RLock()
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limiter = None
+
+
+def resolve_n_jobs(n_jobs):
+    """Number of Numba threads for ``n_jobs`` (joblib's convention).
+
+    ``None`` keeps the current thread count, ``-1`` means all of Numba's
+    threads, ``-2`` all but one, and a positive number is capped at the
+    number of threads Numba was started with.
+    """
+    available = numba.config.NUMBA_NUM_THREADS
+    if n_jobs is None:
+        return numba.get_num_threads()
+    if n_jobs < 0:
+        return max(1, available + 1 + n_jobs)
+    return min(n_jobs, available)
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """Hold BLAS at one thread while the block runs (re-entrant, thread-safe)."""
+    global _blas_users, _blas_limiter
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_limiter = threadpool_limits(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limiter.restore_original_limits()
+                _blas_limiter = None
+
+
+@contextlib.contextmanager
+def kernel_threads(n_jobs=None):
+    """Run the block with ``n_jobs`` Numba threads and single-threaded BLAS."""
+    n_threads = resolve_n_jobs(n_jobs)
+    previous = numba.get_num_threads()
+    with single_threaded_blas():
+        numba.set_num_threads(n_threads)
+        try:
+            yield n_threads
+        finally:
+            numba.set_num_threads(previous)
+
+
+def launch_lock():
+    """The lock that serialises parallel kernel launches across Python threads."""
+    return _launch_lock

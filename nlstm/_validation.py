@@ -1,0 +1,98 @@
+"""Argument checks shared by the layer and the estimators.
+
+Every check raises ``TypeError`` (wrong kind of thing) or ``ValueError`` (right
+kind, bad value) with a message that names the argument, before any kernel runs.
+"""
+import numbers
+
+import numpy as np
+from sklearn.utils import check_scalar
+
+DTYPES = {"float32": np.float32, "float64": np.float64}
+CELLS = {"lstm": 4, "rnn": 1}  # cell name -> number of gates
+
+
+def check_choice(value, name, choices):
+    """Return ``value`` if it is one of ``choices`` (strings), else raise."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be one of {sorted(choices)}, got {value!r}")
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
+    return value
+
+
+def check_int(value, name, min_val=None, max_val=None):
+    """An integer (not a bool) within bounds."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    check_scalar(int(value), name, numbers.Integral, min_val=min_val, max_val=max_val)
+    return int(value)
+
+
+def check_float(value, name, min_val=None, max_val=None, include_boundaries="both"):
+    """A real number (not a bool) within bounds."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    check_scalar(float(value), name, numbers.Real, min_val=min_val, max_val=max_val,
+                 include_boundaries=include_boundaries)
+    return float(value)
+
+
+def check_bool(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_forget_bias(forget_bias, chrono_max):
+    """``forget_bias`` is a finite number or ``"chrono"`` (which needs ``chrono_max``)."""
+    if isinstance(forget_bias, str):
+        check_choice(forget_bias, "forget_bias", {"chrono"})
+        if chrono_max is None:
+            raise ValueError("forget_bias='chrono' needs chrono_max (the longest time "
+                             "scale to remember, usually the longest sequence length)")
+        check_float(chrono_max, "chrono_max", min_val=1)
+        return forget_bias
+    return check_float(forget_bias, "forget_bias")
+
+
+def as_float_array(x, name, dtype, ndim=None):
+    """Convert to a C-contiguous float array of ``dtype``, rejecting non-numbers,
+    complex numbers, wrong ``ndim`` and NaN/inf."""
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # ragged nested lists and the like
+        raise ValueError(f"{name} could not be read as an array: {exc}") from None
+    if arr.dtype == object:
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must hold numbers, got objects that are not") from None
+    if np.iscomplexobj(arr):
+        raise TypeError(f"{name} must be real; complex numbers are not supported")
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise TypeError(f"{name} must hold numbers, got dtype {arr.dtype}")
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must be a {ndim}-d array, got shape {arr.shape}")
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    return arr
+
+
+def check_lengths(lengths, batch_size, n_steps):
+    """Per-sequence lengths: integers in ``[1, n_steps]``, one per batch row."""
+    if lengths is None:
+        return np.full(batch_size, n_steps, dtype=np.int64)
+    arr = np.asarray(lengths)
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"lengths must be integers, got dtype {arr.dtype}")
+    if arr.ndim != 1 or arr.shape[0] != batch_size:
+        raise ValueError(f"lengths must have shape ({batch_size},) (one per sequence), "
+                         f"got shape {arr.shape}")
+    if arr.min() < 1 or arr.max() > n_steps:
+        raise ValueError(f"lengths must lie in [1, {n_steps}] (the number of timesteps), "
+                         f"got values in [{arr.min()}, {arr.max()}]")
+    return np.ascontiguousarray(arr, dtype=np.int64)

@@ -1,0 +1,1 @@
+"""Compute kernels: `cpu` (Numba, parallel over the batch) and the activations they share."""

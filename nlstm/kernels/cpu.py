@@ -1,0 +1,316 @@
+"""Numba CPU kernels: the recurrent sweeps of one layer direction and the
+hoisted (non-recurrent) matrix products around them.
+
+Layout is time-major inside the kernels, so that the rows of one batch shard at
+one timestep are a contiguous ``(rows, width)`` block that BLAS takes directly.
+
+Parallelism (see ``DESIGN.md`` section 2):
+
+* the sweeps run one parallel region per sweep: ``prange`` over batch shards,
+  each thread runs all T steps of its shard with its own small GEMM, so there
+  is no barrier per timestep;
+* the input projection and the input gradient are row-blocked GEMMs over all
+  ``T*B`` rows; the weight gradients reduce over a fixed number of row chunks
+  into per-chunk buffers that are summed serially afterwards (no races);
+* BLAS must be single-threaded while these run (``nlstm._threads``).
+
+Determinism: no result depends on the number of threads. Shards hold at least
+two rows (a one-row GEMM takes OpenBLAS's GEMV path, which rounds differently),
+and the reduction chunks depend only on the problem size.
+
+Masking follows PyTorch's packed sequences: at ``t >= lengths[b]`` the state of
+row ``b`` is carried unchanged, so ``hs[T]`` holds the state at each row's last
+valid step, and in the backward sweep the gradient of the final state flows
+back unchanged to that step.
+"""
+import numpy as np
+from numba import njit, prange
+
+from .activations import sigmoid, sigmoid_grad, tanh, tanh_grad
+
+# Everything but 'nnan'/'ninf': a diverging fit must still be able to see NaN.
+FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+KERNEL_OPTIONS = dict(parallel=True, cache=True, fastmath=FASTMATH, nogil=True)
+
+ROW_BLOCK = 256  # rows per block of the hoisted GEMMs
+MAX_REDUCE_CHUNKS = 16  # row chunks of the weight-gradient reduction
+
+
+def shard_bounds(batch_size, n_threads):
+    """Split ``batch_size`` rows into at most ``n_threads`` shards of >= 2 rows.
+
+    Returns an int64 array of ``n_shards + 1`` boundaries.
+    """
+    n_shards = 1 if batch_size < 4 else max(1, min(n_threads, batch_size // 2))
+    return np.linspace(0, batch_size, n_shards + 1).round().astype(np.int64)
+
+
+def reduce_chunk_bounds(n_rows):
+    """Fixed row chunks for the weight-gradient reduction (size-dependent only)."""
+    n_chunks = max(1, min(MAX_REDUCE_CHUNKS, n_rows // 512))
+    return np.linspace(0, n_rows, n_chunks + 1).round().astype(np.int64)
+
+
+def _row_block_bounds(n_rows):
+    n_blocks = max(1, n_rows // ROW_BLOCK)  # the last block absorbs the tail (>= 2 rows)
+    return np.linspace(0, n_rows, n_blocks + 1).round().astype(np.int64)
+
+
+# --------------------------------------------------------------------------
+# Hoisted products
+# --------------------------------------------------------------------------
+@njit(**KERNEL_OPTIONS)
+def _linear_rows_kernel(a, w_t, bias, bounds, out):
+    # a: (N, K), w_t: (K, M), bias: (M,), out: (N, M) = a @ w_t + bias
+    for k in prange(len(bounds) - 1):
+        r0, r1 = bounds[k], bounds[k + 1]
+        block = out[r0:r1]
+        np.dot(a[r0:r1], w_t, block)
+        for r in range(r1 - r0):
+            for m in range(block.shape[1]):
+                block[r, m] += bias[m]
+
+
+def linear_rows(a, w_t, bias, out):
+    """``out[:] = a @ w_t + bias`` in parallel over row blocks.
+
+    Parameters
+    ----------
+    a : ndarray, shape (N, K), C-contiguous
+    w_t : ndarray, shape (K, M), C- or F-contiguous
+    bias : ndarray, shape (M,)
+    out : ndarray, shape (N, M), C-contiguous, written in place
+    """
+    _linear_rows_kernel(a, w_t, bias, _row_block_bounds(a.shape[0]), out)
+    return out
+
+
+@njit(**KERNEL_OPTIONS)
+def _matmul_rows_kernel(a, b, bounds, out):
+    # a: (N, K), b: (K, M), out: (N, M) = a @ b
+    for k in prange(len(bounds) - 1):
+        r0, r1 = bounds[k], bounds[k + 1]
+        np.dot(a[r0:r1], b, out[r0:r1])
+
+
+def matmul_rows(a, b, out):
+    """``out[:] = a @ b`` in parallel over row blocks (shapes as `linear_rows`)."""
+    _matmul_rows_kernel(a, b, _row_block_bounds(a.shape[0]), out)
+    return out
+
+
+@njit(**KERNEL_OPTIONS)
+def _weight_grads_kernel(d_pre, inputs, h_prev, bounds, part_ih, part_hh, part_b):
+    # d_pre: (N, GH) gradient of the gate pre-activations, N = T*B
+    # inputs: (N, K) layer input, h_prev: (N, H) previous hidden state
+    # part_*: (C, ...) one buffer per row chunk
+    for k in prange(len(bounds) - 1):
+        r0, r1 = bounds[k], bounds[k + 1]
+        d = d_pre[r0:r1]
+        np.dot(d.T, inputs[r0:r1], part_ih[k])  # (GH, K)
+        np.dot(d.T, h_prev[r0:r1], part_hh[k])  # (GH, H)
+        for m in range(d.shape[1]):
+            acc = 0.0
+            for r in range(r1 - r0):
+                acc += d[r, m]
+            part_b[k, m] = acc
+
+
+def weight_grads(d_pre, inputs, h_prev):
+    """Gradients of ``W_ih``, ``W_hh`` and the bias from the pre-activation grads.
+
+    Parameters
+    ----------
+    d_pre : ndarray, shape (N, G*H)
+    inputs : ndarray, shape (N, K)
+    h_prev : ndarray, shape (N, H)
+
+    Returns
+    -------
+    d_w_ih : (G*H, K), d_w_hh : (G*H, H), d_b : (G*H,)
+    """
+    bounds = reduce_chunk_bounds(d_pre.shape[0])
+    n_chunks = len(bounds) - 1
+    gh, dtype = d_pre.shape[1], d_pre.dtype
+    part_ih = np.empty((n_chunks, gh, inputs.shape[1]), dtype)
+    part_hh = np.empty((n_chunks, gh, h_prev.shape[1]), dtype)
+    part_b = np.empty((n_chunks, gh), dtype)
+    _weight_grads_kernel(d_pre, inputs, h_prev, bounds, part_ih, part_hh, part_b)
+    # serial reduction in chunk order: deterministic
+    return part_ih.sum(axis=0), part_hh.sum(axis=0), part_b.sum(axis=0)
+
+
+@njit(**KERNEL_OPTIONS)
+def reverse_within_lengths(x, lengths, out):
+    """``out[t, b] = x[lengths[b] - 1 - t, b]`` for ``t < lengths[b]``, else ``x[t, b]``.
+
+    Turns a reverse-direction pass into a forward one (and back: it is an
+    involution). x, out: (T, B, F).
+    """
+    T, B = x.shape[0], x.shape[1]
+    for b in prange(B):
+        n = lengths[b]
+        for t in range(T):
+            src = n - 1 - t if t < n else t
+            out[t, b, :] = x[src, b, :]
+    return out
+
+
+@njit(**KERNEL_OPTIONS)
+def zero_after_lengths(x, lengths):
+    """Zero ``x[t, b]`` for ``t >= lengths[b]`` in place. x: (T, B, F)."""
+    T, B = x.shape[0], x.shape[1]
+    for b in prange(B):
+        for t in range(lengths[b], T):
+            x[t, b, :] = 0
+    return x
+
+
+# --------------------------------------------------------------------------
+# LSTM cell: forward and backward sweeps, gate order i, f, g, o
+# --------------------------------------------------------------------------
+@njit(**KERNEL_OPTIONS)
+def lstm_forward_sweep(x_proj, w_hh_t, lengths, shards, hs, cs, gates):
+    """Run one LSTM direction over all timesteps.
+
+    Parameters
+    ----------
+    x_proj : (T, B, 4H) input projection plus both biases
+    w_hh_t : (H, 4H) recurrent weights, transposed
+    lengths : (B,) int64, valid steps per row
+    shards : (S + 1,) int64 row boundaries of the batch shards
+    hs, cs : (T + 1, B, H) on entry ``hs[0]``, ``cs[0]`` hold the initial
+        state; ``hs[t + 1]``, ``cs[t + 1]`` receive the state after step t
+    gates : (T, B, 4H) receives the activated gates i, f, g, o
+    """
+    T = x_proj.shape[0]
+    H = hs.shape[2]
+    for s in prange(len(shards) - 1):
+        b0, b1 = shards[s], shards[s + 1]
+        rec = np.empty((b1 - b0, 4 * H), x_proj.dtype)  # (rows, 4H)
+        for t in range(T):
+            np.dot(hs[t, b0:b1], w_hh_t, rec)
+            for r in range(b1 - b0):
+                b = b0 + r
+                if t < lengths[b]:
+                    xp = x_proj[t, b]
+                    gt = gates[t, b]
+                    c_prev = cs[t, b]
+                    for j in range(H):
+                        i = sigmoid(xp[j] + rec[r, j])
+                        f = sigmoid(xp[H + j] + rec[r, H + j])
+                        g = tanh(xp[2 * H + j] + rec[r, 2 * H + j])
+                        o = sigmoid(xp[3 * H + j] + rec[r, 3 * H + j])
+                        c = f * c_prev[j] + i * g
+                        cs[t + 1, b, j] = c
+                        hs[t + 1, b, j] = o * tanh(c)
+                        gt[j] = i
+                        gt[H + j] = f
+                        gt[2 * H + j] = g
+                        gt[3 * H + j] = o
+                else:  # past this row's end: carry the state
+                    hs[t + 1, b, :] = hs[t, b, :]
+                    cs[t + 1, b, :] = cs[t, b, :]
+                    gates[t, b, :] = 0
+
+
+@njit(**KERNEL_OPTIONS)
+def lstm_backward_sweep(d_hs, d_h_n, d_c_n, w_hh, lengths, shards, cs, gates,
+                        d_pre, d_h0, d_c0):
+    """Backpropagate one LSTM direction through time.
+
+    Parameters
+    ----------
+    d_hs : (T, B, H) gradient of the loss w.r.t. this direction's outputs
+    d_h_n, d_c_n : (B, H) gradient w.r.t. the final state
+    w_hh : (4H, H) recurrent weights
+    lengths, shards : as in `lstm_forward_sweep`
+    cs, gates : (T + 1, B, H), (T, B, 4H) saved by `lstm_forward_sweep`
+    d_pre : (T, B, 4H) receives the gradient of the gate pre-activations
+    d_h0, d_c0 : (B, H) receive the gradient w.r.t. the initial state
+    """
+    T = d_hs.shape[0]
+    H = d_hs.shape[2]
+    for s in prange(len(shards) - 1):
+        b0, b1 = shards[s], shards[s + 1]
+        dh = d_h_n[b0:b1].copy()  # (rows, H) gradient flowing into h_t
+        dc = d_c_n[b0:b1].copy()  # (rows, H) gradient flowing into c_t
+        dh_rec = np.empty_like(dh)
+        for t in range(T - 1, -1, -1):
+            for r in range(b1 - b0):
+                b = b0 + r
+                if t < lengths[b]:
+                    gt = gates[t, b]
+                    dp = d_pre[t, b]
+                    for j in range(H):
+                        i, f, g, o = gt[j], gt[H + j], gt[2 * H + j], gt[3 * H + j]
+                        tc = tanh(cs[t + 1, b, j])
+                        dhj = dh[r, j] + d_hs[t, b, j]
+                        dcj = dc[r, j] + dhj * o * tanh_grad(tc)
+                        dp[j] = dcj * g * sigmoid_grad(i)
+                        dp[H + j] = dcj * cs[t, b, j] * sigmoid_grad(f)
+                        dp[2 * H + j] = dcj * i * tanh_grad(g)
+                        dp[3 * H + j] = dhj * tc * sigmoid_grad(o)
+                        dc[r, j] = dcj * f
+                else:
+                    d_pre[t, b, :] = 0
+            np.dot(d_pre[t, b0:b1], w_hh, dh_rec)
+            for r in range(b1 - b0):
+                if t < lengths[b0 + r]:
+                    dh[r, :] = dh_rec[r, :]
+        d_h0[b0:b1] = dh
+        d_c0[b0:b1] = dc
+
+
+# --------------------------------------------------------------------------
+# Plain tanh RNN cell: h_t = tanh(x_proj_t + h_{t-1} @ W_hh^T)
+# --------------------------------------------------------------------------
+@njit(**KERNEL_OPTIONS)
+def rnn_forward_sweep(x_proj, w_hh_t, lengths, shards, hs):
+    """Run one tanh-RNN direction over all timesteps.
+
+    x_proj : (T, B, H), w_hh_t : (H, H), hs : (T + 1, B, H) with ``hs[0]`` the
+    initial state on entry; the rest as in `lstm_forward_sweep`.
+    """
+    T = x_proj.shape[0]
+    H = hs.shape[2]
+    for s in prange(len(shards) - 1):
+        b0, b1 = shards[s], shards[s + 1]
+        rec = np.empty((b1 - b0, H), x_proj.dtype)  # (rows, H)
+        for t in range(T):
+            np.dot(hs[t, b0:b1], w_hh_t, rec)
+            for r in range(b1 - b0):
+                b = b0 + r
+                if t < lengths[b]:
+                    for j in range(H):
+                        hs[t + 1, b, j] = tanh(x_proj[t, b, j] + rec[r, j])
+                else:
+                    hs[t + 1, b, :] = hs[t, b, :]
+
+
+@njit(**KERNEL_OPTIONS)
+def rnn_backward_sweep(d_hs, d_h_n, w_hh, lengths, shards, hs, d_pre, d_h0):
+    """Backpropagate one tanh-RNN direction through time.
+
+    d_hs : (T, B, H), d_h_n : (B, H), w_hh : (H, H), hs : (T + 1, B, H) from
+    the forward sweep, d_pre : (T, B, H) and d_h0 : (B, H) receive gradients.
+    """
+    T = d_hs.shape[0]
+    H = d_hs.shape[2]
+    for s in prange(len(shards) - 1):
+        b0, b1 = shards[s], shards[s + 1]
+        dh = d_h_n[b0:b1].copy()  # (rows, H)
+        dh_rec = np.empty_like(dh)
+        for t in range(T - 1, -1, -1):
+            for r in range(b1 - b0):
+                b = b0 + r
+                if t < lengths[b]:
+                    for j in range(H):
+                        d_pre[t, b, j] = (dh[r, j] + d_hs[t, b, j]) * tanh_grad(hs[t + 1, b, j])
+                else:
+                    d_pre[t, b, :] = 0
+            np.dot(d_pre[t, b0:b1], w_hh, dh_rec)
+            for r in range(b1 - b0):
+                if t < lengths[b0 + r]:
+                    dh[r, :] = dh_rec[r, :]
+        d_h0[b0:b1] = dh

@@ -1,0 +1,384 @@
+"""``nlstm.LSTM``: a stacked, optionally bidirectional LSTM or tanh-RNN layer.
+
+NumPy in, NumPy out, with PyTorch's parameter names, shapes and semantics
+(batch-first input, packed-sequence handling of ragged lengths). The compute is
+in `nlstm.kernels.cpu`; this module validates arguments, lays data out
+time-major, and chains layers and directions.
+"""
+import numpy as np
+from sklearn.utils import check_random_state
+
+from . import _init
+from ._threads import kernel_threads, launch_lock
+from ._validation import (CELLS, DTYPES, as_float_array, check_bool, check_choice,
+                          check_float, check_forget_bias, check_int, check_lengths)
+from .kernels import cpu
+
+
+class LSTM:
+    """Multi-layer LSTM (or tanh RNN) with a NumPy interface.
+
+    Parameters
+    ----------
+    input_size : int
+        Features per timestep.
+    hidden_size : int
+        Units per direction.
+    num_layers : int, default=1
+        Stacked layers; each takes the previous one's output sequence.
+    bidirectional : bool, default=False
+        Add a direction that reads each sequence from its own end.
+    dropout : float in [0, 1), default=0.0
+        Dropout on the outputs of every layer but the last, in training only.
+    cell : {"lstm", "rnn"}, default="lstm"
+        ``"rnn"`` is a plain ``tanh`` RNN, as ``torch.nn.RNN``.
+    forget_bias : float or "chrono", default=1.0
+        Starting forget-gate bias (LSTM only): a number added to PyTorch's
+        uniform initialisation, or ``"chrono"`` initialisation, which needs
+        ``chrono_max``. Only the starting point changes, never the math.
+    chrono_max : float, optional
+        Longest time scale for ``forget_bias="chrono"``.
+    dtype : {"float32", "float64"}, default="float32"
+    random_state : int, RandomState or None
+        Seeds initialisation and dropout.
+
+    Attributes
+    ----------
+    num_directions : int
+        2 if bidirectional else 1.
+    d_initial_state : tuple or ndarray
+        After `backward`: gradient w.r.t. the initial state, ``(d_h_0, d_c_0)``
+        for an LSTM and ``d_h_0`` for an RNN, each ``(num_layers*D, B, H)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nlstm import LSTM
+    >>> layer = LSTM(3, 8, num_layers=2, random_state=0)
+    >>> out, (h_n, c_n) = layer.forward(np.ones((4, 5, 3)), lengths=[5, 3, 2, 1])
+    >>> out.shape, h_n.shape
+    ((4, 5, 8), (2, 4, 8))
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, *, bidirectional=False,
+                 dropout=0.0, cell="lstm", forget_bias=1.0, chrono_max=None,
+                 dtype="float32", random_state=None):
+        self.input_size = check_int(input_size, "input_size", min_val=1)
+        self.hidden_size = check_int(hidden_size, "hidden_size", min_val=1)
+        self.num_layers = check_int(num_layers, "num_layers", min_val=1)
+        self.bidirectional = check_bool(bidirectional, "bidirectional")
+        self.dropout = check_float(dropout, "dropout", min_val=0, max_val=1,
+                                   include_boundaries="left")
+        self.cell = check_choice(cell, "cell", CELLS)
+        self.forget_bias = check_forget_bias(forget_bias, chrono_max)
+        self.chrono_max = chrono_max
+        self.dtype = check_choice(dtype, "dtype", DTYPES)
+        self._np_dtype = DTYPES[self.dtype]
+        self._rng = check_random_state(random_state)
+        self.num_directions = 2 if self.bidirectional else 1
+        self._n_gates = CELLS[self.cell]
+        self._flat, self._params = self._allocate(self._np_dtype)
+        _init.uniform_init(self._params, self.hidden_size, self._rng)
+        if self.cell == "lstm":
+            _init.apply_forget_bias(self._params, self.hidden_size, self.forget_bias,
+                                    self.chrono_max, self._rng)
+        self._cache = None
+        self.d_initial_state = None
+
+    # ------------------------------------------------------------------
+    # parameters
+    # ------------------------------------------------------------------
+    def _param_shapes(self):
+        """PyTorch's names and shapes, in ``torch.nn.LSTM.state_dict()`` order."""
+        GH, H = self._n_gates * self.hidden_size, self.hidden_size
+        shapes = {}
+        for k in range(self.num_layers):
+            in_size = self.input_size if k == 0 else H * self.num_directions
+            for suffix in ("", "_reverse")[:self.num_directions]:
+                shapes[f"weight_ih_l{k}{suffix}"] = (GH, in_size)
+                shapes[f"weight_hh_l{k}{suffix}"] = (GH, H)
+                shapes[f"bias_ih_l{k}{suffix}"] = (GH,)
+                shapes[f"bias_hh_l{k}{suffix}"] = (GH,)
+        return shapes
+
+    def _allocate(self, dtype):
+        """One flat buffer and a dict of named views into it."""
+        shapes = self._param_shapes()
+        flat = np.zeros(sum(int(np.prod(s)) for s in shapes.values()), dtype=dtype)
+        return flat, self._named_views(flat, shapes)
+
+    @staticmethod
+    def _named_views(flat, shapes):
+        """Views of ``flat`` with the given names and shapes, laid end to end."""
+        views, offset = {}, 0
+        for name, shape in shapes.items():
+            size = int(np.prod(shape))
+            views[name] = flat[offset:offset + size].reshape(shape)
+            offset += size
+        return views
+
+    @property
+    def flat_parameters(self):
+        """All parameters as one 1-d array (a view: writing to it changes the layer)."""
+        return self._flat
+
+    def state_dict(self):
+        """Copies of the parameters under PyTorch's names, as NumPy arrays."""
+        return {name: p.copy() for name, p in self._params.items()}
+
+    def load_state_dict(self, state_dict):
+        """Load parameters from a dict of arrays (PyTorch's names and shapes).
+
+        All entries are checked before any is written, so a bad dict leaves the
+        layer unchanged.
+        """
+        if not hasattr(state_dict, "keys"):
+            raise TypeError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
+        expected, given = set(self._params), set(state_dict)
+        if expected != given:
+            raise ValueError(f"state_dict keys do not match this layer: missing "
+                             f"{sorted(expected - given)}, unexpected {sorted(given - expected)}")
+        checked = {}
+        for name, target in self._params.items():
+            value = state_dict[name]
+            if hasattr(value, "detach"):  # a torch tensor
+                value = value.detach().cpu().numpy()
+            arr = as_float_array(value, f"state_dict[{name!r}]", self._np_dtype)
+            if arr.shape != target.shape:
+                raise ValueError(f"state_dict[{name!r}] has shape {arr.shape}, "
+                                 f"expected {target.shape}")
+            checked[name] = arr
+        for name, arr in checked.items():
+            self._params[name][...] = arr
+        self._cache = None
+
+    # ------------------------------------------------------------------
+    # forward
+    # ------------------------------------------------------------------
+    def _check_forward_args(self, x, lengths, initial_state, training):
+        x = as_float_array(x, "x", self._np_dtype, ndim=3)
+        B, T, F = x.shape
+        if B == 0 or T == 0:
+            raise ValueError(f"x must have at least one sequence and one timestep, got shape {x.shape}")
+        if F != self.input_size:
+            raise ValueError(f"x has {F} features per timestep, but this layer was built "
+                             f"with input_size={self.input_size}")
+        lengths = check_lengths(lengths, B, T)
+        check_bool(training, "training")
+        state_shape = (self.num_layers * self.num_directions, B, self.hidden_size)
+        if initial_state is None:
+            h0 = np.zeros(state_shape, self._np_dtype)
+            c0 = np.zeros(state_shape, self._np_dtype) if self.cell == "lstm" else None
+        elif self.cell == "lstm":
+            if not isinstance(initial_state, (tuple, list)) or len(initial_state) != 2:
+                raise TypeError("initial_state of an LSTM must be a tuple (h_0, c_0)")
+            h0, c0 = (self._check_state(s, n, state_shape) for s, n in zip(initial_state, ("h_0", "c_0")))
+        else:
+            h0, c0 = self._check_state(initial_state, "h_0", state_shape), None
+        return x, lengths, h0, c0
+
+    def _check_state(self, state, name, shape):
+        arr = as_float_array(state, f"initial_state {name}", self._np_dtype, ndim=3)
+        if arr.shape != shape:
+            raise ValueError(f"initial_state {name} must have shape {shape} "
+                             f"(num_layers*num_directions, batch, hidden_size), got {arr.shape}")
+        return arr
+
+    def forward(self, x, lengths=None, initial_state=None, training=False):
+        """Run the layer over a batch of sequences.
+
+        Parameters
+        ----------
+        x : array-like, shape (B, T, input_size)
+            Batch-first input. Values past a sequence's length are ignored.
+        lengths : array-like of int, shape (B,), optional
+            Valid steps per sequence, in ``[1, T]``; default all ``T``.
+        initial_state : optional
+            ``(h_0, c_0)`` for an LSTM, ``h_0`` for an RNN, each
+            ``(num_layers*D, B, hidden_size)``; default zeros.
+        training : bool, default=False
+            Apply dropout between layers.
+
+        Returns
+        -------
+        output : ndarray, shape (B, T, D*hidden_size)
+            Last layer's hidden states, zero past each sequence's length.
+        state : ``(h_n, c_n)`` for an LSTM, ``h_n`` for an RNN
+            Each ``(num_layers*D, B, hidden_size)``, taken at each sequence's
+            last valid step (for the reverse direction: after reading step 0).
+        """
+        x, lengths, h0, c0 = self._check_forward_args(x, lengths, initial_state, training)
+        with kernel_threads() as n_threads, launch_lock():
+            output, h_n, c_n = self._forward(x, lengths, h0, c0, training, n_threads)
+        return output, ((h_n, c_n) if self.cell == "lstm" else h_n)
+
+    def _forward(self, x, lengths, h0, c0, training, n_threads, keep_cache=True):
+        B, T, _ = x.shape
+        H, D, dtype = self.hidden_size, self.num_directions, self._np_dtype
+        shards = cpu.shard_bounds(B, n_threads)
+        layer_input = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, F)
+        h_n = np.empty((self.num_layers * D, B, H), dtype)
+        c_n = np.empty_like(h_n) if self.cell == "lstm" else None
+        cache = {"lengths": lengths, "shards": shards, "shape": (B, T), "layers": [],
+                 "dropout_masks": []}
+        for k in range(self.num_layers):
+            outputs, saved = [], []
+            for d in range(D):
+                idx = k * D + d
+                inputs = layer_input
+                if d == 1:  # the reverse direction reads each sequence from its end
+                    inputs = cpu.reverse_within_lengths(layer_input, lengths, np.empty_like(layer_input))
+                state = self._direction_forward(k, d, inputs, lengths, shards, h0[idx],
+                                                None if c0 is None else c0[idx])
+                hs = state["hs"]
+                h_n[idx] = hs[T]
+                if c_n is not None:
+                    c_n[idx] = state["cs"][T]
+                out = hs[1:]
+                if d == 1:
+                    out = cpu.reverse_within_lengths(out, lengths, np.empty_like(out))
+                else:
+                    out = out.copy()
+                outputs.append(cpu.zero_after_lengths(out, lengths))
+                state["inputs"] = inputs
+                saved.append(state if keep_cache else None)
+            layer_output = outputs[0] if D == 1 else np.ascontiguousarray(np.concatenate(outputs, axis=2))
+            if training and self.dropout > 0 and k < self.num_layers - 1:
+                keep = 1.0 - self.dropout
+                mask = (self._rng.random_sample(layer_output.shape) < keep).astype(dtype) / dtype(keep)
+                layer_output = layer_output * mask
+                cache["dropout_masks"].append(mask)
+            else:
+                cache["dropout_masks"].append(None)
+            cache["layers"].append(saved)
+            layer_input = layer_output
+        self._cache = cache if keep_cache else None
+        output = np.ascontiguousarray(layer_input.transpose(1, 0, 2))  # (B, T, D*H)
+        return output, h_n, c_n
+
+    def _direction_forward(self, k, d, inputs, lengths, shards, h0, c0):
+        """Sweep one layer direction; returns the activations backward needs."""
+        T, B, F = inputs.shape
+        H, G = self.hidden_size, self._n_gates
+        suffix = "_reverse" if d == 1 else ""
+        w_ih = self._params[f"weight_ih_l{k}{suffix}"]
+        w_hh = self._params[f"weight_hh_l{k}{suffix}"]
+        bias = self._params[f"bias_ih_l{k}{suffix}"] + self._params[f"bias_hh_l{k}{suffix}"]
+        x_proj = np.empty((T, B, G * H), self._np_dtype)  # (T, B, GH)
+        cpu.linear_rows(inputs.reshape(T * B, F), w_ih.T, bias, x_proj.reshape(T * B, G * H))
+        hs = np.empty((T + 1, B, H), self._np_dtype)  # (T+1, B, H)
+        hs[0] = h0
+        w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, GH)
+        if self.cell == "lstm":
+            cs = np.empty_like(hs)
+            cs[0] = c0
+            gates = x_proj  # the sweep reads each step's projection before writing its gates
+            cpu.lstm_forward_sweep(x_proj, w_hh_t, lengths, shards, hs, cs, gates)
+            return {"hs": hs, "cs": cs, "gates": gates}
+        cpu.rnn_forward_sweep(x_proj, w_hh_t, lengths, shards, hs)
+        return {"hs": hs}
+
+    # ------------------------------------------------------------------
+    # backward
+    # ------------------------------------------------------------------
+    def backward(self, d_output, d_h_n=None, d_c_n=None):
+        """Backpropagate through the last `forward` call.
+
+        Parameters
+        ----------
+        d_output : array-like, shape (B, T, D*hidden_size)
+            Gradient of the loss w.r.t. ``output``; entries past a sequence's
+            length are ignored (those outputs are constant zeros).
+        d_h_n, d_c_n : array-like, shape (num_layers*D, B, hidden_size), optional
+            Gradient w.r.t. the final state (``d_c_n``: LSTM only).
+
+        Returns
+        -------
+        d_x : ndarray, shape (B, T, input_size)
+        grads : dict
+            Gradient of every parameter, keyed like `state_dict`. The gradient
+            w.r.t. the initial state is left in `d_initial_state`.
+        """
+        if self._cache is None:
+            raise RuntimeError("backward needs a preceding forward call on this layer")
+        B, T = self._cache["shape"]
+        D, H = self.num_directions, self.hidden_size
+        d_output = as_float_array(d_output, "d_output", self._np_dtype, ndim=3)
+        if d_output.shape != (B, T, D * H):
+            raise ValueError(f"d_output must have the forward output's shape {(B, T, D * H)}, "
+                             f"got {d_output.shape}")
+        state_shape = (self.num_layers * D, B, H)
+        d_h_n = self._check_state_grad(d_h_n, "d_h_n", state_shape)
+        if self.cell == "lstm":
+            d_c_n = self._check_state_grad(d_c_n, "d_c_n", state_shape)
+        elif d_c_n is not None:
+            raise ValueError("d_c_n is only defined for cell='lstm'")
+        with kernel_threads(), launch_lock():
+            d_x, flat_grad = self._backward(d_output, d_h_n, d_c_n)
+        return d_x, self._named_views(flat_grad, self._param_shapes())
+
+    def _check_state_grad(self, value, name, shape):
+        if value is None:
+            return np.zeros(shape, self._np_dtype)
+        arr = as_float_array(value, name, self._np_dtype, ndim=3)
+        if arr.shape != shape:
+            raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
+        return arr
+
+    def _backward(self, d_output, d_h_n, d_c_n):
+        """Returns ``d_x`` (B, T, F) and the flat parameter gradient."""
+        cache = self._cache
+        lengths, shards = cache["lengths"], cache["shards"]
+        B, T = cache["shape"]
+        D, H = self.num_directions, self.hidden_size
+        flat_grad = np.zeros_like(self._flat)
+        grads = self._named_views(flat_grad, self._param_shapes())
+        d_h0 = np.empty_like(d_h_n)
+        d_c0 = np.empty_like(d_c_n) if d_c_n is not None else None
+        d_layer = cpu.zero_after_lengths(np.ascontiguousarray(d_output.transpose(1, 0, 2)), lengths)
+        for k in range(self.num_layers - 1, -1, -1):
+            in_size = self.input_size if k == 0 else D * H
+            d_input = np.zeros((T, B, in_size), self._np_dtype)
+            for d in range(D):
+                idx = k * D + d
+                d_out = np.ascontiguousarray(d_layer[:, :, d * H:(d + 1) * H])
+                if d == 1:
+                    d_out = cpu.reverse_within_lengths(d_out, lengths, np.empty_like(d_out))
+                d_in = self._direction_backward(
+                    k, d, cache["layers"][k][d], d_out, d_h_n[idx],
+                    None if d_c_n is None else d_c_n[idx], lengths, shards, grads, d_h0, d_c0)
+                if d == 1:
+                    d_in = cpu.reverse_within_lengths(d_in, lengths, np.empty_like(d_in))
+                d_input += d_in
+            if k > 0 and cache["dropout_masks"][k - 1] is not None:
+                d_input *= cache["dropout_masks"][k - 1]
+            d_layer = d_input
+        self.d_initial_state = (d_h0, d_c0) if self.cell == "lstm" else d_h0
+        return np.ascontiguousarray(d_layer.transpose(1, 0, 2)), flat_grad
+
+    def _direction_backward(self, k, d, saved, d_out, d_h_n, d_c_n, lengths, shards, grads,
+                            d_h0, d_c0):
+        """BPTT of one layer direction; fills ``grads`` and returns d(inputs) (T, B, F)."""
+        T, B, F = saved["inputs"].shape
+        H, GH = self.hidden_size, self._n_gates * self.hidden_size
+        suffix = "_reverse" if d == 1 else ""
+        idx = k * self.num_directions + d
+        w_hh = self._params[f"weight_hh_l{k}{suffix}"]
+        w_ih = self._params[f"weight_ih_l{k}{suffix}"]
+        hs = saved["hs"]
+        d_pre = np.empty((T, B, GH), self._np_dtype)  # (T, B, GH)
+        if self.cell == "lstm":
+            cpu.lstm_backward_sweep(d_out, d_h_n, d_c_n, w_hh, lengths, shards, saved["cs"],
+                                    saved["gates"], d_pre, d_h0[idx], d_c0[idx])
+        else:
+            cpu.rnn_backward_sweep(d_out, d_h_n, w_hh, lengths, shards, hs, d_pre, d_h0[idx])
+        d_pre_2d = d_pre.reshape(T * B, GH)
+        d_w_ih, d_w_hh, d_b = cpu.weight_grads(d_pre_2d, saved["inputs"].reshape(T * B, F),
+                                               hs[:-1].reshape(T * B, H))
+        grads[f"weight_ih_l{k}{suffix}"][...] = d_w_ih
+        grads[f"weight_hh_l{k}{suffix}"][...] = d_w_hh
+        grads[f"bias_ih_l{k}{suffix}"][...] = d_b
+        grads[f"bias_hh_l{k}{suffix}"][...] = d_b
+        d_inputs = np.empty((T, B, F), self._np_dtype)
+        cpu.matmul_rows(d_pre_2d, w_ih, d_inputs.reshape(T * B, F))
+        return d_inputs
