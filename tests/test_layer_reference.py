@@ -1,0 +1,175 @@
+"""The Numba layer against the slow NumPy reference, and finite differences."""
+import itertools
+
+import numpy as np
+import pytest
+
+from nlstm import LSTM
+from reference import reference_backward, reference_forward
+
+F, H, B, T = 3, 4, 5, 6
+RAGGED = np.array([6, 2, 5, 1, 3])
+TOL = {"float64": 1e-10, "float32": 2e-5}
+
+
+def rel_err(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return np.abs(a - b).max() / max(np.abs(b).max(), 1e-12)
+
+
+def make_inputs(seed, cell, num_layers, bidirectional):
+    rng = np.random.default_rng(seed)
+    D = 2 if bidirectional else 1
+    x = rng.standard_normal((B, T, F))
+    h0 = rng.standard_normal((num_layers * D, B, H)) * 0.5
+    c0 = rng.standard_normal((num_layers * D, B, H)) * 0.5 if cell == "lstm" else None
+    d_out = rng.standard_normal((B, T, D * H))
+    d_h_n = rng.standard_normal((num_layers * D, B, H))
+    d_c_n = rng.standard_normal((num_layers * D, B, H)) if cell == "lstm" else None
+    return x, h0, c0, d_out, d_h_n, d_c_n
+
+
+CASES = list(itertools.product(["lstm", "rnn"], [1, 2, 3], [False, True], ["equal", "ragged"],
+                               ["float64", "float32"]))
+
+
+@pytest.mark.parametrize("cell,num_layers,bidirectional,lengths_kind,dtype", CASES)
+def test_forward_backward_match_reference(cell, num_layers, bidirectional, lengths_kind, dtype):
+    layer = LSTM(F, H, num_layers, bidirectional=bidirectional, cell=cell, dtype=dtype,
+                 random_state=1)
+    x, h0, c0, d_out, d_h_n, d_c_n = make_inputs(2, cell, num_layers, bidirectional)
+    lengths = RAGGED if lengths_kind == "ragged" else np.full(B, T)
+    init = (h0, c0) if cell == "lstm" else h0
+    out, state = layer.forward(x, lengths=lengths, initial_state=init)
+    d_x, grads = layer.backward(d_out, d_h_n, d_c_n)
+
+    params = layer.state_dict()
+    ref_out, ref_h, ref_c, tape = reference_forward(params, x, lengths, cell, num_layers,
+                                                    bidirectional, h0, c0)
+    ref_dx, ref_grads, ref_dh0, ref_dc0 = reference_backward(
+        params, tape, d_out, lengths, cell, num_layers, bidirectional, F, d_h_n, d_c_n)
+    tol = TOL[dtype]
+    assert out.dtype == np.dtype(dtype)
+    assert rel_err(out, ref_out) < tol
+    h_n = state[0] if cell == "lstm" else state
+    assert rel_err(h_n, ref_h) < tol
+    if cell == "lstm":
+        assert rel_err(state[1], ref_c) < tol
+    assert rel_err(d_x, ref_dx) < tol
+    for name in params:
+        assert rel_err(grads[name], ref_grads[name]) < tol, name
+    d_init = layer.d_initial_state
+    assert rel_err(d_init[0] if cell == "lstm" else d_init, ref_dh0) < tol
+    if cell == "lstm":
+        assert rel_err(d_init[1], ref_dc0) < tol
+    for b, n in enumerate(lengths):
+        assert np.all(out[b, n:] == 0)
+
+
+def test_dropout_between_layers_matches_reference_with_same_masks():
+    layer = LSTM(F, H, 3, bidirectional=True, dropout=0.4, dtype="float64", random_state=3)
+    x, _, _, d_out, _, _ = make_inputs(4, "lstm", 3, True)
+    out, _ = layer.forward(x, lengths=RAGGED, training=True)
+    masks = layer._cache["dropout_masks"][:-1]
+    assert all(m is not None for m in masks)
+    assert any((m == 0).any() for m in masks)  # something was dropped
+    d_x, grads = layer.backward(d_out)
+    masks_bt = [m.transpose(1, 0, 2) for m in masks]  # (T, B, .) -> (B, T, .)
+    params = layer.state_dict()
+    ref_out, _, _, tape = reference_forward(params, x, RAGGED, "lstm", 3, True,
+                                            dropout_masks=masks_bt)
+    ref_dx, ref_grads, _, _ = reference_backward(params, tape, d_out, RAGGED, "lstm", 3, True, F,
+                                                 dropout_masks=masks_bt)
+    assert rel_err(out, ref_out) < 1e-10
+    assert rel_err(d_x, ref_dx) < 1e-10
+    for name in params:
+        assert rel_err(grads[name], ref_grads[name]) < 1e-10
+    # no dropout at inference
+    out_eval, _ = layer.forward(x, lengths=RAGGED)
+    ref_eval, _, _, _ = reference_forward(params, x, RAGGED, "lstm", 3, True)
+    assert rel_err(out_eval, ref_eval) < 1e-10
+
+
+def _loss(layer, x, lengths, init, w_out, w_h, w_c):
+    out, state = layer.forward(x, lengths=lengths, initial_state=init)
+    h_n, c_n = state if layer.cell == "lstm" else (state, None)
+    loss = (out * w_out).sum() + (h_n * w_h).sum()
+    if c_n is not None:
+        loss += (c_n * w_c).sum()
+    return loss
+
+
+@pytest.mark.parametrize("cell,bidirectional", [("lstm", False), ("lstm", True), ("rnn", True)])
+def test_finite_difference_gradients(cell, bidirectional):
+    """Central differences in float64 for every parameter entry and every input entry."""
+    num_layers = 2
+    layer = LSTM(2, 3, num_layers, bidirectional=bidirectional, cell=cell, dtype="float64",
+                 random_state=5)
+    rng = np.random.default_rng(6)
+    D = 2 if bidirectional else 1
+    Bs, Ts = 3, 4
+    x = rng.standard_normal((Bs, Ts, 2))
+    lengths = np.array([4, 2, 3])
+    h0 = rng.standard_normal((num_layers * D, Bs, 3)) * 0.5
+    c0 = rng.standard_normal((num_layers * D, Bs, 3)) * 0.5
+    init = (h0, c0) if cell == "lstm" else h0
+    w_out = rng.standard_normal((Bs, Ts, D * 3))
+    w_h = rng.standard_normal(h0.shape)
+    w_c = rng.standard_normal(h0.shape)
+
+    _loss(layer, x, lengths, init, w_out, w_h, w_c)
+    d_x, grads = layer.backward(w_out, w_h, w_c if cell == "lstm" else None)
+    grads = {k: v.copy() for k, v in grads.items()}
+    eps = 1e-6
+
+    def numeric(array, index):
+        old = array[index]
+        array[index] = old + eps
+        plus = _loss(layer, x, lengths, init, w_out, w_h, w_c)
+        array[index] = old - eps
+        minus = _loss(layer, x, lengths, init, w_out, w_h, w_c)
+        array[index] = old
+        return (plus - minus) / (2 * eps)
+
+    for name, param in layer._params.items():
+        num = np.array([numeric(param, i) for i in np.ndindex(param.shape)]).reshape(param.shape)
+        assert rel_err(grads[name], num) <= 1e-6, name
+    num_x = np.array([numeric(x, i) for i in np.ndindex(x.shape)]).reshape(x.shape)
+    for b, n in enumerate(lengths):
+        assert np.all(d_x[b, n:] == 0)  # padding does not influence anything
+    assert rel_err(d_x, num_x) <= 1e-6
+
+
+@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+def test_stepping_one_timestep_at_a_time_equals_whole_sequence(cell):
+    """Forward carrying initial_state step by step, and backward chaining
+    d_initial_state step by step, equal the whole-sequence run."""
+    layer = LSTM(F, H, 2, cell=cell, dtype="float64", random_state=7)
+    x, _, _, d_out, _, _ = make_inputs(8, cell, 2, False)
+    out, state = layer.forward(x)
+    d_x_full, grads_full = layer.backward(d_out)
+    grads_full = {k: v.copy() for k, v in grads_full.items()}
+
+    states, outs = [None], []
+    for t in range(T):
+        o, state_t = layer.forward(x[:, t:t + 1], initial_state=states[-1])
+        states.append(state_t)
+        outs.append(o)
+    np.testing.assert_allclose(np.concatenate(outs, axis=1), out, rtol=0, atol=1e-14)
+    final = states[-1]
+    for a, b in zip(final if cell == "lstm" else [final], state if cell == "lstm" else [state]):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-14)
+
+    grads_sum = {k: np.zeros_like(v) for k, v in grads_full.items()}
+    d_x_steps = np.zeros_like(x)
+    d_state = (None, None)
+    for t in range(T - 1, -1, -1):
+        layer.forward(x[:, t:t + 1], initial_state=states[t])
+        d_xt, g = layer.backward(d_out[:, t:t + 1], *d_state[:1 if cell == "rnn" else 2])
+        for k in g:
+            grads_sum[k] += g[k]
+        d_x_steps[:, t:t + 1] = d_xt
+        d_state = layer.d_initial_state if cell == "lstm" else (layer.d_initial_state,)
+    np.testing.assert_allclose(d_x_steps, d_x_full, rtol=1e-10, atol=1e-13)
+    for k in grads_full:
+        np.testing.assert_allclose(grads_sum[k], grads_full[k], rtol=1e-10, atol=1e-13)

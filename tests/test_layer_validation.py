@@ -1,0 +1,106 @@
+"""Bad arguments to LSTM raise ValueError/TypeError with a message, never a Numba error."""
+import numpy as np
+import pytest
+
+from nlstm import LSTM
+
+
+@pytest.fixture(scope="module")
+def layer():
+    return LSTM(3, 4, 2, bidirectional=True, random_state=0)
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    (dict(input_size=0, hidden_size=4), ValueError, "input_size"),
+    (dict(input_size=3.5, hidden_size=4), TypeError, "input_size"),
+    (dict(input_size=3, hidden_size=-1), ValueError, "hidden_size"),
+    (dict(input_size=3, hidden_size=4, num_layers=0), ValueError, "num_layers"),
+    (dict(input_size=3, hidden_size=4, cell="gru"), ValueError, "cell"),
+    (dict(input_size=3, hidden_size=4, cell=None), TypeError, "cell"),
+    (dict(input_size=3, hidden_size=4, dtype="float16"), ValueError, "dtype"),
+    (dict(input_size=3, hidden_size=4, dtype=np.float32), TypeError, "dtype"),
+    (dict(input_size=3, hidden_size=4, dropout=1.0), ValueError, "dropout"),
+    (dict(input_size=3, hidden_size=4, dropout="x"), TypeError, "dropout"),
+    (dict(input_size=3, hidden_size=4, forget_bias="chrono"), ValueError, "chrono_max"),
+    (dict(input_size=3, hidden_size=4, forget_bias="big"), ValueError, "forget_bias"),
+    (dict(input_size=3, hidden_size=4, forget_bias=float("nan")), ValueError, "forget_bias"),
+    (dict(input_size=3, hidden_size=4, bidirectional="yes"), TypeError, "bidirectional"),
+])
+def test_bad_constructor_arguments(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        LSTM(**kwargs)
+
+
+X = np.zeros((2, 5, 3))
+
+
+@pytest.mark.parametrize("args,exc,match", [
+    (dict(x=np.zeros((5, 3))), ValueError, "3-d"),
+    (dict(x=np.zeros((2, 5, 4))), ValueError, "input_size=3"),
+    (dict(x=np.zeros((0, 5, 3))), ValueError, "at least one"),
+    (dict(x=np.zeros((2, 0, 3))), ValueError, "at least one"),
+    (dict(x=np.full((2, 5, 3), np.nan)), ValueError, "NaN"),
+    (dict(x=np.full((2, 5, 3), np.inf)), ValueError, "NaN or infinity"),
+    (dict(x=np.zeros((2, 5, 3), complex)), TypeError, "complex"),
+    (dict(x=np.full((2, 5, 3), "a")), TypeError, "numbers"),
+    (dict(x=X, lengths=[5]), ValueError, "lengths must have shape"),
+    (dict(x=X, lengths=[5, 6]), ValueError, r"\[1, 5\]"),
+    (dict(x=X, lengths=[0, 5]), ValueError, r"\[1, 5\]"),
+    (dict(x=X, lengths=[2.0, 5.0]), TypeError, "integers"),
+    (dict(x=X, initial_state=np.zeros((4, 2, 4))), TypeError, "tuple"),
+    (dict(x=X, initial_state=(np.zeros((4, 2, 4)), np.zeros((2, 2, 4)))), ValueError, "c_0"),
+    (dict(x=X, training="no"), TypeError, "training"),
+])
+def test_bad_forward_arguments(layer, args, exc, match):
+    with pytest.raises(exc, match=match):
+        layer.forward(**args)
+
+
+def test_backward_needs_forward_and_matching_shapes():
+    layer = LSTM(3, 4, random_state=0)
+    with pytest.raises(RuntimeError, match="forward"):
+        layer.backward(np.zeros((2, 5, 4)))
+    layer.forward(X)
+    with pytest.raises(ValueError, match="d_output"):
+        layer.backward(np.zeros((2, 5, 5)))
+    with pytest.raises(ValueError, match="d_h_n"):
+        layer.backward(np.zeros((2, 5, 4)), d_h_n=np.zeros((2, 2, 4)))
+
+
+def test_bad_state_dict_leaves_layer_unchanged():
+    layer = LSTM(3, 4, random_state=0)
+    before = layer.state_dict()
+    bad = dict(before)
+    bad["weight_hh_l0"] = np.zeros((3, 3))
+    with pytest.raises(ValueError, match="weight_hh_l0"):
+        layer.load_state_dict(bad)
+    with pytest.raises(ValueError, match="missing"):
+        layer.load_state_dict({"weight_ih_l0": before["weight_ih_l0"]})
+    nan = {k: v.copy() for k, v in before.items()}
+    nan["bias_hh_l0"][0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        layer.load_state_dict(nan)
+    after = layer.state_dict()
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+def test_rnn_layer_takes_plain_state_and_rejects_d_c_n():
+    layer = LSTM(3, 4, cell="rnn", random_state=0)
+    out, h_n = layer.forward(X, initial_state=np.zeros((1, 2, 4)))
+    assert out.shape == (2, 5, 4) and h_n.shape == (1, 2, 4)
+    with pytest.raises(ValueError, match="d_c_n"):
+        layer.backward(out, d_c_n=np.zeros((1, 2, 4)))
+
+
+def test_initialisation_options():
+    H = 16
+    plain = LSTM(3, H, forget_bias=0.0, random_state=0).state_dict()
+    bound = 1 / np.sqrt(H)
+    assert all(np.abs(v).max() <= bound for v in plain.values())
+    shifted = LSTM(3, H, forget_bias=1.0, random_state=0).state_dict()
+    np.testing.assert_allclose(shifted["bias_ih_l0"][H:2 * H], plain["bias_ih_l0"][H:2 * H] + 1.0)
+    chrono = LSTM(3, H, forget_bias="chrono", chrono_max=100, random_state=0).state_dict()
+    b_f = chrono["bias_ih_l0"][H:2 * H]
+    assert np.all((b_f >= 0) & (b_f <= np.log(99)))
+    np.testing.assert_array_equal(chrono["bias_ih_l0"][:H], -b_f)
+    assert np.all(chrono["bias_hh_l0"][:2 * H] == 0)
