@@ -1,6 +1,7 @@
 """nlstm: LSTM networks in Numba kernels, with a scikit-learn estimator API."""
 __version__ = "0.1.0"
 
+from .estimators import LSTMClassifier, LSTMRegressor
 from .layer import LSTM
 
-__all__ = ["LSTM", "__version__"]
+__all__ = ["LSTM", "LSTMClassifier", "LSTMRegressor", "__version__"]

@@ -167,8 +167,7 @@ class LSTM:
         check_bool(training, "training")
         state_shape = (self.num_layers * self.num_directions, B, self.hidden_size)
         if initial_state is None:
-            h0 = np.zeros(state_shape, self._np_dtype)
-            c0 = np.zeros(state_shape, self._np_dtype) if self.cell == "lstm" else None
+            h0 = c0 = None
         elif self.cell == "lstm":
             if not isinstance(initial_state, (tuple, list)) or len(initial_state) != 2:
                 raise TypeError("initial_state of an LSTM must be a tuple (h_0, c_0)")
@@ -213,8 +212,15 @@ class LSTM:
         return output, ((h_n, c_n) if self.cell == "lstm" else h_n)
 
     def _forward(self, x, lengths, h0, c0, training, n_threads, keep_cache=True):
+        """Forward on validated arrays; ``h0``/``c0`` None mean zeros. Callers hold
+        `kernel_threads` and the launch lock. Returns output (B, T, D*H), h_n, c_n."""
         B, T, _ = x.shape
         H, D, dtype = self.hidden_size, self.num_directions, self._np_dtype
+        state_shape = (self.num_layers * D, B, H)
+        if h0 is None:
+            h0 = np.zeros(state_shape, dtype)
+        if c0 is None and self.cell == "lstm":
+            c0 = np.zeros(state_shape, dtype)
         shards = cpu.shard_bounds(B, n_threads)
         layer_input = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, F)
         h_n = np.empty((self.num_layers * D, B, H), dtype)
@@ -252,7 +258,8 @@ class LSTM:
                 cache["dropout_masks"].append(None)
             cache["layers"].append(saved)
             layer_input = layer_output
-        self._cache = cache if keep_cache else None
+        if keep_cache:
+            self._cache = cache
         output = np.ascontiguousarray(layer_input.transpose(1, 0, 2))  # (B, T, D*H)
         return output, h_n, c_n
 
@@ -319,18 +326,25 @@ class LSTM:
 
     def _check_state_grad(self, value, name, shape):
         if value is None:
-            return np.zeros(shape, self._np_dtype)
+            return None
         arr = as_float_array(value, name, self._np_dtype, ndim=3)
         if arr.shape != shape:
             raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
         return arr
 
-    def _backward(self, d_output, d_h_n, d_c_n):
-        """Returns ``d_x`` (B, T, F) and the flat parameter gradient."""
+    def _backward(self, d_output, d_h_n=None, d_c_n=None):
+        """Backward on validated arrays (None: zero gradient). Callers hold
+        `kernel_threads` and the launch lock. Returns ``d_x`` (B, T, F) and the
+        flat parameter gradient."""
         cache = self._cache
         lengths, shards = cache["lengths"], cache["shards"]
         B, T = cache["shape"]
         D, H = self.num_directions, self.hidden_size
+        state_shape = (self.num_layers * D, B, H)
+        if d_h_n is None:
+            d_h_n = np.zeros(state_shape, self._np_dtype)
+        if d_c_n is None and self.cell == "lstm":
+            d_c_n = np.zeros(state_shape, self._np_dtype)
         flat_grad = np.zeros_like(self._flat)
         grads = self._named_views(flat_grad, self._param_shapes())
         d_h0 = np.empty_like(d_h_n)

@@ -1,0 +1,625 @@
+"""``LSTMRegressor`` and ``LSTMClassifier``: scikit-learn estimators over `SequenceNetwork`.
+
+Shaped like scikit-learn's MLP: ``fit`` and ``partial_fit`` both call
+``_fit(incremental=...)``; early stopping restores the best weights; fitted
+attributes end in ``_``. A failed ``fit``/``partial_fit`` restores the
+estimator exactly as it was before the call.
+"""
+import copy
+import functools
+import time
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_array, check_random_state, column_or_1d, gen_batches
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import _losses
+from ._data import (check_token_ids, input_form, pad_sequence_list, pad_targets, unpad,
+                    valid_steps)
+from ._device import check_device
+from ._network import SequenceNetwork
+from ._threads import kernel_threads
+from ._validation import DTYPES
+from .optimizers import AdamOptimizer, SGDOptimizer, clip_grad_norm
+
+PREDICT_BATCH = 1024  # sequences per forward pass in predict
+
+
+def _restore_on_error(method):
+    """Leave the estimator exactly as it was if ``method`` raises."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        before = self.__dict__.copy()
+        try:
+            return method(self, *args, **kwargs)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    return wrapper
+
+
+class _BaseLSTM(BaseEstimator):
+    """Shared fitting, validation and prediction machinery."""
+
+    _parameter_constraints = {
+        "hidden_size": [Interval(Integral, 1, None, closed="left")],
+        "num_layers": [Interval(Integral, 1, None, closed="left")],
+        "bidirectional": ["boolean"],
+        "cell": [StrOptions({"lstm", "rnn"})],
+        "forget_bias": [StrOptions({"chrono"}), Interval(Real, None, None, closed="neither")],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "embedding_dim": [Interval(Integral, 1, None, closed="left"), None],
+        "return_sequences": ["boolean"],
+        "solver": [StrOptions({"adam", "sgd"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "momentum": [Interval(Real, 0, 1, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "clip_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "warm_start": ["boolean"],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "n_jobs": [Interval(Integral, None, -1, closed="right"),
+                   Interval(Integral, 1, None, closed="left"), None],
+        "dtype": [StrOptions(set(DTYPES))],
+        "device": [StrOptions({"cpu", "cuda"})],
+    }
+
+    def __init__(self, hidden_size=64, num_layers=1, *, bidirectional=False, cell="lstm",
+                 forget_bias="chrono", dropout=0.0, embedding_dim=None, return_sequences=False,
+                 solver="adam", learning_rate_init=0.003, momentum=0.9, batch_size=32,
+                 max_iter=100, shuffle=True, clip_grad_norm=1.0, alpha=0.0,
+                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
+                 warm_start=False, random_state=None, verbose=False, n_jobs=None,
+                 dtype="float32", device="cpu"):
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bidirectional = bidirectional
+        self.cell = cell
+        self.forget_bias = forget_bias
+        self.dropout = dropout
+        self.embedding_dim = embedding_dim
+        self.return_sequences = return_sequences
+        self.solver = solver
+        self.learning_rate_init = learning_rate_init
+        self.momentum = momentum
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.clip_grad_norm = clip_grad_norm
+        self.alpha = alpha
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.verbose = verbose
+        self.n_jobs = n_jobs
+        self.dtype = dtype
+        self.device = device
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.non_deterministic = False
+        return tags
+
+    # ------------------------------------------------------------------
+    # input validation
+    # ------------------------------------------------------------------
+    def _validate_X(self, X, reset):
+        """Returns ``(data, lengths, form)``: padded (n, T, F) floats or (n, T)
+        token ids, valid steps per sequence, and the input form."""
+        tokens = self.embedding_dim is not None
+        dtype = DTYPES[self.dtype]
+        form = input_form(X)
+        if not reset and form != self._input_form_ and "table" in (form, self._input_form_):
+            raise ValueError(
+                f"X was a {self._describe_form(self._input_form_)} at fit, but a "
+                f"{self._describe_form(form)} now; pass the same kind of input")
+        if form == "table":
+            X = validate_data(self, X, reset=reset, dtype="numeric" if tokens else [np.float64, np.float32])
+            if tokens:
+                data = check_token_ids(X)
+            else:
+                data = np.ascontiguousarray(X, dtype=dtype)[:, :, None]  # (n, T, 1)
+            lengths = np.full(X.shape[0], X.shape[1], dtype=np.int64)
+        else:
+            if form == "sequences":
+                if tokens:
+                    raise ValueError("with embedding_dim set, X must hold token ids: a 2-d "
+                                     "array (n, T) or a list of 1-d arrays, not a 3-d array")
+                X = check_array(X, allow_nd=True, dtype=[np.float64, np.float32], input_name="X")
+                if X.shape[1] == 0 or X.shape[2] == 0:
+                    raise ValueError(f"X must have at least 1 timestep and 1 feature, got shape {X.shape}")
+                data = np.ascontiguousarray(X, dtype=dtype)
+                lengths = np.full(X.shape[0], X.shape[1], dtype=np.int64)
+            else:
+                data, lengths = pad_sequence_list(X, dtype, tokens)
+            n_features = 1 if tokens else data.shape[2]
+            if reset:
+                self.n_features_in_ = n_features
+                if hasattr(self, "feature_names_in_"):
+                    del self.feature_names_in_
+            elif n_features != self.n_features_in_:
+                raise ValueError(f"X has {n_features} features, but {type(self).__name__} is "
+                                 f"expecting {self.n_features_in_} features as input")
+        if tokens:
+            if reset:
+                self.n_tokens_ = int(data.max()) + 1
+            elif data.max() >= self.n_tokens_:
+                raise ValueError(f"X holds token id {data.max()}, but the vocabulary seen at fit "
+                                 f"has ids 0..{self.n_tokens_ - 1}")
+        if reset:
+            self._input_form_ = form
+        return data, lengths, form
+
+    @staticmethod
+    def _describe_form(form):
+        return {"table": "2-d array (its columns are timesteps)", "sequences": "3-d array",
+                "list": "list of sequences"}[form]
+
+    def _sequence_targets(self, y, lengths, form):
+        """Per-timestep targets, padded to (n, T, ...) for return_sequences."""
+        if form == "list":
+            if isinstance(y, np.ndarray) and y.dtype != object:
+                y = list(y)
+            if len(y) != len(lengths):
+                raise ValueError(f"X has {len(lengths)} sequences but y has {len(y)} target sequences")
+            y = pad_targets(y, lengths)
+        y = np.asarray(y)
+        if y.ndim < 2 or y.shape[0] != len(lengths) or y.shape[1] != lengths.max():
+            raise ValueError(f"with return_sequences=True, y must have one target per timestep: "
+                             f"shape ({len(lengths)}, {lengths.max()}[, n_outputs]), got {y.shape}")
+        return y
+
+    # ------------------------------------------------------------------
+    # fitting
+    # ------------------------------------------------------------------
+    def _build_network(self, n_inputs, n_outputs, lengths, rng):
+        return SequenceNetwork(
+            n_inputs, n_outputs, hidden_size=self.hidden_size, num_layers=self.num_layers,
+            bidirectional=self.bidirectional, cell=self.cell, forget_bias=self.forget_bias,
+            chrono_max=float(lengths.max()), dropout=self.dropout,
+            embedding_dim=self.embedding_dim, n_tokens=getattr(self, "n_tokens_", 0),
+            return_sequences=self.return_sequences, dtype=self.dtype, rng=rng)
+
+    def _make_optimizer(self, params):
+        if self.solver == "adam":
+            return AdamOptimizer(params, self.learning_rate_init)
+        return SGDOptimizer(params, self.learning_rate_init, self.momentum)
+
+    @_restore_on_error
+    def fit(self, X, y):
+        """Fit the model to sequences X and targets y.
+
+        Parameters
+        ----------
+        X : array-like (n, T) or (n, T, F), or list of (T_i, F) arrays
+            Sequences, or token ids when ``embedding_dim`` is set.
+        y : array-like
+            One target per sequence, or per timestep with ``return_sequences``.
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, incremental=False)
+
+    def _fit(self, X, y, incremental, classes=None):
+        self._validate_params()
+        check_device(self.device)
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+        continuing = hasattr(self, "network_") and (incremental or self.warm_start)
+        data, lengths, form = self._validate_X(X, reset=not continuing)
+        Y = self._validate_targets(y, lengths, form, reset=not continuing, classes=classes)
+        if Y.shape[0] != data.shape[0]:
+            raise ValueError(f"X and y have different numbers of samples: {data.shape[0]} and {Y.shape[0]}")
+        if continuing:
+            rng = self._rng
+            network = copy.deepcopy(self.network_)
+            optimizer = copy.deepcopy(self._optimizer)
+        else:
+            rng = check_random_state(self.random_state)
+            network = self._build_network(data.shape[-1] if data.ndim == 3 else 1,
+                                          Y.shape[-1], lengths, rng)
+            optimizer = self._make_optimizer(network.params)
+            self.loss_curve_, self.validation_scores_, self.n_iter_ = [], [], 0
+            self.best_loss_, self.best_validation_score_ = np.inf, -np.inf
+            self._no_improvement_count = 0
+        optimizer.learning_rate = self.learning_rate_init
+        with kernel_threads(self.n_jobs) as n_threads:
+            self._train(network, optimizer, data, lengths, Y, rng, n_threads,
+                        n_epochs=1 if incremental else self.max_iter,
+                        early_stopping=self.early_stopping and not incremental)
+        self.network_, self._optimizer, self._rng = network, optimizer, rng
+        return self
+
+    def _split_validation(self, n, Y, rng):
+        stratify = None
+        if isinstance(self, ClassifierMixin) and not self.return_sequences:
+            labels = Y.argmax(axis=1) if Y.shape[1] > 1 else Y[:, 0]
+            if np.bincount(labels.astype(np.int64)).min() >= 2:
+                stratify = labels
+        train, val = train_test_split(np.arange(n), test_size=self.validation_fraction,
+                                      random_state=rng, stratify=stratify)
+        if len(train) == 0 or len(val) == 0:
+            raise ValueError(f"early_stopping needs both a training and a validation sample; "
+                             f"{n} samples with validation_fraction={self.validation_fraction} "
+                             f"leave one of them empty")
+        return train, val
+
+    def _train(self, network, optimizer, data, lengths, Y, rng, n_threads, n_epochs,
+               early_stopping):
+        n = data.shape[0]
+        train_idx, val_idx = (self._split_validation(n, Y, rng) if early_stopping
+                              else (np.arange(n), None))
+        masks = network.weight_masks() if self.alpha > 0 else None
+        best_params = None
+        for _ in range(n_epochs):
+            start = time.perf_counter()
+            order = rng.permutation(train_idx) if self.shuffle else train_idx
+            total = 0.0
+            for batch in gen_batches(len(order), self.batch_size):
+                idx = np.sort(order[batch])
+                loss = self._train_step(network, optimizer, data[idx], lengths[idx], Y[idx],
+                                        masks, n_threads)
+                total += loss * len(idx)
+            epoch_loss = total / len(order)
+            self.n_iter_ += 1
+            self.loss_curve_.append(epoch_loss)
+            if early_stopping:
+                score = self._validation_score(network, data[val_idx], lengths[val_idx],
+                                               Y[val_idx], n_threads)
+                self.validation_scores_.append(score)
+                improved = score > self.best_validation_score_ + self.tol
+                if score > self.best_validation_score_:
+                    self.best_validation_score_ = score
+                    best_params = [p.copy() for p in network.params]
+            else:
+                improved = epoch_loss < self.best_loss_ - self.tol
+            self.best_loss_ = min(self.best_loss_, epoch_loss)
+            self._no_improvement_count = 0 if improved else self._no_improvement_count + 1
+            if self.verbose:
+                val = f", validation score = {self.validation_scores_[-1]:.4f}" if early_stopping else ""
+                print(f"Epoch {self.n_iter_}: loss = {epoch_loss:.6f}{val}, "
+                      f"{time.perf_counter() - start:.2f}s", flush=True)
+            if self._no_improvement_count >= self.n_iter_no_change:
+                if self.verbose:
+                    print(f"Stopping: no improvement above tol={self.tol} for "
+                          f"{self.n_iter_no_change} consecutive epochs.", flush=True)
+                break
+        else:
+            if n_epochs > 1:
+                warnings.warn(f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached "
+                              f"and the optimization hasn't converged yet.", ConvergenceWarning)
+        if early_stopping and best_params is not None:
+            for p, best in zip(network.params, best_params):
+                p[...] = best
+
+    def _train_step(self, network, optimizer, data, lengths, Y, masks, n_threads):
+        """One mini-batch: forward, loss, backward, clip, update. Returns the loss."""
+        z = network.forward(data, lengths, n_threads, training=True)
+        loss, d_z = self._loss_and_grad(z, Y, lengths)
+        params = network.params
+        if self.alpha > 0:
+            loss += 0.5 * self.alpha * sum(float(np.sum((p * m) ** 2)) for p, m in zip(params, masks))
+        grads = network.backward(d_z.astype(network.dtype, copy=False))
+        if self.alpha > 0:
+            for g, p, m in zip(grads, params, masks):
+                g += self.alpha * p * m
+        norm = clip_grad_norm(grads, self.clip_grad_norm)
+        if not (np.isfinite(loss) and np.isfinite(norm)):
+            raise FloatingPointError(
+                f"the training loss became non-finite (loss={loss}, gradient norm={norm}) in "
+                f"epoch {self.n_iter_ + 1}; the model was left as it was before this call. "
+                f"Try a smaller learning_rate_init, a clip_grad_norm, or scaled inputs.")
+        optimizer.update_params(params, grads)
+        return loss
+
+    def _loss_and_grad(self, z, Y, lengths):
+        """Loss over valid items and its gradient w.r.t. the head output z."""
+        if not self.return_sequences:
+            return self._loss_function(z, Y)
+        valid = np.arange(z.shape[1])[None, :] < lengths[:, None]  # (B, T)
+        loss, d_valid = self._loss_function(z[valid], Y[valid])
+        d_z = np.zeros_like(z)
+        d_z[valid] = d_valid
+        return loss, d_z
+
+    # ------------------------------------------------------------------
+    # prediction
+    # ------------------------------------------------------------------
+    def _raw_predict(self, X):
+        """Head outputs for X: (n, k) or (n, T, k); plus lengths and form."""
+        check_is_fitted(self, "network_")
+        data, lengths, form = self._validate_X(X, reset=False)
+        with kernel_threads(self.n_jobs) as n_threads:
+            z = self._forward_in_batches(self.network_, data, lengths, n_threads)
+        return z, lengths, form
+
+    @staticmethod
+    def _forward_in_batches(network, data, lengths, n_threads):
+        outputs = []
+        for batch in gen_batches(data.shape[0], PREDICT_BATCH):
+            d, n = data[batch], lengths[batch]
+            if len(n) == 1:  # a one-row GEMM rounds differently (BLAS GEMV path): pad to two
+                outputs.append(network.forward(np.concatenate([d, d]), np.concatenate([n, n]),
+                                               n_threads)[:1])
+            else:
+                outputs.append(network.forward(d, n, n_threads))
+        return np.concatenate(outputs)
+
+    def _sequence_output(self, values, lengths, form):
+        """Per-timestep results as an array, or a list for ragged input."""
+        return unpad(values, lengths) if form == "list" else values
+
+
+class LSTMRegressor(RegressorMixin, _BaseLSTM):
+    """LSTM regression of one value (or several) per sequence or per timestep.
+
+    A linear head on the last valid hidden state (or on every step with
+    ``return_sequences=True``) trained on squared error. Targets are
+    standardised internally; predictions are in the original units and
+    ``loss_curve_`` is on the standardised scale.
+
+    Parameters
+    ----------
+    hidden_size : int, default=64
+        Units per LSTM layer and direction.
+    num_layers : int, default=1
+        Stacked LSTM layers.
+    bidirectional : bool, default=False
+        Also read each sequence backwards.
+    cell : {"lstm", "rnn"}, default="lstm"
+        ``"rnn"`` is a plain tanh RNN.
+    forget_bias : float or "chrono", default="chrono"
+        Forget-gate bias initialisation; ``"chrono"`` takes its time scale
+        from the longest training sequence.
+    dropout : float in [0, 1), default=0.0
+        Dropout between LSTM layers and before the head, in training.
+    embedding_dim : int or None, default=None
+        If set, X holds integer token ids embedded in this many dimensions.
+    return_sequences : bool, default=False
+        Predict at every timestep instead of once per sequence.
+    solver : {"adam", "sgd"}, default="adam"
+    learning_rate_init : float, default=0.003
+    momentum : float, default=0.9
+        SGD momentum.
+    batch_size : int, default=32
+    max_iter : int, default=100
+        Epochs.
+    shuffle : bool, default=True
+    clip_grad_norm : float or None, default=1.0
+        Global gradient-norm clipping.
+    alpha : float, default=0.0
+        L2 penalty: ``alpha * W`` added to the gradient of every weight matrix.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data, stop when its score has
+        not improved by ``tol`` for ``n_iter_no_change`` epochs, and restore the
+        best weights.
+    validation_fraction : float, default=0.1
+    n_iter_no_change : int, default=10
+    tol : float, default=1e-4
+    warm_start : bool, default=False
+    random_state : int, RandomState or None
+    verbose : bool, default=False
+        Print loss, validation score and seconds per epoch.
+    n_jobs : int or None, default=None
+        Numba threads for the call (None: Numba's current setting, -1: all).
+    dtype : {"float32", "float64"}, default="float32"
+    device : {"cpu", "cuda"}, default="cpu"
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Columns of a 2-d X (timesteps), else features per timestep.
+    n_outputs_ : int
+    loss_curve_, validation_scores_ : list of float
+    best_loss_, best_validation_score_ : float
+    n_iter_ : int
+    network_ : SequenceNetwork
+    """
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    _loss_function = staticmethod(_losses.squared_error_loss)
+
+    def _validate_targets(self, y, lengths, form, reset, classes=None):
+        """Standardised targets (n, k), or (n, T, k) with return_sequences."""
+        if self.return_sequences:
+            y = self._sequence_targets(y, lengths, form)  # (n, T) or (n, T, k)
+            y = check_array(y.reshape(len(y), -1), dtype=np.float64,
+                            input_name="y").reshape(y.shape)
+            squeeze = y.ndim == 2
+            Y = y[:, :, None] if squeeze else y
+            flat = valid_steps(Y, lengths)
+        else:
+            y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+            if y.ndim not in (1, 2):
+                raise ValueError(f"y must be 1-d or 2-d (n_samples, n_outputs), got shape {y.shape}")
+            squeeze = y.ndim == 1
+            Y = flat = y[:, None] if squeeze else y
+        if reset:
+            self.n_outputs_ = Y.shape[-1]
+            self._squeeze_output = squeeze
+            self._y_mean = flat.mean(axis=0)
+            scale = flat.std(axis=0)
+            self._y_scale = np.where(scale > 0, scale, 1.0)
+        elif Y.shape[-1] != self.n_outputs_:
+            raise ValueError(f"y has {Y.shape[-1]} outputs, but the model was fit with {self.n_outputs_}")
+        return ((Y - self._y_mean) / self._y_scale).astype(DTYPES[self.dtype])
+
+    @_restore_on_error
+    def partial_fit(self, X, y):
+        """One epoch over (X, y), continuing from the current weights.
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, incremental=True)
+
+    def _predict_values(self, X):
+        """Predictions in original units, (n, k) or (n, T, k), with lengths and form."""
+        z, lengths, form = self._raw_predict(X)
+        return z.astype(np.float64) * self._y_scale + self._y_mean, lengths, form
+
+    def predict(self, X):
+        """Predicted values: (n,) or (n, n_outputs); per timestep with
+        ``return_sequences`` ((n, T[, n_outputs]), or a list for ragged X)."""
+        pred, lengths, form = self._predict_values(X)
+        if self._squeeze_output:
+            pred = pred[..., 0]
+        return self._sequence_output(pred, lengths, form) if self.return_sequences else pred
+
+    def _validation_score(self, network, data, lengths, Y, n_threads):
+        z = self._forward_in_batches(network, data, lengths, n_threads)
+        if self.return_sequences:
+            return r2_score(valid_steps(Y, lengths), valid_steps(z, lengths))
+        return r2_score(Y, z)
+
+    def score(self, X, y):
+        """R^2 of the predictions (over all valid timesteps with ``return_sequences``)."""
+        if not self.return_sequences:
+            return super().score(X, y)
+        pred, lengths, form = self._predict_values(X)
+        y = np.asarray(self._sequence_targets(y, lengths, form), dtype=np.float64)
+        y = y[:, :, None] if y.ndim == 2 else y
+        return r2_score(valid_steps(y, lengths), valid_steps(pred, lengths))
+
+
+class LSTMClassifier(ClassifierMixin, _BaseLSTM):
+    """LSTM classification of each sequence (or each timestep).
+
+    A linear head on the last valid hidden state (or on every step with
+    ``return_sequences=True``): sigmoid and log loss for two classes, softmax
+    and cross-entropy for more. Labels may be of any type (strings too).
+    The classic sentiment model, embedding -> 2-layer LSTM with dropout ->
+    sigmoid, is ``LSTMClassifier(embedding_dim=..., num_layers=2, dropout=...)``.
+
+    Parameters
+    ----------
+    Same as `LSTMRegressor`.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        The class labels, sorted.
+    n_features_in_, loss_curve_, validation_scores_, best_loss_,
+    best_validation_score_, n_iter_, network_ : as for `LSTMRegressor`
+    """
+
+    def _loss_function(self, z, Y):
+        if len(self.classes_) == 2:
+            return _losses.binary_log_loss(z, Y)
+        return _losses.cross_entropy_loss(z, Y)
+
+    def _validate_targets(self, y, lengths, form, reset, classes=None):
+        """Encoded targets: (n, 1) in {0, 1} for two classes, else one-hot (n, K);
+        (n, T, .) with return_sequences."""
+        if self.return_sequences:
+            y = np.asarray(self._sequence_targets(y, lengths, form))
+            if y.ndim != 2:
+                raise ValueError(f"with return_sequences=True, y must hold one label per "
+                                 f"timestep, shape (n, T), got {y.shape}")
+            labels = valid_steps(y, lengths)
+        else:
+            y = labels = column_or_1d(y, warn=True)
+        check_classification_targets(labels)
+        if reset:
+            if classes is None and getattr(self, "_partial", False):
+                raise ValueError("classes must be passed on the first call to partial_fit")
+            classes_ = np.unique(labels if classes is None else np.asarray(classes))
+            if len(classes_) < 2:
+                raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes, "
+                                 f"but the data contain only one class: {classes_[0]!r}")
+            self.classes_ = classes_
+        elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+            raise ValueError(f"classes={classes!r} differs from the classes of the previous "
+                             f"calls, {self.classes_!r}")
+        unseen = np.setdiff1d(labels, self.classes_)
+        if unseen.size:
+            raise ValueError(f"y contains labels not in classes_ {self.classes_!r}: {unseen!r}")
+        index = np.minimum(np.searchsorted(self.classes_, y), len(self.classes_) - 1)
+        if len(self.classes_) == 2:
+            Y = (index == 1)[..., None]
+        else:
+            Y = np.eye(len(self.classes_), dtype=bool)[index]
+        return Y.astype(DTYPES[self.dtype])
+
+    @_restore_on_error
+    def partial_fit(self, X, y, classes=None):
+        """One epoch over (X, y), continuing from the current weights.
+
+        Parameters
+        ----------
+        X, y : as for `fit`
+        classes : array-like, optional
+            All class labels; required on the first call.
+
+        Returns
+        -------
+        self
+        """
+        self._partial = True
+        try:
+            return self._fit(X, y, incremental=True, classes=classes)
+        finally:
+            del self._partial
+
+    def _probabilities(self, z):
+        return (_losses.binary_proba(z) if len(self.classes_) == 2
+                else _losses.multiclass_proba(z))
+
+    def predict_proba(self, X):
+        """Class probabilities, rows summing to 1: (n, n_classes), or
+        (n, T, n_classes) / a list with ``return_sequences``."""
+        z, lengths, form = self._raw_predict(X)
+        proba = self._probabilities(z.astype(np.float64))
+        return self._sequence_output(proba, lengths, form) if self.return_sequences else proba
+
+    def predict(self, X):
+        """Predicted labels: (n,), or per timestep with ``return_sequences``."""
+        z, lengths, form = self._raw_predict(X)
+        labels = self.classes_[self._probabilities(z.astype(np.float64)).argmax(axis=-1)]
+        return self._sequence_output(labels, lengths, form) if self.return_sequences else labels
+
+    def _validation_score(self, network, data, lengths, Y, n_threads):
+        z = self._forward_in_batches(network, data, lengths, n_threads)
+        pred = self._probabilities(z.astype(np.float64)).argmax(axis=-1)
+        true = Y[..., 0] if Y.shape[-1] == 1 else Y.argmax(axis=-1)
+        if self.return_sequences:
+            return accuracy_score(valid_steps(true, lengths), valid_steps(pred, lengths))
+        return accuracy_score(true, pred)
+
+    def score(self, X, y):
+        """Accuracy (over all valid timesteps with ``return_sequences``)."""
+        if not self.return_sequences:
+            return super().score(X, y)
+        z, lengths, form = self._raw_predict(X)
+        pred = self.classes_[self._probabilities(z.astype(np.float64)).argmax(axis=-1)]
+        y = np.asarray(self._sequence_targets(y, lengths, form))
+        return accuracy_score(valid_steps(y, lengths), valid_steps(pred, lengths))
