@@ -85,7 +85,7 @@ class _BaseLSTM(BaseEstimator):
     def __init__(self, hidden_size=64, num_layers=1, *, bidirectional=False, cell="lstm",
                  forget_bias="chrono", dropout=0.0, embedding_dim=None, return_sequences=False,
                  solver="adam", learning_rate_init=0.003, momentum=0.9, batch_size=32,
-                 max_iter=100, shuffle=True, clip_grad_norm=1.0, alpha=0.0,
+                 max_iter=200, shuffle=True, clip_grad_norm=1.0, alpha=0.0,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
                  warm_start=False, random_state=None, verbose=False, n_jobs=None,
                  dtype="float32", device="cpu"):
@@ -406,7 +406,7 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
     momentum : float, default=0.9
         SGD momentum.
     batch_size : int, default=32
-    max_iter : int, default=100
+    max_iter : int, default=200
         Epochs.
     shuffle : bool, default=True
     clip_grad_norm : float or None, default=1.0
