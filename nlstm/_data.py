@@ -22,6 +22,8 @@ def input_form(X):
         return "table"  # scikit-learn's validation explains what is wrong with sparse input
     ndim = getattr(X, "ndim", None)
     if ndim is None and isinstance(X, (list, tuple)):
+        if len(X) == 0:
+            return "list"  # reported as "no samples" by pad_sequence_list
         try:
             ndim = np.asarray(X).ndim
         except ValueError:  # inhomogeneous: sequences of different lengths

@@ -131,7 +131,10 @@ class _BaseLSTM(BaseEstimator):
         tokens = self.embedding_dim is not None
         dtype = DTYPES[self.dtype]
         form = input_form(X)
-        if not reset and form != self._input_form_ and "table" in (form, self._input_form_):
+        if not reset and form == "table" and self._input_form_ != "table":
+            # a model fit on sequences reads the rows of a table as equal-length sequences
+            X, form = list(check_array(X, dtype="numeric", input_name="X")), "list"
+        if not reset and form != self._input_form_ and self._input_form_ == "table":
             raise ValueError(
                 f"X was a {self._describe_form(self._input_form_)} at fit, but a "
                 f"{self._describe_form(form)} now; pass the same kind of input")
@@ -235,7 +238,7 @@ class _BaseLSTM(BaseEstimator):
         if Y.shape[0] != data.shape[0]:
             raise ValueError(f"X and y have different numbers of samples: {data.shape[0]} and {Y.shape[0]}")
         if continuing:
-            rng = self._rng
+            rng = copy.deepcopy(self._rng)  # the fitted model's state is never touched
             network = copy.deepcopy(self.network_)
             optimizer = copy.deepcopy(self._optimizer)
         else:
@@ -319,15 +322,16 @@ class _BaseLSTM(BaseEstimator):
     def _train_step(self, network, optimizer, data, lengths, Y, masks, n_threads):
         """One mini-batch: forward, loss, backward, clip, update. Returns the loss."""
         z = network.forward(data, lengths, n_threads, training=True)
-        loss, d_z = self._loss_and_grad(z, Y, lengths)
         params = network.params
-        if self.alpha > 0:
-            loss += 0.5 * self.alpha * sum(float(np.sum((p * m) ** 2)) for p, m in zip(params, masks))
-        grads = network.backward(d_z.astype(network.dtype, copy=False))
-        if self.alpha > 0:
-            for g, p, m in zip(grads, params, masks):
-                g += self.alpha * p * m
-        norm = clip_grad_norm(grads, self.clip_grad_norm)
+        with np.errstate(over="ignore", invalid="ignore"):  # non-finite values are caught below
+            loss, d_z = self._loss_and_grad(z, Y, lengths)
+            if self.alpha > 0:
+                loss += 0.5 * self.alpha * sum(float(np.sum((p * m) ** 2)) for p, m in zip(params, masks))
+            grads = network.backward(d_z.astype(network.dtype, copy=False))
+            if self.alpha > 0:
+                for g, p, m in zip(grads, params, masks):
+                    g += self.alpha * p * m
+            norm = clip_grad_norm(grads, self.clip_grad_norm)
         if not (np.isfinite(loss) and np.isfinite(norm)):
             raise FloatingPointError(
                 f"the training loss became non-finite (loss={loss}, gradient norm={norm}) in "

@@ -1,0 +1,169 @@
+"""Bad input to the estimators: a clear ValueError/TypeError before any kernel
+runs, and a fitted model left exactly as it was."""
+import pickle
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.exceptions import NotFittedError
+
+from nlstm import LSTMClassifier, LSTMRegressor
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+rng = np.random.default_rng(0)
+X3 = rng.standard_normal((40, 5, 2))
+Y_REG = X3[:, :, 0].sum(axis=1)
+Y_CLF = np.where(Y_REG > 0, "a", "b")
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    return {
+        "reg": LSTMRegressor(hidden_size=4, max_iter=2, random_state=0).fit(X3, Y_REG),
+        "clf": LSTMClassifier(hidden_size=4, max_iter=2, random_state=0).fit(X3, Y_CLF),
+    }
+
+
+def nan_at(a, index):
+    a = a.copy()
+    a[index] = np.nan
+    return a
+
+
+BAD_FIT_INPUTS = [
+    ("NaN in X", lambda: (nan_at(X3, (1, 2, 0)), Y_REG), ValueError, "NaN"),
+    ("inf in X", lambda: (X3 * np.inf, Y_REG), ValueError, "infinity|NaN"),
+    ("NaN in y", lambda: (X3, nan_at(Y_REG, 3)), ValueError, "NaN"),
+    ("inf in y", lambda: (X3, Y_REG * np.inf), ValueError, "infinity"),
+    ("1-d X", lambda: (X3[:, 0, 0], Y_REG), ValueError, "2D array"),
+    ("4-d X", lambda: (X3[..., None], Y_REG), ValueError, "dim"),
+    ("no samples", lambda: (X3[:0], Y_REG[:0]), ValueError, "0 sample"),
+    ("no timesteps", lambda: (X3[:, :0], Y_REG), ValueError, "timestep"),
+    ("no features", lambda: (X3[:, :, :0], Y_REG), ValueError, "feature"),
+    ("empty list", lambda: ([], []), ValueError, "0 samples"),
+    ("empty sequence", lambda: ([np.ones((3, 2)), np.ones((0, 2))], [1.0, 2.0]), ValueError,
+     "empty sequence"),
+    ("mixed features", lambda: ([np.ones((3, 2)), np.ones((4, 3))], [1.0, 2.0]), ValueError,
+     "same number of features"),
+    ("strings in X", lambda: (np.array([["a", "b"], ["c", "d"]]), [1.0, 2.0]), ValueError,
+     "string|convert"),
+    ("complex X", lambda: (X3 + 1j, Y_REG), ValueError, "Complex data not supported"),
+    ("X/y length mismatch", lambda: (X3, Y_REG[:-1]), ValueError, "samples"),
+    ("y None", lambda: (X3, None), ValueError, "requires y"),
+]
+
+
+@pytest.mark.parametrize("label,make,exc,match", BAD_FIT_INPUTS, ids=[b[0] for b in BAD_FIT_INPUTS])
+def test_bad_fit_input_raises_and_leaves_fitted_model_unchanged(fitted, label, make, exc, match):
+    reg = fitted["reg"]
+    before = pickle.dumps(reg)
+    X, y = make()
+    with pytest.raises(exc, match=match):
+        reg.fit(X, y)
+    assert pickle.dumps(reg) == before
+
+
+@pytest.mark.parametrize("params,match", [
+    (dict(hidden_size=0), "hidden_size"),
+    (dict(num_layers=1.5), "num_layers"),
+    (dict(cell="gru"), "cell"),
+    (dict(forget_bias="big"), "forget_bias"),
+    (dict(dropout=1.0), "dropout"),
+    (dict(solver="lbfgs"), "solver"),
+    (dict(learning_rate_init=0), "learning_rate_init"),
+    (dict(batch_size=0), "batch_size"),
+    (dict(max_iter=-1), "max_iter"),
+    (dict(clip_grad_norm=-1.0), "clip_grad_norm"),
+    (dict(alpha=-0.1), "alpha"),
+    (dict(validation_fraction=1.0), "validation_fraction"),
+    (dict(n_jobs=0), "n_jobs"),
+    (dict(dtype="float16"), "dtype"),
+    (dict(device="tpu"), "device"),
+    (dict(embedding_dim=0), "embedding_dim"),
+])
+def test_invalid_parameters_are_named(fitted, params, match):
+    reg = fitted["reg"]
+    before = pickle.dumps(reg)
+    bad = pickle.loads(before).set_params(**params)
+    with pytest.raises((ValueError, TypeError), match=match):
+        bad.fit(X3, Y_REG)
+    assert pickle.dumps(reg) == before
+
+
+def test_one_class_only(fitted):
+    with pytest.raises(ValueError, match="one class"):
+        LSTMClassifier(hidden_size=4, max_iter=1).fit(X3, np.zeros(len(X3)))
+
+
+def test_predict_before_fit():
+    for est in (LSTMRegressor(), LSTMClassifier()):
+        with pytest.raises(NotFittedError):
+            est.predict(X3)
+
+
+def test_predict_with_other_feature_count_or_form(fitted):
+    with pytest.raises(ValueError, match="3 features.*expecting 2"):
+        fitted["reg"].predict(rng.standard_normal((4, 5, 3)))
+    with pytest.raises(ValueError, match="features"):
+        fitted["clf"].predict_proba(rng.standard_normal((4, 5, 3)))
+    table = LSTMRegressor(hidden_size=4, max_iter=1).fit(X3[:, :, 0], Y_REG)
+    with pytest.raises(ValueError, match="4 features, but LSTMRegressor is expecting 5"):
+        table.predict(X3[:, :4, 0])
+    with pytest.raises(ValueError, match="2-d array"):
+        table.predict(X3)
+    # a model fit on sequences may see a different number of timesteps
+    assert fitted["reg"].predict(rng.standard_normal((4, 9, 2))).shape == (4,)
+
+
+def test_unseen_label_in_partial_fit(fitted):
+    clf = pickle.loads(pickle.dumps(fitted["clf"]))
+    before = pickle.dumps(clf)
+    with pytest.raises(ValueError, match="not in classes_"):
+        clf.partial_fit(X3, np.where(Y_REG > 0, "a", "c"))
+    assert pickle.dumps(clf) == before
+
+
+finite = st.floats(-10, 10, allow_nan=False, width=32)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    n=st.integers(1, 6), T=st.integers(1, 6), F=st.integers(1, 3),
+    poison=st.sampled_from(["nan", "inf", "-inf", "none"]), data=st.data(),
+)
+def test_property_any_poisoned_X_is_rejected_and_clean_X_predicts(fitted, n, T, F, poison, data):
+    """Arbitrary shapes and values: predict either returns finite numbers of the right
+    shape or raises ValueError, and never changes the fitted model."""
+    reg = fitted["reg"]
+    before = pickle.dumps(reg)
+    X = np.array(data.draw(st.lists(finite, min_size=n * T * F, max_size=n * T * F)),
+                 dtype=np.float64).reshape(n, T, F)
+    if poison != "none":
+        X[data.draw(st.integers(0, n - 1)), data.draw(st.integers(0, T - 1)), 0] = float(poison)
+    if poison != "none" or F != reg.n_features_in_:
+        with pytest.raises(ValueError):
+            reg.predict(X)
+    else:
+        pred = reg.predict(X)
+        assert pred.shape == (n,) and np.all(np.isfinite(pred))
+    assert pickle.dumps(reg) == before
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lengths=st.lists(st.integers(0, 5), min_size=0, max_size=5), F=st.integers(1, 2))
+def test_property_ragged_lists_fit_or_fail_cleanly(fitted, lengths, F):
+    """A ragged list fits exactly when every sequence has a step; a failed fit
+    leaves the fitted model as it was."""
+    reg = pickle.loads(pickle.dumps(fitted["reg"]))
+    before = pickle.dumps(reg)
+    X = [np.ones((n, F)) * (i + 1) / 5 for i, n in enumerate(lengths)]
+    y = np.arange(len(lengths), dtype=float)
+    if len(lengths) == 0 or min(lengths) == 0:
+        with pytest.raises(ValueError):
+            reg.fit(X, y)
+        assert pickle.dumps(reg) == before
+    else:
+        reg.set_params(max_iter=1).fit(X, y)
+        assert reg.predict(X).shape == (len(lengths),)

@@ -1,0 +1,291 @@
+"""LSTMRegressor / LSTMClassifier behaviour users rely on."""
+import pickle
+import threading
+import warnings
+
+import numba
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from nlstm import LSTMClassifier, LSTMRegressor
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+def first_input_task(n, T, n_classes=4, seed=0):
+    """The label is given by the first of T inputs; the rest is noise."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, n_classes, n)
+    X = rng.standard_normal((n, T, n_classes)).astype(np.float32) * 0.5
+    X[np.arange(n), 0, :] = np.eye(n_classes)[labels] * 2
+    return X, labels
+
+
+def sum_task(n, seed=0, ragged=False):
+    """Regression: the target is the sum of a sequence's values."""
+    rng = np.random.default_rng(seed)
+    if ragged:
+        X = [rng.uniform(-1, 1, (int(rng.integers(3, 12)), 1)) for _ in range(n)]
+        return X, np.array([x.sum() for x in X])
+    X = rng.uniform(-1, 1, (n, 8))
+    return X, X.sum(axis=1)
+
+
+def test_chrono_default_learns_long_memory_and_zero_forget_bias_does_not():
+    X, y = first_input_task(1200, 100)
+    X_test, y_test = first_input_task(400, 100, seed=1)
+    common = dict(hidden_size=32, max_iter=15, random_state=0)
+    default = LSTMClassifier(**common).fit(X, y)
+    zero = LSTMClassifier(forget_bias=0.0, **common).fit(X, y)
+    assert default.get_params()["forget_bias"] == "chrono"
+    assert default.score(X_test, y_test) >= 0.95
+    assert zero.score(X_test, y_test) <= 0.40  # chance is 0.25
+
+
+def test_digits_as_sequences_of_rows():
+    """scikit-learn's digits, each image read as 8 rows of 8 pixels."""
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16.0).reshape(-1, 8, 8)
+    clf = LSTMClassifier(hidden_size=64, max_iter=60, random_state=0)
+    clf.fit(X[:1400], y[:1400])
+    accuracy = clf.score(X[1400:], y[1400:])
+    majority = np.bincount(y[1400:]).max() / len(y[1400:])
+    assert majority < 0.11
+    assert accuracy >= 0.93  # stated in the README
+
+
+def test_regressor_ragged_sequences_are_not_truncated():
+    X, y = sum_task(400, ragged=True)
+    reg = LSTMRegressor(hidden_size=32, max_iter=60, random_state=0).fit(X, y)
+    X_test, y_test = sum_task(100, seed=1, ragged=True)
+    assert reg.score(X_test, y_test) > 0.9
+    assert reg.predict(X_test).shape == (100,)
+    # a sequence longer than any seen in training still works
+    long = [np.full((20, 1), 0.1)]
+    assert abs(reg.predict(long)[0] - 2.0) < 1.0
+
+
+def test_classifier_string_labels_and_ragged_input():
+    rng = np.random.default_rng(0)
+    X = [rng.standard_normal((int(rng.integers(2, 9)), 2)) for _ in range(300)]
+    y = np.array(["up" if x[:, 0].mean() > 0 else "down" for x in X])
+    clf = LSTMClassifier(hidden_size=16, max_iter=40, random_state=0).fit(X, y)
+    assert list(clf.classes_) == ["down", "up"]
+    assert set(clf.predict(X)) <= {"up", "down"}
+    assert clf.score(X, y) > 0.9
+    proba = clf.predict_proba(X)
+    assert proba.shape == (300, 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+def test_multiclass_proba_rows_sum_to_one_and_match_predict():
+    X, y = first_input_task(300, 5, n_classes=3)
+    clf = LSTMClassifier(hidden_size=16, max_iter=10, random_state=0).fit(X, y)
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(clf.classes_[proba.argmax(axis=1)], clf.predict(X))
+
+
+def test_token_ids_sentiment_model():
+    """Embedding -> 2-layer LSTM with dropout -> sigmoid, on token ids."""
+    rng = np.random.default_rng(0)
+    vocab, n = 30, 400
+    good, bad = [3, 4, 5], [6, 7, 8]
+    X, y = [], []
+    for _ in range(n):
+        seq = rng.integers(10, vocab, int(rng.integers(4, 15)))
+        label = rng.integers(0, 2)
+        seq[rng.integers(0, len(seq))] = rng.choice(good if label else bad)
+        X.append(seq)
+        y.append(["neg", "pos"][label])
+    clf = LSTMClassifier(embedding_dim=8, hidden_size=16, num_layers=2, dropout=0.2,
+                         max_iter=30, random_state=0).fit(X[:300], y[:300])
+    assert clf.network_.embedding.shape == (vocab, 8)
+    assert clf.network_.lstm.num_layers == 2
+    assert clf.predict_proba(X[300:]).shape == (100, 2)
+    assert clf.score(X[300:], y[300:]) > 0.85
+    with pytest.raises(ValueError, match="vocabulary"):
+        clf.predict([np.array([1, 2, vocab + 5])])
+    with pytest.raises(ValueError, match="token ids"):
+        clf.predict([np.array([1.5, 2.0])])
+
+
+def test_return_sequences_regression_and_labelling():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (200, 10, 1))
+    y = np.cumsum(X[:, :, 0], axis=1)  # running sum: a per-step target
+    reg = LSTMRegressor(hidden_size=32, return_sequences=True, max_iter=60,
+                        random_state=0).fit(X, y)
+    assert reg.predict(X).shape == (200, 10)
+    assert reg.score(X, y) > 0.9
+    labels = np.where(y > 0, "pos", "neg")
+    clf = LSTMClassifier(hidden_size=16, return_sequences=True, max_iter=30,
+                         random_state=0).fit(X, labels)
+    assert clf.predict(X).shape == (200, 10)
+    assert clf.predict_proba(X).shape == (200, 10, 2)
+    assert clf.score(X, labels) > 0.85
+    # ragged: one target per valid step, results as lists
+    X_list = [X[i, :n] for i, n in enumerate(rng.integers(2, 11, 200))]
+    y_list = [np.cumsum(x[:, 0]) for x in X_list]
+    reg_r = LSTMRegressor(hidden_size=16, return_sequences=True, max_iter=20,
+                          random_state=0).fit(X_list, y_list)
+    pred = reg_r.predict(X_list)
+    assert isinstance(pred, list) and all(p.shape == (len(x),) for p, x in zip(pred, X_list))
+    assert reg_r.score(X_list, y_list) > 0.5
+
+
+def test_multi_output_regression():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (300, 6, 2))
+    y = np.stack([X[:, :, 0].sum(1), X[:, :, 1].mean(1) * 100 + 1000], axis=1)
+    reg = LSTMRegressor(hidden_size=32, max_iter=80, random_state=0).fit(X, y)
+    assert reg.predict(X).shape == (300, 2)
+    assert reg.score(X, y) > 0.9  # targets on very different scales both learnt
+
+
+def test_pipeline_gridsearch_cross_val_and_clone():
+    X, y = sum_task(200)
+    pipe = make_pipeline(StandardScaler(), LSTMRegressor(hidden_size=8, max_iter=5, random_state=0))
+    pipe.fit(X, y)
+    assert pipe.predict(X).shape == (200,)
+    scores = cross_val_score(LSTMRegressor(hidden_size=8, max_iter=3, random_state=0), X, y, cv=3)
+    assert scores.shape == (3,) and np.all(np.isfinite(scores))
+    grid = GridSearchCV(LSTMRegressor(max_iter=3, random_state=0),
+                        {"hidden_size": [4, 8], "solver": ["adam", "sgd"]}, cv=2, n_jobs=2)
+    grid.fit(X, y)
+    assert set(grid.best_params_) == {"hidden_size", "solver"}
+    assert len(grid.cv_results_["mean_test_score"]) == 4
+    est = LSTMClassifier(hidden_size=5, dropout=0.1, forget_bias=2.0)
+    assert clone(est).get_params() == est.get_params()
+
+
+def test_same_random_state_gives_bit_identical_predictions():
+    X, y = first_input_task(200, 12, n_classes=3)
+    kw = dict(hidden_size=16, num_layers=2, dropout=0.3, max_iter=3, random_state=42)
+    a = LSTMClassifier(**kw).fit(X, y).predict_proba(X)
+    b = LSTMClassifier(**kw).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(a, b)
+    c = LSTMClassifier(**{**kw, "random_state": 43}).fit(X, y).predict_proba(X)
+    assert not np.array_equal(a, c)
+
+
+def test_n_jobs_sets_numba_threads_for_the_call_and_restores_them():
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs 2 Numba threads")
+    X, y = sum_task(100)
+    before = numba.get_num_threads()
+    results = []
+    for n_jobs in (1, 2, -1):
+        reg = LSTMRegressor(hidden_size=8, max_iter=2, n_jobs=n_jobs, random_state=0).fit(X, y)
+        results.append(reg.predict(X))
+        assert numba.get_num_threads() == before
+    np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_pickle_round_trip_is_exact():
+    X, y = first_input_task(100, 6)
+    clf = LSTMClassifier(hidden_size=8, max_iter=2, random_state=0).fit(X, y)
+    clone_ = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(clf.predict_proba(X), clone_.predict_proba(X))
+    assert len(pickle.dumps(clf)) < 100_000  # no training activations kept
+
+
+def test_predict_from_8_threads_at_once():
+    X, y = first_input_task(256, 20)
+    clf = LSTMClassifier(hidden_size=32, max_iter=2, random_state=0).fit(X, y)
+    expected = clf.predict_proba(X)
+    results, errors = [None] * 8, []
+
+    def work(i):
+        try:
+            for _ in range(5):
+                results[i] = clf.predict_proba(X)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for r in results:
+        np.testing.assert_array_equal(r, expected)
+
+
+def test_early_stopping_restores_best_weights():
+    X, y = sum_task(300)
+    reg = LSTMRegressor(hidden_size=16, early_stopping=True, n_iter_no_change=3,
+                        max_iter=200, learning_rate_init=0.05, random_state=0).fit(X, y)
+    assert reg.n_iter_ < 200
+    assert len(reg.validation_scores_) == reg.n_iter_
+    assert reg.best_validation_score_ == max(reg.validation_scores_)
+    # the kept weights are the best epoch's, not the last one's
+    best_epoch = int(np.argmax(reg.validation_scores_))
+    assert best_epoch < reg.n_iter_ - 1 or reg.n_iter_ == 200
+
+
+def test_convergence_warning_loss_curve_and_verbose(capsys):
+    X, y = sum_task(100)
+    with pytest.warns(ConvergenceWarning, match="maximum iterations"):
+        reg = LSTMRegressor(hidden_size=8, max_iter=3, verbose=True, random_state=0).fit(X, y)
+    assert len(reg.loss_curve_) == reg.n_iter_ == 3
+    out = capsys.readouterr().out
+    assert out.count("Epoch") == 3 and "loss =" in out and "s\n" in out
+
+
+def test_partial_fit_and_warm_start_continue_training():
+    X, y = first_input_task(200, 6, n_classes=3)
+    clf = LSTMClassifier(hidden_size=8, random_state=0)
+    with pytest.raises(ValueError, match="classes must be passed"):
+        clf.partial_fit(X, y)
+    assert not hasattr(clf, "network_")
+    clf.partial_fit(X[:100], y[:100], classes=[0, 1, 2])
+    clf.partial_fit(X[100:], y[100:])
+    assert clf.n_iter_ == 2 and len(clf.loss_curve_) == 2
+    with pytest.raises(ValueError, match="differs"):
+        clf.partial_fit(X, y, classes=[0, 1])
+    warm = LSTMClassifier(hidden_size=8, max_iter=2, warm_start=True, random_state=0).fit(X, y)
+    w0 = warm.network_.head_weight.copy()
+    warm.fit(X, y)
+    assert warm.n_iter_ == 4 and not np.array_equal(w0, warm.network_.head_weight)
+
+
+def test_sgd_solver_and_l2_penalty_train():
+    X, y = sum_task(200)
+    reg = LSTMRegressor(hidden_size=16, solver="sgd", learning_rate_init=0.05, alpha=1e-4,
+                        max_iter=40, random_state=0).fit(X, y)
+    assert reg.loss_curve_[-1] < reg.loss_curve_[0] / 2
+    big = LSTMRegressor(hidden_size=16, alpha=1.0, max_iter=20, random_state=0).fit(X, y)
+    small = LSTMRegressor(hidden_size=16, alpha=0.0, max_iter=20, random_state=0).fit(X, y)
+    assert np.abs(big.network_.head_weight).sum() < np.abs(small.network_.head_weight).sum()
+
+
+def test_bidirectional_rnn_cell_and_float64():
+    X, y = sum_task(100)
+    for kw in (dict(bidirectional=True), dict(cell="rnn"), dict(dtype="float64")):
+        reg = LSTMRegressor(hidden_size=8, max_iter=3, random_state=0, **kw).fit(X, y)
+        assert reg.predict(X).dtype == np.float64
+        assert np.all(np.isfinite(reg.predict(X)))
+
+
+def test_diverging_fit_stops_with_clear_error_and_leaves_model_unchanged():
+    X, y = sum_task(100)
+    reg = LSTMRegressor(hidden_size=8, max_iter=2, random_state=0).fit(X, y)
+    before = pickle.dumps(reg)
+    pred = reg.predict(X)
+    reg.set_params(learning_rate_init=1e30, clip_grad_norm=None, solver="sgd", warm_start=True,
+                   max_iter=50)
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        reg.fit(X * 1e3, y)
+    np.testing.assert_array_equal(reg.predict(X), pred)
+    assert all(np.all(np.isfinite(p)) for p in reg.network_.params)
+    reg.set_params(learning_rate_init=0.003, clip_grad_norm=1.0, solver="adam", warm_start=False,
+                   max_iter=2)
+    assert pickle.dumps(reg) == before
