@@ -3,5 +3,6 @@ __version__ = "0.1.0"
 
 from .estimators import LSTMClassifier, LSTMRegressor
 from .layer import LSTM
+from .persistence import load, save
 
-__all__ = ["LSTM", "LSTMClassifier", "LSTMRegressor", "__version__"]
+__all__ = ["LSTM", "LSTMClassifier", "LSTMRegressor", "load", "save", "__version__"]

@@ -351,6 +351,26 @@ class _BaseLSTM(BaseEstimator):
         return loss, d_z
 
     # ------------------------------------------------------------------
+    # persistence
+    # ------------------------------------------------------------------
+    def save(self, path):
+        """Write the fitted model to ``path`` as a portable ``.npz`` file (atomic).
+
+        See `nlstm.persistence` for what is kept. Load it with `load`.
+        """
+        from .persistence import save
+        return save(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Read a model written by `save`; it must be of this class."""
+        from .persistence import load
+        estimator = load(path)
+        if not isinstance(estimator, cls):
+            raise ValueError(f"{path} holds a {type(estimator).__name__}, not a {cls.__name__}")
+        return estimator
+
+    # ------------------------------------------------------------------
     # prediction
     # ------------------------------------------------------------------
     def _raw_predict(self, X):
