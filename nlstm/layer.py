@@ -235,17 +235,20 @@ class LSTM:
                 if d == 1:  # the reverse direction reads each sequence from its end
                     inputs = cpu.reverse_within_lengths(layer_input, lengths, np.empty_like(layer_input))
                 state = self._direction_forward(k, d, inputs, lengths, shards, h0[idx],
-                                                None if c0 is None else c0[idx])
-                hs = state["hs"]
-                h_n[idx] = hs[T]
-                if c_n is not None:
-                    c_n[idx] = state["cs"][T]
-                out = hs[1:]
+                                                None if c0 is None else c0[idx], keep_cache)
+                if "out" in state:  # inference sweep: outputs already zero past the ends
+                    out = state["out"]
+                    h_n[idx] = state["h_n"]
+                    c_n[idx] = state["c_n"]
+                else:
+                    hs = state["hs"]
+                    h_n[idx] = hs[T]
+                    if c_n is not None:
+                        c_n[idx] = state["cs"][T]
+                    out = cpu.zero_after_lengths(hs[1:].copy(), lengths)
                 if d == 1:
                     out = cpu.reverse_within_lengths(out, lengths, np.empty_like(out))
-                else:
-                    out = out.copy()
-                outputs.append(cpu.zero_after_lengths(out, lengths))
+                outputs.append(out)
                 state["inputs"] = inputs
                 saved.append(state if keep_cache else None)
             layer_output = outputs[0] if D == 1 else np.ascontiguousarray(np.concatenate(outputs, axis=2))
@@ -263,8 +266,9 @@ class LSTM:
         output = np.ascontiguousarray(layer_input.transpose(1, 0, 2))  # (B, T, D*H)
         return output, h_n, c_n
 
-    def _direction_forward(self, k, d, inputs, lengths, shards, h0, c0):
-        """Sweep one layer direction; returns the activations backward needs."""
+    def _direction_forward(self, k, d, inputs, lengths, shards, h0, c0, keep=True):
+        """Sweep one layer direction. Returns the outputs and final state, and
+        with ``keep`` the activations backward needs."""
         T, B, F = inputs.shape
         H, G = self.hidden_size, self._n_gates
         suffix = "_reverse" if d == 1 else ""
@@ -276,6 +280,11 @@ class LSTM:
         hs = np.empty((T + 1, B, H), self._np_dtype)  # (T+1, B, H)
         hs[0] = h0
         w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, GH)
+        if self.cell == "lstm" and not keep:
+            h, c = h0.copy(), c0.copy()  # (B, H)
+            out = np.empty((T, B, H), self._np_dtype)  # (T, B, H)
+            cpu.lstm_inference_sweep(x_proj, w_hh_t, lengths, shards, h, c, out)
+            return {"out": out, "h_n": h, "c_n": c}
         if self.cell == "lstm":
             cs = np.empty_like(hs)
             cs[0] = c0

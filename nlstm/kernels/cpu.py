@@ -169,9 +169,31 @@ def zero_after_lengths(x, lengths):
 # --------------------------------------------------------------------------
 # LSTM cell: forward and backward sweeps, gate order i, f, g, o
 # --------------------------------------------------------------------------
+@njit(inline="always", fastmath=FASTMATH)
+def _lstm_cell_forward(z, x_proj, c_prev, c_out, h_out):
+    """One row of one step. z: (4H) recurrent part of the pre-activations on
+    entry, activated gates i, f, g, o on exit; c_prev, c_out, h_out: (H).
+
+    Each loop runs over one thread-local buffer, so LLVM vectorises it.
+    """
+    H = c_out.shape[0]
+    for j in range(4 * H):
+        z[j] += x_proj[j]
+    for j in range(2 * H):
+        z[j] = sigmoid(z[j])
+    for j in range(2 * H, 3 * H):
+        z[j] = tanh(z[j])
+    for j in range(3 * H, 4 * H):
+        z[j] = sigmoid(z[j])
+    for j in range(H):
+        c = z[H + j] * c_prev[j] + z[j] * z[2 * H + j]
+        c_out[j] = c
+        h_out[j] = z[3 * H + j] * tanh(c)
+
+
 @njit(**KERNEL_OPTIONS)
 def lstm_forward_sweep(x_proj, w_hh_t, lengths, shards, hs, cs, gates):
-    """Run one LSTM direction over all timesteps.
+    """Run one LSTM direction over all timesteps, keeping what backward needs.
 
     Parameters
     ----------
@@ -181,37 +203,76 @@ def lstm_forward_sweep(x_proj, w_hh_t, lengths, shards, hs, cs, gates):
     shards : (S + 1,) int64 row boundaries of the batch shards
     hs, cs : (T + 1, B, H) on entry ``hs[0]``, ``cs[0]`` hold the initial
         state; ``hs[t + 1]``, ``cs[t + 1]`` receive the state after step t
-    gates : (T, B, 4H) receives the activated gates i, f, g, o
+    gates : (T, B, 4H) receives the activated gates i, f, g, o (zero past a
+        row's length); may be ``x_proj`` itself, each step is read first
     """
     T = x_proj.shape[0]
     H = hs.shape[2]
     for s in prange(len(shards) - 1):
         b0, b1 = shards[s], shards[s + 1]
-        rec = np.empty((b1 - b0, 4 * H), x_proj.dtype)  # (rows, 4H)
+        z = np.empty((b1 - b0, 4 * H), x_proj.dtype)  # (rows, 4H)
         for t in range(T):
-            np.dot(hs[t, b0:b1], w_hh_t, rec)
+            np.dot(hs[t, b0:b1], w_hh_t, z)
             for r in range(b1 - b0):
                 b = b0 + r
                 if t < lengths[b]:
-                    xp = x_proj[t, b]
-                    gt = gates[t, b]
-                    c_prev = cs[t, b]
-                    for j in range(H):
-                        i = sigmoid(xp[j] + rec[r, j])
-                        f = sigmoid(xp[H + j] + rec[r, H + j])
-                        g = tanh(xp[2 * H + j] + rec[r, 2 * H + j])
-                        o = sigmoid(xp[3 * H + j] + rec[r, 3 * H + j])
-                        c = f * c_prev[j] + i * g
-                        cs[t + 1, b, j] = c
-                        hs[t + 1, b, j] = o * tanh(c)
-                        gt[j] = i
-                        gt[H + j] = f
-                        gt[2 * H + j] = g
-                        gt[3 * H + j] = o
+                    _lstm_cell_forward(z[r], x_proj[t, b], cs[t, b], cs[t + 1, b], hs[t + 1, b])
+                    gates[t, b, :] = z[r]
                 else:  # past this row's end: carry the state
                     hs[t + 1, b, :] = hs[t, b, :]
                     cs[t + 1, b, :] = cs[t, b, :]
                     gates[t, b, :] = 0
+
+
+@njit(**KERNEL_OPTIONS)
+def lstm_inference_sweep(x_proj, w_hh_t, lengths, shards, h, c, out):
+    """Forward only: keeps the running state, not every step's activations.
+
+    Parameters
+    ----------
+    x_proj, w_hh_t, lengths, shards : as in `lstm_forward_sweep`
+    h, c : (B, H) initial state on entry, state at each row's last valid step
+        on exit
+    out : (T, B, H) receives the hidden state of every step, zero past a
+        row's length
+    """
+    T = x_proj.shape[0]
+    H = h.shape[1]
+    for s in prange(len(shards) - 1):
+        b0, b1 = shards[s], shards[s + 1]
+        z = np.empty((b1 - b0, 4 * H), x_proj.dtype)  # (rows, 4H)
+        c_new = np.empty(H, x_proj.dtype)
+        for t in range(T):
+            np.dot(h[b0:b1], w_hh_t, z)
+            for r in range(b1 - b0):
+                b = b0 + r
+                if t < lengths[b]:
+                    _lstm_cell_forward(z[r], x_proj[t, b], c[b], c_new, out[t, b])
+                    c[b, :] = c_new
+                    h[b, :] = out[t, b]
+                else:
+                    out[t, b, :] = 0
+
+
+@njit(inline="always", fastmath=FASTMATH)
+def _lstm_cell_backward(gates, c_prev, c, dh, dc, dz):
+    """Backward of `_lstm_cell_forward` for one row of one step.
+
+    gates : (4H) activated i, f, g, o; c_prev, c : (H) cell state before and
+    after the step; dh : (H) gradient w.r.t. h (output plus recurrent);
+    dc : (H) gradient w.r.t. c on entry, w.r.t. c_prev on exit;
+    dz : (4H) receives the gradient w.r.t. the gate pre-activations.
+    """
+    H = c.shape[0]
+    for j in range(H):
+        i, f, g, o = gates[j], gates[H + j], gates[2 * H + j], gates[3 * H + j]
+        tc = tanh(c[j])
+        dcj = dc[j] + dh[j] * o * tanh_grad(tc)
+        dz[j] = dcj * g * sigmoid_grad(i)
+        dz[H + j] = dcj * c_prev[j] * sigmoid_grad(f)
+        dz[2 * H + j] = dcj * i * tanh_grad(g)
+        dz[3 * H + j] = dh[j] * tc * sigmoid_grad(o)
+        dc[j] = dcj * f
 
 
 @njit(**KERNEL_OPTIONS)
@@ -235,26 +296,19 @@ def lstm_backward_sweep(d_hs, d_h_n, d_c_n, w_hh, lengths, shards, cs, gates,
         b0, b1 = shards[s], shards[s + 1]
         dh = d_h_n[b0:b1].copy()  # (rows, H) gradient flowing into h_t
         dc = d_c_n[b0:b1].copy()  # (rows, H) gradient flowing into c_t
-        dh_rec = np.empty_like(dh)
+        dh_rec = np.empty_like(dh)  # (rows, H)
+        dz = np.empty((b1 - b0, 4 * H), d_hs.dtype)  # (rows, 4H)
         for t in range(T - 1, -1, -1):
             for r in range(b1 - b0):
                 b = b0 + r
                 if t < lengths[b]:
-                    gt = gates[t, b]
-                    dp = d_pre[t, b]
                     for j in range(H):
-                        i, f, g, o = gt[j], gt[H + j], gt[2 * H + j], gt[3 * H + j]
-                        tc = tanh(cs[t + 1, b, j])
-                        dhj = dh[r, j] + d_hs[t, b, j]
-                        dcj = dc[r, j] + dhj * o * tanh_grad(tc)
-                        dp[j] = dcj * g * sigmoid_grad(i)
-                        dp[H + j] = dcj * cs[t, b, j] * sigmoid_grad(f)
-                        dp[2 * H + j] = dcj * i * tanh_grad(g)
-                        dp[3 * H + j] = dhj * tc * sigmoid_grad(o)
-                        dc[r, j] = dcj * f
+                        dh[r, j] += d_hs[t, b, j]
+                    _lstm_cell_backward(gates[t, b], cs[t, b], cs[t + 1, b], dh[r], dc[r], dz[r])
                 else:
-                    d_pre[t, b, :] = 0
-            np.dot(d_pre[t, b0:b1], w_hh, dh_rec)
+                    dz[r, :] = 0
+            d_pre[t, b0:b1] = dz
+            np.dot(dz, w_hh, dh_rec)
             for r in range(b1 - b0):
                 if t < lengths[b0 + r]:
                     dh[r, :] = dh_rec[r, :]

@@ -1,0 +1,146 @@
+"""Side by side: nlstm against PyTorch's CPU LSTM on the speed grid.
+
+For each (B, T, F, H, N), float32, one layer:
+
+* training: seconds per epoch of ``LSTMRegressor(hidden_size=H, batch_size=B,
+  learning_rate_init=1e-3).fit`` (one epoch) against a plain PyTorch loop doing
+  the same work (Adam, MSE on a linear head over the last hidden state, same
+  batch size, same N samples);
+* inference: ``predict`` on all N samples against ``torch.nn.LSTM`` + head under
+  ``torch.no_grad()`` on the whole array.
+
+Runs alternate between the two libraries in one process on the same data; the
+table holds medians. GFLOP/s count the GEMM work (2*T*N*(F+H)*4H for a forward
+pass, 3x that for forward+backward); "% peak" is against this machine's float32
+matrix-product speed measured with NumPy at 2048^3.
+
+Usage: ``python benchmarks/compare_torch.py [--repeats 5] [--quick]``
+"""
+import argparse
+import os
+import platform
+import statistics
+import time
+import warnings
+
+import numpy as np
+
+GRID = [(32, 50, 8, 32, 1024), (64, 100, 32, 128, 512), (128, 100, 64, 256, 512),
+        (32, 200, 1, 64, 512), (256, 50, 128, 512, 512), (1, 500, 4, 64, 32)]
+
+
+def gemm_peak_gflops(n=2048, repeats=5):
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    a @ a
+    best = min(_timed(lambda: a @ a) for _ in range(repeats))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def forward_flops(B, T, F, H, N):
+    return 2.0 * T * N * (F + H) * 4 * H
+
+
+def make_data(T, F, N, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((N, T, F)).astype(np.float32)
+    y = X[:, :, 0].mean(axis=1) + 0.1 * rng.standard_normal(N).astype(np.float32)
+    return X, y
+
+
+class NlstmRunner:
+    def __init__(self, B, T, F, H, N, X, y):
+        from nlstm import LSTMRegressor
+        self.X, self.y = X, y
+        self.model = LSTMRegressor(hidden_size=H, batch_size=B, learning_rate_init=1e-3,
+                                   max_iter=1, random_state=0)
+        self.train_epoch()  # JIT warm-up
+
+    def train_epoch(self):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.model.fit(self.X, self.y)
+
+    def predict(self):
+        return self.model.predict(self.X)
+
+
+class TorchRunner:
+    def __init__(self, B, T, F, H, N, X, y):
+        import torch
+        self.torch = torch
+        torch.manual_seed(0)
+        self.lstm = torch.nn.LSTM(F, H, batch_first=True)
+        self.head = torch.nn.Linear(H, 1)
+        self.params = list(self.lstm.parameters()) + list(self.head.parameters())
+        self.opt = torch.optim.Adam(self.params, lr=1e-3)
+        self.X, self.y = torch.from_numpy(X), torch.from_numpy(y)[:, None]
+        self.B = B
+        self.train_epoch()
+
+    def _forward(self, xb):
+        _, (h_n, _) = self.lstm(xb)
+        return self.head(h_n[-1])
+
+    def train_epoch(self):
+        torch = self.torch
+        loss_fn = torch.nn.MSELoss()
+        for start in range(0, len(self.X), self.B):
+            xb, yb = self.X[start:start + self.B], self.y[start:start + self.B]
+            self.opt.zero_grad()
+            loss = loss_fn(self._forward(xb), yb)
+            loss.backward()
+            self.opt.step()
+
+    def predict(self):
+        with self.torch.no_grad():
+            return self._forward(self.X).numpy()
+
+
+def measure(B, T, F, H, N, repeats):
+    X, y = make_data(T, F, N)
+    runners = {"nlstm": NlstmRunner(B, T, F, H, N, X, y), "torch": TorchRunner(B, T, F, H, N, X, y)}
+    times = {(lib, task): [] for lib in runners for task in ("train", "predict")}
+    for _ in range(repeats):  # alternate the libraries
+        for lib, runner in runners.items():
+            times[(lib, "train")].append(_timed(runner.train_epoch))
+            times[(lib, "predict")].append(_timed(runner.predict))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="two repeats, for a smoke run")
+    args = parser.parse_args()
+    repeats = 2 if args.quick else args.repeats
+    import numba
+    import torch
+    peak = gemm_peak_gflops()
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+          f"numba threads {numba.get_num_threads()}, torch threads {torch.get_num_threads()}, "
+          f"torch {torch.__version__}")
+    print(f"float32 GEMM peak (NumPy, 2048^3): {peak:.0f} GFLOP/s; medians of {repeats} "
+          f"alternated runs\n")
+    header = ("| B | T | F | H | N | train s/epoch nlstm | torch | speed-up | "
+              "predict s nlstm | torch | speed-up | fwd GFLOP/s (% peak) | fwd+bwd GFLOP/s (% peak) |")
+    print(header)
+    print("|" + "---|" * 13)
+    for B, T, F, H, N in GRID:
+        m = measure(B, T, F, H, N, repeats)
+        fwd = forward_flops(B, T, F, H, N)
+        tr_n, tr_t = m[("nlstm", "train")], m[("torch", "train")]
+        pr_n, pr_t = m[("nlstm", "predict")], m[("torch", "predict")]
+        g_fwd, g_train = fwd / pr_n / 1e9, 3 * fwd / tr_n / 1e9
+        print(f"| {B} | {T} | {F} | {H} | {N} | {tr_n:.4f} | {tr_t:.4f} | {tr_t / tr_n:.2f}x | "
+              f"{pr_n:.4f} | {pr_t:.4f} | {pr_t / pr_n:.2f}x | {g_fwd:.1f} ({100 * g_fwd / peak:.0f}%) | "
+              f"{g_train:.1f} ({100 * g_train / peak:.0f}%) |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
