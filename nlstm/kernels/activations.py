@@ -34,23 +34,6 @@ _B4 = 1.18534705686654e-04
 _B6 = 1.19825839466702e-06
 
 
-def rational_tanh(x):
-    """Float32 rational tanh approximation (also callable from Python)."""
-    x = np.clip(x, -_TANH_CLAMP, _TANH_CLAMP)
-    x2 = x * x
-    p = x2 * _A13 + _A11
-    p = x2 * p + _A9
-    p = x2 * p + _A7
-    p = x2 * p + _A5
-    p = x2 * p + _A3
-    p = x2 * p + _A1
-    p = x * p
-    q = x2 * _B6 + _B4
-    q = x2 * q + _B2
-    q = x2 * q + _B0
-    return p / q
-
-
 def tanh(x):  # pragma: no cover - replaced by the overload inside kernels
     return np.tanh(x)
 
