@@ -223,7 +223,7 @@ class LSTM:
             c0 = np.zeros(state_shape, dtype)
         shards = cpu.shard_bounds(B, n_threads)
         layer_input = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, F)
-        h_n = np.empty((self.num_layers * D, B, H), dtype)
+        h_n = np.empty(state_shape, dtype)
         c_n = np.empty_like(h_n) if self.cell == "lstm" else None
         cache = {"lengths": lengths, "shards": shards, "shape": (B, T), "layers": [],
                  "dropout_masks": []}
@@ -277,14 +277,14 @@ class LSTM:
         bias = self._params[f"bias_ih_l{k}{suffix}"] + self._params[f"bias_hh_l{k}{suffix}"]
         x_proj = np.empty((T, B, G * H), self._np_dtype)  # (T, B, GH)
         cpu.linear_rows(inputs.reshape(T * B, F), w_ih.T, bias, x_proj.reshape(T * B, G * H))
-        hs = np.empty((T + 1, B, H), self._np_dtype)  # (T+1, B, H)
-        hs[0] = h0
         w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, GH)
         if self.cell == "lstm" and not keep:
             h, c = h0.copy(), c0.copy()  # (B, H)
             out = np.empty((T, B, H), self._np_dtype)  # (T, B, H)
             cpu.lstm_inference_sweep(x_proj, w_hh_t, lengths, shards, h, c, out)
             return {"out": out, "h_n": h, "c_n": c}
+        hs = np.empty((T + 1, B, H), self._np_dtype)  # (T+1, B, H)
+        hs[0] = h0
         if self.cell == "lstm":
             cs = np.empty_like(hs)
             cs[0] = c0
