@@ -12,16 +12,11 @@ def check_device(device):
     if device != "cuda":
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
     try:
-        from numba import cuda
-    except ImportError:  # pragma: no cover - numba always ships numba.cuda stubs
-        cuda = None
-    if cuda is None:
-        raise RuntimeError("device='cuda' needs numba-cuda: pip install 'nlstm[cuda]'")
-    try:
         import numba_cuda  # noqa: F401
     except ImportError:
         raise RuntimeError("device='cuda' needs the numba-cuda package, which is not "
                            "installed: pip install 'nlstm[cuda]'") from None
+    from numba import cuda
     if not cuda.is_available():
         raise RuntimeError("device='cuda' was requested, and numba-cuda is installed, but no "
                            "NVIDIA GPU (or CUDA driver) is visible on this machine")

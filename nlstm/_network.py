@@ -92,7 +92,7 @@ class SequenceNetwork:
         z = features @ self.head_weight + self.head_bias
         if training:
             self._cache = dict(data=data, lengths=lengths, features=features, mask=mask,
-                               shape=output.shape, n_threads=n_threads)
+                               shape=output.shape)
         return z
 
     def backward(self, d_z):

@@ -625,10 +625,14 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
         proba = self._probabilities(z.astype(np.float64))
         return self._sequence_output(proba, lengths, form) if self.return_sequences else proba
 
+    def _predict_labels(self, X):
+        """Predicted labels (n,) or (n, T), with lengths and form."""
+        z, lengths, form = self._raw_predict(X)
+        return self.classes_[self._probabilities(z.astype(np.float64)).argmax(axis=-1)], lengths, form
+
     def predict(self, X):
         """Predicted labels: (n,), or per timestep with ``return_sequences``."""
-        z, lengths, form = self._raw_predict(X)
-        labels = self.classes_[self._probabilities(z.astype(np.float64)).argmax(axis=-1)]
+        labels, lengths, form = self._predict_labels(X)
         return self._sequence_output(labels, lengths, form) if self.return_sequences else labels
 
     def _validation_score(self, network, data, lengths, Y, n_threads):
@@ -643,7 +647,6 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
         """Accuracy (over all valid timesteps with ``return_sequences``)."""
         if not self.return_sequences:
             return super().score(X, y)
-        z, lengths, form = self._raw_predict(X)
-        pred = self.classes_[self._probabilities(z.astype(np.float64)).argmax(axis=-1)]
+        pred, lengths, form = self._predict_labels(X)
         y = np.asarray(self._sequence_targets(y, lengths, form))
         return accuracy_score(valid_steps(y, lengths), valid_steps(pred, lengths))

@@ -167,3 +167,11 @@ def test_property_ragged_lists_fit_or_fail_cleanly(fitted, lengths, F):
     else:
         reg.set_params(max_iter=1).fit(X, y)
         assert reg.predict(X).shape == (len(lengths),)
+
+
+def test_cuda_device_without_numba_cuda_names_what_is_missing():
+    import importlib.util
+    if importlib.util.find_spec("numba_cuda") is not None:
+        pytest.skip("numba-cuda is installed here")
+    with pytest.raises(RuntimeError, match="numba-cuda"):
+        LSTMRegressor(device="cuda", max_iter=1).fit(X3, Y_REG)
