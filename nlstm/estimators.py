@@ -131,22 +131,27 @@ class _BaseLSTM(BaseEstimator):
         tokens = self.embedding_dim is not None
         dtype = DTYPES[self.dtype]
         form = input_form(X)
-        if not reset and form == "table" and self._input_form_ != "table":
+        # Token ids in a 2-d array are sequences (one token per step), so unlike a
+        # table of numbers their length may change after fit, like a list's.
+        token_table = tokens and form == "table"
+        if not reset and not tokens and form == "table" and self._input_form_ != "table":
             # a model fit on sequences reads the rows of a table as equal-length sequences
             X, form = list(check_array(X, dtype="numeric", input_name="X")), "list"
-        if not reset and form != self._input_form_ and self._input_form_ == "table":
+        if (not reset and not tokens and form != self._input_form_
+                and self._input_form_ == "table"):
             raise ValueError(
                 f"X was a {self._describe_form(self._input_form_)} at fit, but a "
                 f"{self._describe_form(form)} now; pass the same kind of input")
-        if form == "table":
-            X = validate_data(self, X, reset=reset, dtype="numeric" if tokens else [np.float64, np.float32])
-            if tokens:
-                data = check_token_ids(X)
-            else:
-                data = np.ascontiguousarray(X, dtype=dtype)[:, :, None]  # (n, T, 1)
+        if form == "table" and not tokens:
+            X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
+            data = np.ascontiguousarray(X, dtype=dtype)[:, :, None]  # (n, T, 1)
             lengths = np.full(X.shape[0], X.shape[1], dtype=np.int64)
         else:
-            if form == "sequences":
+            if token_table:
+                X = check_array(X, dtype="numeric", input_name="X")
+                data = check_token_ids(X)                              # (n, T) ids
+                lengths = np.full(X.shape[0], X.shape[1], dtype=np.int64)
+            elif form == "sequences":
                 if tokens:
                     raise ValueError("with embedding_dim set, X must hold token ids: a 2-d "
                                      "array (n, T) or a list of 1-d arrays, not a 3-d array")

@@ -116,6 +116,27 @@ def test_token_ids_sentiment_model():
         clf.predict([np.array([1.5, 2.0])])
 
 
+def test_token_table_accepts_any_length_after_fit():
+    """A 2-d array of token ids is a batch of sequences: its length is free after fit."""
+    rng = np.random.default_rng(1)
+    X = rng.integers(0, 12, (120, 20))
+    y = X[:, 0] % 2
+    clf = LSTMClassifier(embedding_dim=4, hidden_size=8, max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+    assert clf.n_features_in_ == 1  # one token per step
+    longer = rng.integers(0, 12, (5, 35))
+    assert clf.predict_proba(longer).shape == (5, 2)
+    np.testing.assert_array_equal(clf.predict_proba(longer), clf.predict_proba(list(longer)))
+    seq = LSTMClassifier(embedding_dim=4, hidden_size=8, max_iter=2, return_sequences=True,
+                         random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        seq.fit(X, np.roll(X, -1, axis=1) % 3)
+    assert seq.predict_proba(longer[:, :7]).shape == (5, 7, 3)
+
+
 def test_return_sequences_regression_and_labelling():
     rng = np.random.default_rng(0)
     X = rng.uniform(-1, 1, (200, 10, 1))
