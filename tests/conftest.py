@@ -3,7 +3,18 @@
 ``SCIPY_ARRAY_API=1`` must be set before scipy is first imported: without it,
 scikit-learn's estimator checks skip their array-API input check (for our
 estimators it runs with the NumPy namespace only).
+
+``NUMBA_ENABLE_CUDASIM=1`` must be set before numba is first imported: the
+CUDA kernels are checked on Numba's CPU simulator of a GPU. On a machine with
+an NVIDIA GPU, run the tests with ``NUMBA_ENABLE_CUDASIM=0`` to check them on it.
+pytest's ``filterwarnings`` setting imports numba before this file runs, so
+numba's configuration is re-read here (``numba.cuda`` is not imported yet).
 """
 import os
 
 os.environ.setdefault("SCIPY_ARRAY_API", "1")
+os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
+from numba.core import config as _numba_config  # noqa: E402
+
+_numba_config.reload_config()

@@ -1,0 +1,428 @@
+"""numba.cuda kernels with the contract of `nlstm.kernels.cpu`.
+
+Same function names and signatures as the CPU module (stumpy's layout), so the
+layer can pick either module. Every function takes NumPy arrays (copied to the
+GPU and results copied back into them) or numba device arrays (left on the
+GPU, no copies); ``shards`` is accepted for signature compatibility and
+ignored, since the GPU runs the whole batch as one grid.
+
+Per timestep, a sweep launches two kernels: the recurrent product
+``h_{t-1} @ W_hh^T`` as a shared-memory tiled GEMM (`_matmul_kernel`) and one
+fused element-wise kernel for the gates, the cell update and the length mask.
+The state, the weights and every saved activation stay on the device for the
+whole sweep. Masking follows PyTorch's packed sequences, as on the CPU.
+
+Importing this module needs ``numba.cuda`` (the ``numba-cuda`` package, or the
+CUDA simulator: ``NUMBA_ENABLE_CUDASIM=1``); ``import nlstm`` never imports it.
+"""
+import math
+
+import numpy as np
+from numba import config, cuda
+
+# The simulator runs every GPU thread as a Python thread: smaller blocks there
+# keep the CI checks quick (and make the GEMM loop over several tiles).
+TILE = 4 if config.ENABLE_CUDASIM else 16          # edge of the GEMM's square tiles
+ELEMENTWISE = 32 if config.ENABLE_CUDASIM else 128  # threads per element-wise block
+
+# --------------------------------------------------------------------------
+# Device functions: activations and their derivatives (of the outputs)
+# --------------------------------------------------------------------------
+@cuda.jit(device=True, inline=True)
+def _sigmoid(x):
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+@cuda.jit(device=True, inline=True)
+def _sigmoid_grad(y):
+    return y * (1.0 - y)
+
+
+@cuda.jit(device=True, inline=True)
+def _tanh_grad(y):
+    return 1.0 - y * y
+
+
+# --------------------------------------------------------------------------
+# Tiled GEMM: out = op(a) @ b (+ bias) (+ out if accumulate)
+# --------------------------------------------------------------------------
+def _make_matmul_kernel(numba_type):
+    @cuda.jit
+    def kernel(a, b, bias, out, transpose_a, add_bias, accumulate):
+        # a: (N, K), or (K, N) read as its transpose; b: (K, M); out: (N, M)
+        a_tile = cuda.shared.array((TILE, TILE), numba_type)
+        b_tile = cuda.shared.array((TILE, TILE), numba_type)
+        tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
+        row = cuda.blockIdx.y * TILE + ty
+        col = cuda.blockIdx.x * TILE + tx
+        n_rows, n_cols = out.shape[0], out.shape[1]
+        depth = b.shape[0]
+        acc = numba_type(0.0)
+        for k0 in range(0, depth, TILE):
+            ka, kb = k0 + tx, k0 + ty
+            if row < n_rows and ka < depth:
+                a_tile[ty, tx] = a[ka, row] if transpose_a else a[row, ka]
+            else:
+                a_tile[ty, tx] = 0.0
+            if col < n_cols and kb < depth:
+                b_tile[ty, tx] = b[kb, col]
+            else:
+                b_tile[ty, tx] = 0.0
+            cuda.syncthreads()
+            for k in range(TILE):
+                acc += a_tile[ty, k] * b_tile[k, tx]
+            cuda.syncthreads()
+        if row < n_rows and col < n_cols:
+            if add_bias:
+                acc += bias[col]
+            if accumulate:
+                acc += out[row, col]
+            out[row, col] = acc
+
+    return kernel
+
+
+_MATMUL = {}  # dtype -> compiled tiled GEMM kernel
+
+
+def _matmul_kernel(dtype):
+    """The tiled GEMM kernel for ``dtype`` (compiled once per dtype)."""
+    dtype = np.dtype(dtype)
+    if dtype not in _MATMUL:
+        from numba import float32, float64
+        _MATMUL[dtype] = _make_matmul_kernel({np.dtype(np.float32): float32,
+                                              np.dtype(np.float64): float64}[dtype])
+    return _MATMUL[dtype]
+
+
+def _gemm(a, b, out, bias=None, transpose_a=False, accumulate=False, stream=0):
+    n_rows, n_cols = out.shape
+    grid = ((n_cols + TILE - 1) // TILE, (n_rows + TILE - 1) // TILE)
+    bias_arg = bias if bias is not None else out[0]
+    _matmul_kernel(out.dtype)[grid, (TILE, TILE), stream](
+        a, b, bias_arg, out, transpose_a, bias is not None, accumulate)
+
+
+def _on_device(array):
+    """True for numba device arrays (real or simulated), False for NumPy arrays."""
+    return hasattr(array, "copy_to_host")
+
+
+def _blocks(n):
+    return (n + ELEMENTWISE - 1) // ELEMENTWISE
+
+
+# --------------------------------------------------------------------------
+# Host/device edges
+# --------------------------------------------------------------------------
+class _Edges:
+    """Copies NumPy arguments to the device once and results back at the end."""
+
+    def __init__(self):
+        self._copy_back = []
+
+    def input(self, array):
+        return array if _on_device(array) else cuda.to_device(np.ascontiguousarray(array))
+
+    def output(self, array):
+        """A device array for ``array``; a host array is copied back by `finish`."""
+        if _on_device(array):
+            return array
+        device = cuda.to_device(array)
+        self._copy_back.append((device, array))
+        return device
+
+    def finish(self):
+        for device, host in self._copy_back:
+            host[...] = device.copy_to_host()
+
+
+# --------------------------------------------------------------------------
+# Hoisted products
+# --------------------------------------------------------------------------
+def linear_rows(a, w_t, bias, out):
+    """``out[:] = a @ w_t + bias``: a (N, K), w_t (K, M), bias (M,), out (N, M)."""
+    edges = _Edges()
+    d_out = edges.output(out)
+    _gemm(edges.input(a), edges.input(w_t), d_out, bias=edges.input(bias))
+    edges.finish()
+    return out
+
+
+def matmul_rows(a, b, out):
+    """``out[:] = a @ b``: a (N, K), b (K, M), out (N, M)."""
+    edges = _Edges()
+    d_out = edges.output(out)
+    _gemm(edges.input(a), edges.input(b), d_out)
+    edges.finish()
+    return out
+
+
+@cuda.jit
+def _column_sums_kernel(x, out):
+    # x: (N, M), out: (M,) column sums, one thread per column, rows in order
+    m = cuda.grid(1)
+    if m < out.shape[0]:
+        acc = x[0, m] * 0.0
+        for r in range(x.shape[0]):
+            acc += x[r, m]
+        out[m] = acc
+
+
+def weight_grads(d_pre, inputs, h_prev):
+    """Gradients of ``W_ih``, ``W_hh`` and the bias (shapes as the CPU version).
+
+    Returns arrays of the kind given: NumPy for NumPy input, device arrays for
+    device input.
+    """
+    on_host = not _on_device(d_pre)
+    edges = _Edges()
+    d_pre, inputs, h_prev = edges.input(d_pre), edges.input(inputs), edges.input(h_prev)
+    gh, dtype = d_pre.shape[1], d_pre.dtype
+    d_w_ih = cuda.device_array((gh, inputs.shape[1]), dtype)  # (GH, K)
+    d_w_hh = cuda.device_array((gh, h_prev.shape[1]), dtype)  # (GH, H)
+    d_b = cuda.device_array(gh, dtype)                        # (GH,)
+    _gemm(d_pre, inputs, d_w_ih, transpose_a=True)            # d_pre^T @ inputs
+    _gemm(d_pre, h_prev, d_w_hh, transpose_a=True)            # d_pre^T @ h_prev
+    _column_sums_kernel[_blocks(gh), ELEMENTWISE](d_pre, d_b)
+    if on_host:
+        return d_w_ih.copy_to_host(), d_w_hh.copy_to_host(), d_b.copy_to_host()
+    return d_w_ih, d_w_hh, d_b
+
+
+@cuda.jit
+def _reverse_within_lengths_kernel(x, lengths, out):
+    # x, out: (T, B, F); one thread per (t, b)
+    i = cuda.grid(1)
+    T, B = x.shape[0], x.shape[1]
+    if i < T * B:
+        t, b = i // B, i % B
+        n = lengths[b]
+        src = n - 1 - t if t < n else t
+        for f in range(x.shape[2]):
+            out[t, b, f] = x[src, b, f]
+
+
+def reverse_within_lengths(x, lengths, out):
+    """``out[t, b] = x[lengths[b] - 1 - t, b]`` for ``t < lengths[b]``, else ``x[t, b]``."""
+    edges = _Edges()
+    d_out = edges.output(out)
+    T, B = x.shape[0], x.shape[1]
+    _reverse_within_lengths_kernel[_blocks(T * B), ELEMENTWISE](
+        edges.input(x), edges.input(lengths), d_out)
+    edges.finish()
+    return out
+
+
+@cuda.jit
+def _zero_after_lengths_kernel(x, lengths):
+    i = cuda.grid(1)
+    T, B = x.shape[0], x.shape[1]
+    if i < T * B:
+        t, b = i // B, i % B
+        if t >= lengths[b]:
+            for f in range(x.shape[2]):
+                x[t, b, f] = 0.0
+
+
+def zero_after_lengths(x, lengths):
+    """Zero ``x[t, b]`` for ``t >= lengths[b]`` in place. x: (T, B, F)."""
+    edges = _Edges()
+    d_x = edges.output(x)
+    T, B = x.shape[0], x.shape[1]
+    _zero_after_lengths_kernel[_blocks(T * B), ELEMENTWISE](d_x, edges.input(lengths))
+    edges.finish()
+    return x
+
+
+# --------------------------------------------------------------------------
+# LSTM cell, gate order i, f, g, o: forward and backward step kernels
+# --------------------------------------------------------------------------
+@cuda.jit
+def _lstm_step_forward_kernel(t, z, x_proj, lengths, h_prev, c_prev, h_next, c_next, gates):
+    # z: (B, 4H) recurrent part of the pre-activations; x_proj, gates: (T, B, 4H)
+    # h_prev, c_prev, h_next, c_next: (B, H); one thread per (b, j)
+    i = cuda.grid(1)
+    B, H = h_prev.shape[0], h_prev.shape[1]
+    if i < B * H:
+        b, j = i // H, i % H
+        if t < lengths[b]:
+            ig = _sigmoid(z[b, j] + x_proj[t, b, j])
+            fg = _sigmoid(z[b, H + j] + x_proj[t, b, H + j])
+            gg = math.tanh(z[b, 2 * H + j] + x_proj[t, b, 2 * H + j])
+            og = _sigmoid(z[b, 3 * H + j] + x_proj[t, b, 3 * H + j])
+            c = fg * c_prev[b, j] + ig * gg
+            c_next[b, j] = c
+            h_next[b, j] = og * math.tanh(c)
+            if gates.shape[0] > 0:
+                gates[t, b, j] = ig
+                gates[t, b, H + j] = fg
+                gates[t, b, 2 * H + j] = gg
+                gates[t, b, 3 * H + j] = og
+        else:  # past this row's end: carry the state
+            c_next[b, j] = c_prev[b, j]
+            h_next[b, j] = h_prev[b, j]
+            if gates.shape[0] > 0:
+                for k in range(4):
+                    gates[t, b, k * H + j] = 0.0
+
+
+@cuda.jit
+def _lstm_step_backward_kernel(t, d_hs, dh, dc, lengths, cs, gates, d_pre):
+    # d_hs: (T, B, H); dh, dc: (B, H) gradients flowing into h_t and c_t (dc is
+    # updated to flow into c_{t-1}); cs: (T + 1, B, H); gates, d_pre: (T, B, 4H)
+    i = cuda.grid(1)
+    B, H = dh.shape[0], dh.shape[1]
+    if i < B * H:
+        b, j = i // H, i % H
+        if t < lengths[b]:
+            ig, fg = gates[t, b, j], gates[t, b, H + j]
+            gg, og = gates[t, b, 2 * H + j], gates[t, b, 3 * H + j]
+            dh_total = dh[b, j] + d_hs[t, b, j]
+            tc = math.tanh(cs[t + 1, b, j])
+            dcj = dc[b, j] + dh_total * og * _tanh_grad(tc)
+            d_pre[t, b, j] = dcj * gg * _sigmoid_grad(ig)
+            d_pre[t, b, H + j] = dcj * cs[t, b, j] * _sigmoid_grad(fg)
+            d_pre[t, b, 2 * H + j] = dcj * ig * _tanh_grad(gg)
+            d_pre[t, b, 3 * H + j] = dh_total * tc * _sigmoid_grad(og)
+            dc[b, j] = dcj * fg
+        else:
+            for k in range(4):
+                d_pre[t, b, k * H + j] = 0.0
+
+
+@cuda.jit
+def _take_recurrent_grad_kernel(t, dh_rec, lengths, dh):
+    # dh[b] = dh_rec[b] where step t is valid for row b; (B, H) each
+    i = cuda.grid(1)
+    B, H = dh.shape[0], dh.shape[1]
+    if i < B * H:
+        b, j = i // H, i % H
+        if t < lengths[b]:
+            dh[b, j] = dh_rec[b, j]
+
+
+def lstm_forward_sweep(x_proj, w_hh_t, lengths, shards, hs, cs, gates):
+    """Run one LSTM direction over all timesteps (arguments as the CPU version:
+    x_proj (T, B, 4H), w_hh_t (H, 4H), hs/cs (T + 1, B, H), gates (T, B, 4H))."""
+    edges = _Edges()
+    d_x, d_w, d_len = edges.input(x_proj), edges.input(w_hh_t), edges.input(lengths)
+    d_hs, d_cs = edges.output(hs), edges.output(cs)
+    d_gates = d_x if gates is x_proj else edges.output(gates)
+    T, B, H = x_proj.shape[0], hs.shape[1], hs.shape[2]
+    z = cuda.device_array((B, 4 * H), x_proj.dtype)  # (B, 4H)
+    for t in range(T):
+        _gemm(d_hs[t], d_w, z)
+        _lstm_step_forward_kernel[_blocks(B * H), ELEMENTWISE](
+            t, z, d_x, d_len, d_hs[t], d_cs[t], d_hs[t + 1], d_cs[t + 1], d_gates)
+    edges.finish()
+    if gates is x_proj and not _on_device(x_proj):
+        x_proj[...] = d_x.copy_to_host()
+
+
+def lstm_inference_sweep(x_proj, w_hh_t, lengths, shards, h, c, out):
+    """Forward only (arguments as the CPU version: h, c (B, H) in and out,
+    out (T, B, H) every step's hidden state, zero past a row's length)."""
+    edges = _Edges()
+    d_x, d_w, d_len = edges.input(x_proj), edges.input(w_hh_t), edges.input(lengths)
+    d_h, d_c, d_out = edges.output(h), edges.output(c), edges.output(out)
+    T, B, H = x_proj.shape[0], h.shape[0], h.shape[1]
+    z = cuda.device_array((B, 4 * H), x_proj.dtype)  # (B, 4H)
+    h_next = cuda.device_array((B, H), x_proj.dtype)
+    c_next = cuda.device_array((B, H), x_proj.dtype)
+    no_gates = cuda.device_array((0, B, 4 * H), x_proj.dtype)
+    for t in range(T):
+        _gemm(d_h, d_w, z)
+        _lstm_step_forward_kernel[_blocks(B * H), ELEMENTWISE](
+            t, z, d_x, d_len, d_h, d_c, h_next, c_next, no_gates)
+        d_h.copy_to_device(h_next)
+        d_c.copy_to_device(c_next)
+        d_out[t].copy_to_device(h_next)
+    zero_after_lengths(d_out, d_len)
+    edges.finish()
+
+
+def lstm_backward_sweep(d_hs, d_h_n, d_c_n, w_hh, lengths, shards, cs, gates,
+                        d_pre, d_h0, d_c0):
+    """Backpropagate one LSTM direction through time (arguments as the CPU
+    version: d_hs (T, B, H), d_h_n/d_c_n (B, H), w_hh (4H, H), cs (T + 1, B, H),
+    gates/d_pre (T, B, 4H), d_h0/d_c0 (B, H))."""
+    edges = _Edges()
+    d_out, d_w, d_len = edges.input(d_hs), edges.input(w_hh), edges.input(lengths)
+    d_cs, d_gates = edges.input(cs), edges.input(gates)
+    d_pre_dev, d_h0_dev, d_c0_dev = edges.output(d_pre), edges.output(d_h0), edges.output(d_c0)
+    T, B, H = d_hs.shape[0], d_hs.shape[1], d_hs.shape[2]
+    d_h0_dev.copy_to_device(edges.input(d_h_n))  # dh: gradient flowing into h_t
+    d_c0_dev.copy_to_device(edges.input(d_c_n))  # dc: gradient flowing into c_t
+    dh_rec = cuda.device_array((B, H), d_hs.dtype)
+    for t in range(T - 1, -1, -1):
+        _lstm_step_backward_kernel[_blocks(B * H), ELEMENTWISE](
+            t, d_out, d_h0_dev, d_c0_dev, d_len, d_cs, d_gates, d_pre_dev)
+        _gemm(d_pre_dev[t], d_w, dh_rec)  # (B, 4H) @ (4H, H)
+        _take_recurrent_grad_kernel[_blocks(B * H), ELEMENTWISE](t, dh_rec, d_len, d_h0_dev)
+    edges.finish()
+
+
+# --------------------------------------------------------------------------
+# Plain tanh RNN cell: h_t = tanh(x_proj_t + h_{t-1} @ W_hh^T)
+# --------------------------------------------------------------------------
+@cuda.jit
+def _rnn_step_forward_kernel(t, rec, x_proj, lengths, hs):
+    # rec: (B, H) recurrent product; x_proj: (T, B, H); hs: (T + 1, B, H)
+    i = cuda.grid(1)
+    B, H = rec.shape[0], rec.shape[1]
+    if i < B * H:
+        b, j = i // H, i % H
+        if t < lengths[b]:
+            hs[t + 1, b, j] = math.tanh(x_proj[t, b, j] + rec[b, j])
+        else:
+            hs[t + 1, b, j] = hs[t, b, j]
+
+
+@cuda.jit
+def _rnn_step_backward_kernel(t, d_hs, dh, lengths, hs, d_pre):
+    # d_hs: (T, B, H); dh: (B, H) gradient flowing into h_t; d_pre: (T, B, H)
+    i = cuda.grid(1)
+    B, H = dh.shape[0], dh.shape[1]
+    if i < B * H:
+        b, j = i // H, i % H
+        if t < lengths[b]:
+            d_pre[t, b, j] = (dh[b, j] + d_hs[t, b, j]) * _tanh_grad(hs[t + 1, b, j])
+        else:
+            d_pre[t, b, j] = 0.0
+
+
+def rnn_forward_sweep(x_proj, w_hh_t, lengths, shards, hs):
+    """Run one tanh-RNN direction (x_proj (T, B, H), w_hh_t (H, H), hs (T + 1, B, H))."""
+    edges = _Edges()
+    d_x, d_w, d_len = edges.input(x_proj), edges.input(w_hh_t), edges.input(lengths)
+    d_hs = edges.output(hs)
+    T, B, H = x_proj.shape[0], hs.shape[1], hs.shape[2]
+    rec = cuda.device_array((B, H), x_proj.dtype)  # (B, H)
+    for t in range(T):
+        _gemm(d_hs[t], d_w, rec)
+        _rnn_step_forward_kernel[_blocks(B * H), ELEMENTWISE](t, rec, d_x, d_len, d_hs)
+    edges.finish()
+
+
+def rnn_backward_sweep(d_hs, d_h_n, w_hh, lengths, shards, hs, d_pre, d_h0):
+    """Backpropagate one tanh-RNN direction (d_hs (T, B, H), d_h_n (B, H),
+    w_hh (H, H), hs (T + 1, B, H), d_pre (T, B, H), d_h0 (B, H))."""
+    edges = _Edges()
+    d_out, d_w, d_len, d_hist = (edges.input(d_hs), edges.input(w_hh), edges.input(lengths),
+                                 edges.input(hs))
+    d_pre_dev, d_h0_dev = edges.output(d_pre), edges.output(d_h0)
+    T, B, H = d_hs.shape[0], d_hs.shape[1], d_hs.shape[2]
+    d_h0_dev.copy_to_device(edges.input(d_h_n))  # dh: gradient flowing into h_t
+    dh_rec = cuda.device_array((B, H), d_hs.dtype)
+    for t in range(T - 1, -1, -1):
+        _rnn_step_backward_kernel[_blocks(B * H), ELEMENTWISE](t, d_out, d_h0_dev, d_len,
+                                                                d_hist, d_pre_dev)
+        _gemm(d_pre_dev[t], d_w, dh_rec)
+        _take_recurrent_grad_kernel[_blocks(B * H), ELEMENTWISE](t, dh_rec, d_len, d_h0_dev)
+    edges.finish()
+
+
+def shard_bounds(batch_size, n_threads):
+    """One shard: the GPU grid covers the whole batch (CPU signature kept)."""
+    return np.array([0, batch_size], dtype=np.int64)

@@ -1,0 +1,128 @@
+"""The numba.cuda kernels against the CPU kernels, on tiny problems.
+
+In CI these run on Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``, set in
+``conftest.py``); with ``NUMBA_ENABLE_CUDASIM=0`` on a machine with a GPU they
+run on the GPU. Tolerances: relative 1e-4 in float32, 1e-9 in float64.
+"""
+import inspect
+
+import numpy as np
+import pytest
+
+from nlstm.kernels import cpu
+
+cuda_kernels = pytest.importorskip("nlstm.kernels.cuda")
+
+RTOL = {np.float32: 1e-4, np.float64: 1e-9}
+DTYPES = [np.float32, np.float64]
+T, B, F, H = 4, 3, 2, 3
+LENGTHS = np.array([4, 2, 1], dtype=np.int64)  # ragged: packed-sequence masking
+
+
+def close(actual, expected, dtype):
+    scale = max(1.0, float(np.abs(expected).max()))
+    np.testing.assert_allclose(actual, expected, rtol=RTOL[dtype], atol=RTOL[dtype] * scale)
+
+
+def random(rng, shape, dtype):
+    return rng.uniform(-1, 1, shape).astype(dtype)
+
+
+# What the layer calls in a kernels module.
+KERNEL_API = ["shard_bounds", "linear_rows", "matmul_rows", "weight_grads",
+              "reverse_within_lengths", "zero_after_lengths", "lstm_forward_sweep",
+              "lstm_inference_sweep", "lstm_backward_sweep", "rnn_forward_sweep",
+              "rnn_backward_sweep"]
+
+
+def test_same_function_names_and_signatures_as_the_cpu_module():
+    for name in KERNEL_API:
+        cpu_f = getattr(cpu, name)
+        cpu_args = list(inspect.signature(getattr(cpu_f, "py_func", cpu_f)).parameters)
+        assert list(inspect.signature(getattr(cuda_kernels, name)).parameters) == cpu_args, name
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_hoisted_products(dtype):
+    rng = np.random.default_rng(0)
+    # sizes that are not multiples of the tile, with more than one tile along K
+    a, w_t, bias = random(rng, (11, 6), dtype), random(rng, (6, 9), dtype), random(rng, 9, dtype)
+    close(cuda_kernels.linear_rows(a, w_t, bias, np.empty((11, 9), dtype)),
+          cpu.linear_rows(a, w_t, bias, np.empty((11, 9), dtype)), dtype)
+    close(cuda_kernels.matmul_rows(a, w_t, np.empty((11, 9), dtype)),
+          cpu.matmul_rows(a, w_t, np.empty((11, 9), dtype)), dtype)
+    d_pre, inputs, h_prev = (random(rng, (10, 8), dtype), random(rng, (10, 5), dtype),
+                             random(rng, (10, 3), dtype))
+    for got, want in zip(cuda_kernels.weight_grads(d_pre, inputs, h_prev),
+                         cpu.weight_grads(d_pre, inputs, h_prev)):
+        close(got, want, dtype)
+
+
+def test_reverse_and_zero_after_lengths():
+    x = np.random.default_rng(1).normal(size=(T, B, 2))
+    np.testing.assert_array_equal(cuda_kernels.reverse_within_lengths(x, LENGTHS, np.empty_like(x)),
+                                  cpu.reverse_within_lengths(x, LENGTHS, np.empty_like(x)))
+    np.testing.assert_array_equal(cuda_kernels.zero_after_lengths(x.copy(), LENGTHS),
+                                  cpu.zero_after_lengths(x.copy(), LENGTHS))
+
+
+def run_both(function, arrays, outputs):
+    """Run the CPU and CUDA versions of ``function`` on copies of the same arrays."""
+    results = []
+    for module in (cpu, cuda_kernels):
+        args = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in arrays.items()}
+        getattr(module, function)(**args)
+        results.append({k: args[k] for k in outputs})
+    return results
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_lstm_forward_backward_and_inference_sweeps(dtype):
+    rng = np.random.default_rng(2)
+    shards = cpu.shard_bounds(B, 1)
+    hs = np.zeros((T + 1, B, H), dtype)
+    cs = np.zeros((T + 1, B, H), dtype)
+    hs[0], cs[0] = random(rng, (B, H), dtype), random(rng, (B, H), dtype)
+    forward = dict(x_proj=random(rng, (T, B, 4 * H), dtype), w_hh_t=random(rng, (H, 4 * H), dtype),
+                   lengths=LENGTHS, shards=shards, hs=hs, cs=cs,
+                   gates=np.zeros((T, B, 4 * H), dtype))
+    want, got = run_both("lstm_forward_sweep", forward, ["hs", "cs", "gates"])
+    for key in want:
+        close(got[key], want[key], dtype)
+
+    backward = dict(d_hs=cpu.zero_after_lengths(random(rng, (T, B, H), dtype), LENGTHS),
+                    d_h_n=random(rng, (B, H), dtype), d_c_n=random(rng, (B, H), dtype),
+                    w_hh=np.ascontiguousarray(forward["w_hh_t"].T), lengths=LENGTHS,
+                    shards=shards, cs=want["cs"], gates=want["gates"],
+                    d_pre=np.zeros((T, B, 4 * H), dtype), d_h0=np.zeros((B, H), dtype),
+                    d_c0=np.zeros((B, H), dtype))
+    want_b, got_b = run_both("lstm_backward_sweep", backward, ["d_pre", "d_h0", "d_c0"])
+    for key in want_b:
+        close(got_b[key], want_b[key], dtype)
+
+    inference = dict(x_proj=forward["x_proj"], w_hh_t=forward["w_hh_t"], lengths=LENGTHS,
+                     shards=shards, h=hs[0].copy(), c=cs[0].copy(), out=np.zeros((T, B, H), dtype))
+    want_i, got_i = run_both("lstm_inference_sweep", inference, ["h", "c", "out"])
+    for key in want_i:
+        close(got_i[key], want_i[key], dtype)
+    close(got_i["h"], want["hs"][T], dtype)  # the state at each row's last valid step
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rnn_forward_and_backward_sweeps(dtype):
+    rng = np.random.default_rng(3)
+    shards = cpu.shard_bounds(B, 1)
+    hs = np.zeros((T + 1, B, H), dtype)
+    hs[0] = random(rng, (B, H), dtype)
+    forward = dict(x_proj=random(rng, (T, B, H), dtype), w_hh_t=random(rng, (H, H), dtype),
+                   lengths=LENGTHS, shards=shards, hs=hs)
+    want, got = run_both("rnn_forward_sweep", forward, ["hs"])
+    close(got["hs"], want["hs"], dtype)
+    backward = dict(d_hs=cpu.zero_after_lengths(random(rng, (T, B, H), dtype), LENGTHS),
+                    d_h_n=random(rng, (B, H), dtype),
+                    w_hh=np.ascontiguousarray(forward["w_hh_t"].T), lengths=LENGTHS,
+                    shards=shards, hs=want["hs"], d_pre=np.zeros((T, B, H), dtype),
+                    d_h0=np.zeros((B, H), dtype))
+    want_b, got_b = run_both("rnn_backward_sweep", backward, ["d_pre", "d_h0"])
+    for key in want_b:
+        close(got_b[key], want_b[key], dtype)
