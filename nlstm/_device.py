@@ -1,16 +1,21 @@
 """Which compute device a call runs on, and a clear error when it is unavailable."""
+DEVICES = ("cpu", "cuda")
 
 
 def check_device(device):
     """Raise a clear error if ``device`` cannot be used here.
 
     ``"cpu"`` always works. ``"cuda"`` needs the ``numba-cuda`` package (the
-    ``cuda`` extra: ``pip install "nlstm[cuda]"``) and a visible NVIDIA GPU.
+    ``cuda`` extra: ``pip install "nlstm[cuda]"``) and a visible NVIDIA GPU, or
+    Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``, used by the tests).
     """
     if device == "cpu":
         return
     if device != "cuda":
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    from numba.core import config
+    if config.ENABLE_CUDASIM:
+        return
     try:
         import numba_cuda  # noqa: F401
     except ImportError:
@@ -20,4 +25,14 @@ def check_device(device):
     if not cuda.is_available():
         raise RuntimeError("device='cuda' was requested, and numba-cuda is installed, but no "
                            "NVIDIA GPU (or CUDA driver) is visible on this machine")
-    raise NotImplementedError("the CUDA kernels are not implemented yet (issue: GPU)")
+
+
+def kernels_for(device):
+    """The kernels module for ``device`` (checked first): `nlstm.kernels.cpu` or
+    `nlstm.kernels.cuda`, which share their function names and signatures."""
+    check_device(device)
+    if device == "cpu":
+        from .kernels import cpu
+        return cpu
+    from .kernels import cuda
+    return cuda

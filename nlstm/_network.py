@@ -35,7 +35,7 @@ class SequenceNetwork:
 
     def __init__(self, n_inputs, n_outputs, *, hidden_size, num_layers, bidirectional, cell,
                  forget_bias, chrono_max, dropout, embedding_dim, n_tokens, return_sequences,
-                 dtype, rng):
+                 dtype, rng, device="cpu"):
         self.dtype = np.dtype(dtype)
         self.dropout = dropout
         self.return_sequences = return_sequences
@@ -47,7 +47,7 @@ class SequenceNetwork:
             n_inputs = embedding_dim
         self.lstm = LSTM(n_inputs, hidden_size, num_layers, bidirectional=bidirectional,
                          dropout=dropout, cell=cell, forget_bias=forget_bias,
-                         chrono_max=chrono_max, dtype=dtype, random_state=rng)
+                         chrono_max=chrono_max, dtype=dtype, device=device, random_state=rng)
         n_features = hidden_size * self.lstm.num_directions
         bound = 1.0 / np.sqrt(n_features)  # torch.nn.Linear's initialisation
         self.head_weight = rng.uniform(-bound, bound, (n_features, n_outputs)).astype(self.dtype)

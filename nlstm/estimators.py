@@ -208,7 +208,7 @@ class _BaseLSTM(BaseEstimator):
             bidirectional=self.bidirectional, cell=self.cell, forget_bias=self.forget_bias,
             chrono_max=float(lengths.max()), dropout=self.dropout,
             embedding_dim=self.embedding_dim, n_tokens=getattr(self, "n_tokens_", 0),
-            return_sequences=self.return_sequences, dtype=self.dtype, rng=rng)
+            return_sequences=self.return_sequences, dtype=self.dtype, device=self.device, rng=rng)
 
     def _make_optimizer(self, params):
         if self.solver == "adam":
@@ -245,6 +245,7 @@ class _BaseLSTM(BaseEstimator):
         if continuing:
             rng = copy.deepcopy(self._rng)  # the fitted model's state is never touched
             network = copy.deepcopy(self.network_)
+            network.lstm.device = self.device  # set_params(device=...) between calls
             optimizer = copy.deepcopy(self._optimizer)
         else:
             rng = check_random_state(self.random_state)
@@ -381,6 +382,8 @@ class _BaseLSTM(BaseEstimator):
     def _raw_predict(self, X):
         """Head outputs for X: (n, k) or (n, T, k); plus lengths and form."""
         check_is_fitted(self, "network_")
+        check_device(self.device)
+        self.network_.lstm.device = self.device  # set_params(device=...) after fit
         data, lengths, form = self._validate_X(X, reset=False)
         with kernel_threads(self.n_jobs) as n_threads:
             z = self._forward_in_batches(self.network_, data, lengths, n_threads)

@@ -12,6 +12,7 @@ from . import _init
 from ._threads import kernel_threads, launch_lock
 from ._validation import (CELLS, DTYPES, as_float_array, check_bool, check_choice,
                           check_float, check_forget_bias, check_int, check_lengths)
+from ._device import DEVICES, check_device, kernels_for
 from .kernels import cpu
 
 
@@ -39,6 +40,11 @@ class LSTM:
     chrono_max : float, optional
         Longest time scale for ``forget_bias="chrono"``.
     dtype : {"float32", "float64"}, default="float32"
+    device : {"cpu", "cuda"}, default="cpu"
+        Where the kernels run. ``"cuda"`` runs the `nlstm.kernels.cuda`
+        kernels (same results within float tolerance); it needs numba-cuda and
+        a GPU, and says which is missing. Parameters stay NumPy arrays on the
+        host: today each kernel call copies its operands to the GPU and back.
     random_state : int, RandomState or None
         Seeds initialisation and dropout.
 
@@ -62,7 +68,7 @@ class LSTM:
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, bidirectional=False,
                  dropout=0.0, cell="lstm", forget_bias=1.0, chrono_max=None,
-                 dtype="float32", random_state=None):
+                 dtype="float32", device="cpu", random_state=None):
         self.input_size = check_int(input_size, "input_size", min_val=1)
         self.hidden_size = check_int(hidden_size, "hidden_size", min_val=1)
         self.num_layers = check_int(num_layers, "num_layers", min_val=1)
@@ -73,6 +79,8 @@ class LSTM:
         self.forget_bias = check_forget_bias(forget_bias, chrono_max)
         self.chrono_max = chrono_max
         self.dtype = check_choice(dtype, "dtype", DTYPES)
+        self.device = check_choice(device, "device", DEVICES)
+        check_device(self.device)
         self._np_dtype = DTYPES[self.dtype]
         self._rng = check_random_state(random_state)
         self.num_directions = 2 if self.bidirectional else 1
@@ -211,6 +219,11 @@ class LSTM:
             output, h_n, c_n = self._forward(x, lengths, h0, c0, training, n_threads)
         return output, ((h_n, c_n) if self.cell == "lstm" else h_n)
 
+    @property
+    def _kernels(self):
+        """`nlstm.kernels.cpu`, or `nlstm.kernels.cuda` for ``device='cuda'``."""
+        return cpu if self.device == "cpu" else kernels_for(self.device)
+
     def _forward(self, x, lengths, h0, c0, training, n_threads, keep_cache=True):
         """Forward on validated arrays; ``h0``/``c0`` None mean zeros. Callers hold
         `kernel_threads` and the launch lock. Returns output (B, T, D*H), h_n, c_n."""
@@ -221,7 +234,7 @@ class LSTM:
             h0 = np.zeros(state_shape, dtype)
         if c0 is None and self.cell == "lstm":
             c0 = np.zeros(state_shape, dtype)
-        shards = cpu.shard_bounds(B, n_threads)
+        shards = self._kernels.shard_bounds(B, n_threads)
         layer_input = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, F)
         h_n = np.empty(state_shape, dtype)
         c_n = np.empty_like(h_n) if self.cell == "lstm" else None
@@ -233,7 +246,7 @@ class LSTM:
                 idx = k * D + d
                 inputs = layer_input
                 if d == 1:  # the reverse direction reads each sequence from its end
-                    inputs = cpu.reverse_within_lengths(layer_input, lengths, np.empty_like(layer_input))
+                    inputs = self._kernels.reverse_within_lengths(layer_input, lengths, np.empty_like(layer_input))
                 state = self._direction_forward(k, d, inputs, lengths, shards, h0[idx],
                                                 None if c0 is None else c0[idx], keep_cache)
                 if "out" in state:  # inference sweep: outputs already zero past the ends
@@ -245,9 +258,9 @@ class LSTM:
                     h_n[idx] = hs[T]
                     if c_n is not None:
                         c_n[idx] = state["cs"][T]
-                    out = cpu.zero_after_lengths(hs[1:].copy(), lengths)
+                    out = self._kernels.zero_after_lengths(hs[1:].copy(), lengths)
                 if d == 1:
-                    out = cpu.reverse_within_lengths(out, lengths, np.empty_like(out))
+                    out = self._kernels.reverse_within_lengths(out, lengths, np.empty_like(out))
                 outputs.append(out)
                 state["inputs"] = inputs
                 saved.append(state if keep_cache else None)
@@ -276,12 +289,12 @@ class LSTM:
         w_hh = self._params[f"weight_hh_l{k}{suffix}"]
         bias = self._params[f"bias_ih_l{k}{suffix}"] + self._params[f"bias_hh_l{k}{suffix}"]
         x_proj = np.empty((T, B, G * H), self._np_dtype)  # (T, B, GH)
-        cpu.linear_rows(inputs.reshape(T * B, F), w_ih.T, bias, x_proj.reshape(T * B, G * H))
+        self._kernels.linear_rows(inputs.reshape(T * B, F), w_ih.T, bias, x_proj.reshape(T * B, G * H))
         w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, GH)
         if self.cell == "lstm" and not keep:
             h, c = h0.copy(), c0.copy()  # (B, H)
             out = np.empty((T, B, H), self._np_dtype)  # (T, B, H)
-            cpu.lstm_inference_sweep(x_proj, w_hh_t, lengths, shards, h, c, out)
+            self._kernels.lstm_inference_sweep(x_proj, w_hh_t, lengths, shards, h, c, out)
             return {"out": out, "h_n": h, "c_n": c}
         hs = np.empty((T + 1, B, H), self._np_dtype)  # (T+1, B, H)
         hs[0] = h0
@@ -289,9 +302,9 @@ class LSTM:
             cs = np.empty_like(hs)
             cs[0] = c0
             gates = x_proj  # the sweep reads each step's projection before writing its gates
-            cpu.lstm_forward_sweep(x_proj, w_hh_t, lengths, shards, hs, cs, gates)
+            self._kernels.lstm_forward_sweep(x_proj, w_hh_t, lengths, shards, hs, cs, gates)
             return {"hs": hs, "cs": cs, "gates": gates}
-        cpu.rnn_forward_sweep(x_proj, w_hh_t, lengths, shards, hs)
+        self._kernels.rnn_forward_sweep(x_proj, w_hh_t, lengths, shards, hs)
         return {"hs": hs}
 
     # ------------------------------------------------------------------
@@ -358,7 +371,7 @@ class LSTM:
         grads = self._named_views(flat_grad, self._param_shapes())
         d_h0 = np.empty_like(d_h_n)
         d_c0 = np.empty_like(d_c_n) if d_c_n is not None else None
-        d_layer = cpu.zero_after_lengths(np.ascontiguousarray(d_output.transpose(1, 0, 2)), lengths)
+        d_layer = self._kernels.zero_after_lengths(np.ascontiguousarray(d_output.transpose(1, 0, 2)), lengths)
         for k in range(self.num_layers - 1, -1, -1):
             in_size = self.input_size if k == 0 else D * H
             d_input = np.zeros((T, B, in_size), self._np_dtype)
@@ -366,12 +379,12 @@ class LSTM:
                 idx = k * D + d
                 d_out = np.ascontiguousarray(d_layer[:, :, d * H:(d + 1) * H])
                 if d == 1:
-                    d_out = cpu.reverse_within_lengths(d_out, lengths, np.empty_like(d_out))
+                    d_out = self._kernels.reverse_within_lengths(d_out, lengths, np.empty_like(d_out))
                 d_in = self._direction_backward(
                     k, d, cache["layers"][k][d], d_out, d_h_n[idx],
                     None if d_c_n is None else d_c_n[idx], lengths, shards, grads, d_h0, d_c0)
                 if d == 1:
-                    d_in = cpu.reverse_within_lengths(d_in, lengths, np.empty_like(d_in))
+                    d_in = self._kernels.reverse_within_lengths(d_in, lengths, np.empty_like(d_in))
                 d_input += d_in
             if k > 0 and cache["dropout_masks"][k - 1] is not None:
                 d_input *= cache["dropout_masks"][k - 1]
@@ -391,17 +404,17 @@ class LSTM:
         hs = saved["hs"]
         d_pre = np.empty((T, B, GH), self._np_dtype)  # (T, B, GH)
         if self.cell == "lstm":
-            cpu.lstm_backward_sweep(d_out, d_h_n, d_c_n, w_hh, lengths, shards, saved["cs"],
+            self._kernels.lstm_backward_sweep(d_out, d_h_n, d_c_n, w_hh, lengths, shards, saved["cs"],
                                     saved["gates"], d_pre, d_h0[idx], d_c0[idx])
         else:
-            cpu.rnn_backward_sweep(d_out, d_h_n, w_hh, lengths, shards, hs, d_pre, d_h0[idx])
+            self._kernels.rnn_backward_sweep(d_out, d_h_n, w_hh, lengths, shards, hs, d_pre, d_h0[idx])
         d_pre_2d = d_pre.reshape(T * B, GH)
-        d_w_ih, d_w_hh, d_b = cpu.weight_grads(d_pre_2d, saved["inputs"].reshape(T * B, F),
+        d_w_ih, d_w_hh, d_b = self._kernels.weight_grads(d_pre_2d, saved["inputs"].reshape(T * B, F),
                                                hs[:-1].reshape(T * B, H))
         grads[f"weight_ih_l{k}{suffix}"][...] = d_w_ih
         grads[f"weight_hh_l{k}{suffix}"][...] = d_w_hh
         grads[f"bias_ih_l{k}{suffix}"][...] = d_b
         grads[f"bias_hh_l{k}{suffix}"][...] = d_b
         d_inputs = np.empty((T, B, F), self._np_dtype)
-        cpu.matmul_rows(d_pre_2d, w_ih, d_inputs.reshape(T * B, F))
+        self._kernels.matmul_rows(d_pre_2d, w_ih, d_inputs.reshape(T * B, F))
         return d_inputs

@@ -126,3 +126,52 @@ def test_rnn_forward_and_backward_sweeps(dtype):
     want_b, got_b = run_both("rnn_backward_sweep", backward, ["d_pre", "d_h0"])
     for key in want_b:
         close(got_b[key], want_b[key], dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+def test_layer_on_cuda_matches_cpu_forward_and_backward(cell, dtype):
+    """2 layers, bidirectional, ragged, dropout, initial state: every layer option."""
+    from nlstm import LSTM
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(3, 4, 2)).astype(dtype)
+    h0 = rng.normal(size=(4, 3, 3)).astype(dtype)
+    state = (h0, rng.normal(size=(4, 3, 3)).astype(dtype)) if cell == "lstm" else h0
+    results = []
+    for device in ("cpu", "cuda"):
+        layer = LSTM(2, 3, num_layers=2, bidirectional=True, dropout=0.3, cell=cell,
+                     dtype=dtype, device=device, random_state=0)
+        out, final = layer.forward(x, lengths=LENGTHS, initial_state=state, training=True)
+        d_out = np.random.default_rng(5).normal(size=out.shape).astype(dtype)
+        d_x, grads = layer.backward(d_out)
+        results.append((out, final, d_x, grads, layer.d_initial_state))
+    (out, final, d_x, grads, d_init), (out_g, final_g, d_x_g, grads_g, d_init_g) = results
+    tol = RTOL[np.dtype(dtype).type]
+    np.testing.assert_allclose(out_g, out, rtol=tol, atol=tol)
+    np.testing.assert_allclose(np.asarray(final_g), np.asarray(final), rtol=tol, atol=tol)
+    np.testing.assert_allclose(d_x_g, d_x, rtol=tol, atol=tol)
+    for name in grads:
+        np.testing.assert_allclose(grads_g[name], grads[name], rtol=tol, atol=tol, err_msg=name)
+    np.testing.assert_allclose(np.asarray(d_init_g), np.asarray(d_init), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_two_epoch_fit_on_cuda_matches_cpu(dtype):
+    from nlstm import LSTMClassifier
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(8, 3, 2)).astype(dtype)
+    y = np.where(X[:, 0, 0] > 0, "a", "b")
+    fitted = []
+    for device in ("cpu", "cuda"):
+        model = LSTMClassifier(hidden_size=3, max_iter=2, batch_size=4, dtype=dtype,
+                               device=device, random_state=0)
+        with pytest.warns(Warning):  # ConvergenceWarning: 2 epochs only
+            model.fit(X, y)
+        fitted.append(model)
+    cpu_model, gpu_model = fitted
+    tol = RTOL[np.dtype(dtype).type]
+    np.testing.assert_allclose(gpu_model.loss_curve_, cpu_model.loss_curve_, rtol=tol)
+    for a, b in zip(gpu_model.network_.params, cpu_model.network_.params):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+    np.testing.assert_allclose(gpu_model.predict_proba(X), cpu_model.predict_proba(X),
+                               rtol=tol, atol=tol)

@@ -169,9 +169,15 @@ def test_property_ragged_lists_fit_or_fail_cleanly(fitted, lengths, F):
         assert reg.predict(X).shape == (len(lengths),)
 
 
-def test_cuda_device_without_numba_cuda_names_what_is_missing():
+def test_cuda_device_without_numba_cuda_names_what_is_missing(monkeypatch):
     import importlib.util
+
+    from numba.core import config
     if importlib.util.find_spec("numba_cuda") is not None:
         pytest.skip("numba-cuda is installed here")
+    monkeypatch.setattr(config, "ENABLE_CUDASIM", False)  # the tests run on the simulator
     with pytest.raises(RuntimeError, match="numba-cuda"):
         LSTMRegressor(device="cuda", max_iter=1).fit(X3, Y_REG)
+    from nlstm import LSTM
+    with pytest.raises(RuntimeError, match="numba-cuda"):
+        LSTM(2, 3, device="cuda")

@@ -26,24 +26,6 @@ TILE = 4 if config.ENABLE_CUDASIM else 16          # edge of the GEMM's square t
 ELEMENTWISE = 32 if config.ENABLE_CUDASIM else 128  # threads per element-wise block
 
 # --------------------------------------------------------------------------
-# Device functions: activations and their derivatives (of the outputs)
-# --------------------------------------------------------------------------
-@cuda.jit(device=True, inline=True)
-def _sigmoid(x):
-    return 1.0 / (1.0 + math.exp(-x))
-
-
-@cuda.jit(device=True, inline=True)
-def _sigmoid_grad(y):
-    return y * (1.0 - y)
-
-
-@cuda.jit(device=True, inline=True)
-def _tanh_grad(y):
-    return 1.0 - y * y
-
-
-# --------------------------------------------------------------------------
 # Tiled GEMM: out = op(a) @ b (+ bias) (+ out if accumulate)
 # --------------------------------------------------------------------------
 def _make_matmul_kernel(numba_type):
@@ -247,10 +229,12 @@ def _lstm_step_forward_kernel(t, z, x_proj, lengths, h_prev, c_prev, h_next, c_n
     if i < B * H:
         b, j = i // H, i % H
         if t < lengths[b]:
-            ig = _sigmoid(z[b, j] + x_proj[t, b, j])
-            fg = _sigmoid(z[b, H + j] + x_proj[t, b, H + j])
+            # sigmoid(x) = 1 / (1 + exp(-x)), written out: kernels here call no
+            # device functions, so compile_ptx needs no driver to resolve them
+            ig = 1.0 / (1.0 + math.exp(-(z[b, j] + x_proj[t, b, j])))
+            fg = 1.0 / (1.0 + math.exp(-(z[b, H + j] + x_proj[t, b, H + j])))
             gg = math.tanh(z[b, 2 * H + j] + x_proj[t, b, 2 * H + j])
-            og = _sigmoid(z[b, 3 * H + j] + x_proj[t, b, 3 * H + j])
+            og = 1.0 / (1.0 + math.exp(-(z[b, 3 * H + j] + x_proj[t, b, 3 * H + j])))
             c = fg * c_prev[b, j] + ig * gg
             c_next[b, j] = c
             h_next[b, j] = og * math.tanh(c)
@@ -280,11 +264,12 @@ def _lstm_step_backward_kernel(t, d_hs, dh, dc, lengths, cs, gates, d_pre):
             gg, og = gates[t, b, 2 * H + j], gates[t, b, 3 * H + j]
             dh_total = dh[b, j] + d_hs[t, b, j]
             tc = math.tanh(cs[t + 1, b, j])
-            dcj = dc[b, j] + dh_total * og * _tanh_grad(tc)
-            d_pre[t, b, j] = dcj * gg * _sigmoid_grad(ig)
-            d_pre[t, b, H + j] = dcj * cs[t, b, j] * _sigmoid_grad(fg)
-            d_pre[t, b, 2 * H + j] = dcj * ig * _tanh_grad(gg)
-            d_pre[t, b, 3 * H + j] = dh_total * tc * _sigmoid_grad(og)
+            # derivatives from the outputs: sigmoid' = y (1 - y), tanh' = 1 - y^2
+            dcj = dc[b, j] + dh_total * og * (1.0 - tc * tc)
+            d_pre[t, b, j] = dcj * gg * ig * (1.0 - ig)
+            d_pre[t, b, H + j] = dcj * cs[t, b, j] * fg * (1.0 - fg)
+            d_pre[t, b, 2 * H + j] = dcj * ig * (1.0 - gg * gg)
+            d_pre[t, b, 3 * H + j] = dh_total * tc * og * (1.0 - og)
             dc[b, j] = dcj * fg
         else:
             for k in range(4):
@@ -387,7 +372,8 @@ def _rnn_step_backward_kernel(t, d_hs, dh, lengths, hs, d_pre):
     if i < B * H:
         b, j = i // H, i % H
         if t < lengths[b]:
-            d_pre[t, b, j] = (dh[b, j] + d_hs[t, b, j]) * _tanh_grad(hs[t + 1, b, j])
+            y = hs[t + 1, b, j]
+            d_pre[t, b, j] = (dh[b, j] + d_hs[t, b, j]) * (1.0 - y * y)
         else:
             d_pre[t, b, j] = 0.0
 
