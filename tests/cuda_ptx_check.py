@@ -14,7 +14,7 @@ def signatures(f):
     v1, c2, c3, a2 = f[::1], f[:, ::1], f[:, :, ::1], f[:, :]
     lengths = int64[::1]
     return {
-        "matmul": (kernels._matmul_kernel(str(f)).py_func, (a2, a2, v1, a2, boolean, boolean, boolean)),
+        "matmul": (kernels._matmul_kernel(str(f)).py_func, (a2, a2, v1, a2, boolean, boolean)),
         "column_sums": (kernels._column_sums_kernel.py_func, (a2, v1)),
         "reverse_within_lengths": (kernels._reverse_within_lengths_kernel.py_func, (c3, lengths, c3)),
         "zero_after_lengths": (kernels._zero_after_lengths_kernel.py_func, (c3, lengths)),

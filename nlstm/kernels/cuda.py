@@ -18,19 +18,20 @@ CUDA simulator: ``NUMBA_ENABLE_CUDASIM=1``); ``import nlstm`` never imports it.
 import math
 
 import numpy as np
-from numba import config, cuda
+from numba import config, cuda, from_dtype
 
 # The simulator runs every GPU thread as a Python thread: smaller blocks there
 # keep the CI checks quick (and make the GEMM loop over several tiles).
 TILE = 4 if config.ENABLE_CUDASIM else 16          # edge of the GEMM's square tiles
 ELEMENTWISE = 32 if config.ENABLE_CUDASIM else 128  # threads per element-wise block
 
+
 # --------------------------------------------------------------------------
-# Tiled GEMM: out = op(a) @ b (+ bias) (+ out if accumulate)
+# Tiled GEMM: out = op(a) @ b (+ bias)
 # --------------------------------------------------------------------------
 def _make_matmul_kernel(numba_type):
     @cuda.jit
-    def kernel(a, b, bias, out, transpose_a, add_bias, accumulate):
+    def kernel(a, b, bias, out, transpose_a, add_bias):
         # a: (N, K), or (K, N) read as its transpose; b: (K, M); out: (N, M)
         a_tile = cuda.shared.array((TILE, TILE), numba_type)
         b_tile = cuda.shared.array((TILE, TILE), numba_type)
@@ -57,8 +58,6 @@ def _make_matmul_kernel(numba_type):
         if row < n_rows and col < n_cols:
             if add_bias:
                 acc += bias[col]
-            if accumulate:
-                acc += out[row, col]
             out[row, col] = acc
 
     return kernel
@@ -71,18 +70,17 @@ def _matmul_kernel(dtype):
     """The tiled GEMM kernel for ``dtype`` (compiled once per dtype)."""
     dtype = np.dtype(dtype)
     if dtype not in _MATMUL:
-        from numba import float32, float64
-        _MATMUL[dtype] = _make_matmul_kernel({np.dtype(np.float32): float32,
-                                              np.dtype(np.float64): float64}[dtype])
+        _MATMUL[dtype] = _make_matmul_kernel(from_dtype(dtype))
     return _MATMUL[dtype]
 
 
-def _gemm(a, b, out, bias=None, transpose_a=False, accumulate=False, stream=0):
+def _gemm(a, b, out, bias=None, transpose_a=False):
+    """``out[:] = op(a) @ b (+ bias)`` on device arrays."""
     n_rows, n_cols = out.shape
     grid = ((n_cols + TILE - 1) // TILE, (n_rows + TILE - 1) // TILE)
-    bias_arg = bias if bias is not None else out[0]
-    _matmul_kernel(out.dtype)[grid, (TILE, TILE), stream](
-        a, b, bias_arg, out, transpose_a, bias is not None, accumulate)
+    bias_arg = bias if bias is not None else out[0]  # unread when there is no bias
+    _matmul_kernel(out.dtype)[grid, (TILE, TILE)](
+        a, b, bias_arg, out, transpose_a, bias is not None)
 
 
 def _on_device(array):
@@ -106,11 +104,12 @@ class _Edges:
     def input(self, array):
         return array if _on_device(array) else cuda.to_device(np.ascontiguousarray(array))
 
-    def output(self, array):
-        """A device array for ``array``; a host array is copied back by `finish`."""
+    def output(self, array, read=False):
+        """A device array for ``array``; a host array is copied back by `finish`.
+        Its contents are copied in only if the kernels ``read`` them too."""
         if _on_device(array):
             return array
-        device = cuda.to_device(array)
+        device = cuda.to_device(array) if read else cuda.device_array(array.shape, array.dtype)
         self._copy_back.append((device, array))
         return device
 
@@ -210,7 +209,7 @@ def _zero_after_lengths_kernel(x, lengths):
 def zero_after_lengths(x, lengths):
     """Zero ``x[t, b]`` for ``t >= lengths[b]`` in place. x: (T, B, F)."""
     edges = _Edges()
-    d_x = edges.output(x)
+    d_x = edges.output(x, read=True)  # zeroed in place
     T, B = x.shape[0], x.shape[1]
     _zero_after_lengths_kernel[_blocks(T * B), ELEMENTWISE](d_x, edges.input(lengths))
     edges.finish()
@@ -292,7 +291,7 @@ def lstm_forward_sweep(x_proj, w_hh_t, lengths, shards, hs, cs, gates):
     x_proj (T, B, 4H), w_hh_t (H, 4H), hs/cs (T + 1, B, H), gates (T, B, 4H))."""
     edges = _Edges()
     d_x, d_w, d_len = edges.input(x_proj), edges.input(w_hh_t), edges.input(lengths)
-    d_hs, d_cs = edges.output(hs), edges.output(cs)
+    d_hs, d_cs = edges.output(hs, read=True), edges.output(cs, read=True)  # [0]: initial state
     d_gates = d_x if gates is x_proj else edges.output(gates)
     T, B, H = x_proj.shape[0], hs.shape[1], hs.shape[2]
     z = cuda.device_array((B, 4 * H), x_proj.dtype)  # (B, 4H)
@@ -310,19 +309,17 @@ def lstm_inference_sweep(x_proj, w_hh_t, lengths, shards, h, c, out):
     out (T, B, H) every step's hidden state, zero past a row's length)."""
     edges = _Edges()
     d_x, d_w, d_len = edges.input(x_proj), edges.input(w_hh_t), edges.input(lengths)
-    d_h, d_c, d_out = edges.output(h), edges.output(c), edges.output(out)
+    d_h, d_c = edges.output(h, read=True), edges.output(c, read=True)
+    d_out = edges.output(out)
     T, B, H = x_proj.shape[0], h.shape[0], h.shape[1]
     z = cuda.device_array((B, 4 * H), x_proj.dtype)  # (B, 4H)
-    h_next = cuda.device_array((B, H), x_proj.dtype)
-    c_next = cuda.device_array((B, H), x_proj.dtype)
     no_gates = cuda.device_array((0, B, 4 * H), x_proj.dtype)
     for t in range(T):
-        _gemm(d_h, d_w, z)
+        _gemm(d_h, d_w, z)  # reads all of h before the step kernel overwrites it
+        # state updated in place: each thread reads and writes only its own (b, j)
         _lstm_step_forward_kernel[_blocks(B * H), ELEMENTWISE](
-            t, z, d_x, d_len, d_h, d_c, h_next, c_next, no_gates)
-        d_h.copy_to_device(h_next)
-        d_c.copy_to_device(c_next)
-        d_out[t].copy_to_device(h_next)
+            t, z, d_x, d_len, d_h, d_c, d_h, d_c, no_gates)
+        d_out[t].copy_to_device(d_h)
     zero_after_lengths(d_out, d_len)
     edges.finish()
 
@@ -382,7 +379,7 @@ def rnn_forward_sweep(x_proj, w_hh_t, lengths, shards, hs):
     """Run one tanh-RNN direction (x_proj (T, B, H), w_hh_t (H, H), hs (T + 1, B, H))."""
     edges = _Edges()
     d_x, d_w, d_len = edges.input(x_proj), edges.input(w_hh_t), edges.input(lengths)
-    d_hs = edges.output(hs)
+    d_hs = edges.output(hs, read=True)  # hs[0]: initial state
     T, B, H = x_proj.shape[0], hs.shape[1], hs.shape[2]
     rec = cuda.device_array((B, H), x_proj.dtype)  # (B, H)
     for t in range(T):
