@@ -2,8 +2,9 @@
 
 NumPy in, NumPy out, with PyTorch's parameter names, shapes and semantics
 (batch-first input, packed-sequence handling of ragged lengths). The compute is
-in `nlstm.kernels.cpu`; this module validates arguments, lays data out
-time-major, and chains layers and directions.
+in `nlstm.kernels.cpu` (or `nlstm.kernels.cuda`, same functions, for
+``device="cuda"``); this module validates arguments, lays data out time-major,
+and chains layers and directions.
 """
 import numpy as np
 from sklearn.utils import check_random_state
@@ -13,7 +14,6 @@ from ._threads import kernel_threads, launch_lock
 from ._validation import (CELLS, DTYPES, as_float_array, check_bool, check_choice,
                           check_float, check_forget_bias, check_int, check_lengths)
 from ._device import DEVICES, check_device, kernels_for
-from .kernels import cpu
 
 
 class LSTM:
@@ -219,14 +219,10 @@ class LSTM:
             output, h_n, c_n = self._forward(x, lengths, h0, c0, training, n_threads)
         return output, ((h_n, c_n) if self.cell == "lstm" else h_n)
 
-    @property
-    def _kernels(self):
-        """`nlstm.kernels.cpu`, or `nlstm.kernels.cuda` for ``device='cuda'``."""
-        return cpu if self.device == "cpu" else kernels_for(self.device)
-
     def _forward(self, x, lengths, h0, c0, training, n_threads, keep_cache=True):
         """Forward on validated arrays; ``h0``/``c0`` None mean zeros. Callers hold
         `kernel_threads` and the launch lock. Returns output (B, T, D*H), h_n, c_n."""
+        kernels = kernels_for(self.device)  # nlstm.kernels.cpu or .cuda
         B, T, _ = x.shape
         H, D, dtype = self.hidden_size, self.num_directions, self._np_dtype
         state_shape = (self.num_layers * D, B, H)
@@ -234,7 +230,7 @@ class LSTM:
             h0 = np.zeros(state_shape, dtype)
         if c0 is None and self.cell == "lstm":
             c0 = np.zeros(state_shape, dtype)
-        shards = self._kernels.shard_bounds(B, n_threads)
+        shards = kernels.shard_bounds(B, n_threads)
         layer_input = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, F)
         h_n = np.empty(state_shape, dtype)
         c_n = np.empty_like(h_n) if self.cell == "lstm" else None
@@ -246,7 +242,7 @@ class LSTM:
                 idx = k * D + d
                 inputs = layer_input
                 if d == 1:  # the reverse direction reads each sequence from its end
-                    inputs = self._kernels.reverse_within_lengths(layer_input, lengths, np.empty_like(layer_input))
+                    inputs = kernels.reverse_within_lengths(layer_input, lengths, np.empty_like(layer_input))
                 state = self._direction_forward(k, d, inputs, lengths, shards, h0[idx],
                                                 None if c0 is None else c0[idx], keep_cache)
                 if "out" in state:  # inference sweep: outputs already zero past the ends
@@ -258,9 +254,9 @@ class LSTM:
                     h_n[idx] = hs[T]
                     if c_n is not None:
                         c_n[idx] = state["cs"][T]
-                    out = self._kernels.zero_after_lengths(hs[1:].copy(), lengths)
+                    out = kernels.zero_after_lengths(hs[1:].copy(), lengths)
                 if d == 1:
-                    out = self._kernels.reverse_within_lengths(out, lengths, np.empty_like(out))
+                    out = kernels.reverse_within_lengths(out, lengths, np.empty_like(out))
                 outputs.append(out)
                 state["inputs"] = inputs
                 saved.append(state if keep_cache else None)
@@ -282,6 +278,7 @@ class LSTM:
     def _direction_forward(self, k, d, inputs, lengths, shards, h0, c0, keep=True):
         """Sweep one layer direction. Returns the outputs and final state, and
         with ``keep`` the activations backward needs."""
+        kernels = kernels_for(self.device)  # nlstm.kernels.cpu or .cuda
         T, B, F = inputs.shape
         H, G = self.hidden_size, self._n_gates
         suffix = "_reverse" if d == 1 else ""
@@ -289,12 +286,12 @@ class LSTM:
         w_hh = self._params[f"weight_hh_l{k}{suffix}"]
         bias = self._params[f"bias_ih_l{k}{suffix}"] + self._params[f"bias_hh_l{k}{suffix}"]
         x_proj = np.empty((T, B, G * H), self._np_dtype)  # (T, B, GH)
-        self._kernels.linear_rows(inputs.reshape(T * B, F), w_ih.T, bias, x_proj.reshape(T * B, G * H))
+        kernels.linear_rows(inputs.reshape(T * B, F), w_ih.T, bias, x_proj.reshape(T * B, G * H))
         w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, GH)
         if self.cell == "lstm" and not keep:
             h, c = h0.copy(), c0.copy()  # (B, H)
             out = np.empty((T, B, H), self._np_dtype)  # (T, B, H)
-            self._kernels.lstm_inference_sweep(x_proj, w_hh_t, lengths, shards, h, c, out)
+            kernels.lstm_inference_sweep(x_proj, w_hh_t, lengths, shards, h, c, out)
             return {"out": out, "h_n": h, "c_n": c}
         hs = np.empty((T + 1, B, H), self._np_dtype)  # (T+1, B, H)
         hs[0] = h0
@@ -302,9 +299,9 @@ class LSTM:
             cs = np.empty_like(hs)
             cs[0] = c0
             gates = x_proj  # the sweep reads each step's projection before writing its gates
-            self._kernels.lstm_forward_sweep(x_proj, w_hh_t, lengths, shards, hs, cs, gates)
+            kernels.lstm_forward_sweep(x_proj, w_hh_t, lengths, shards, hs, cs, gates)
             return {"hs": hs, "cs": cs, "gates": gates}
-        self._kernels.rnn_forward_sweep(x_proj, w_hh_t, lengths, shards, hs)
+        kernels.rnn_forward_sweep(x_proj, w_hh_t, lengths, shards, hs)
         return {"hs": hs}
 
     # ------------------------------------------------------------------
@@ -358,6 +355,7 @@ class LSTM:
         """Backward on validated arrays (None: zero gradient). Callers hold
         `kernel_threads` and the launch lock. Returns ``d_x`` (B, T, F) and the
         flat parameter gradient."""
+        kernels = kernels_for(self.device)  # nlstm.kernels.cpu or .cuda
         cache = self._cache
         lengths, shards = cache["lengths"], cache["shards"]
         B, T = cache["shape"]
@@ -371,7 +369,7 @@ class LSTM:
         grads = self._named_views(flat_grad, self._param_shapes())
         d_h0 = np.empty_like(d_h_n)
         d_c0 = np.empty_like(d_c_n) if d_c_n is not None else None
-        d_layer = self._kernels.zero_after_lengths(np.ascontiguousarray(d_output.transpose(1, 0, 2)), lengths)
+        d_layer = kernels.zero_after_lengths(np.ascontiguousarray(d_output.transpose(1, 0, 2)), lengths)
         for k in range(self.num_layers - 1, -1, -1):
             in_size = self.input_size if k == 0 else D * H
             d_input = np.zeros((T, B, in_size), self._np_dtype)
@@ -379,12 +377,12 @@ class LSTM:
                 idx = k * D + d
                 d_out = np.ascontiguousarray(d_layer[:, :, d * H:(d + 1) * H])
                 if d == 1:
-                    d_out = self._kernels.reverse_within_lengths(d_out, lengths, np.empty_like(d_out))
+                    d_out = kernels.reverse_within_lengths(d_out, lengths, np.empty_like(d_out))
                 d_in = self._direction_backward(
                     k, d, cache["layers"][k][d], d_out, d_h_n[idx],
                     None if d_c_n is None else d_c_n[idx], lengths, shards, grads, d_h0, d_c0)
                 if d == 1:
-                    d_in = self._kernels.reverse_within_lengths(d_in, lengths, np.empty_like(d_in))
+                    d_in = kernels.reverse_within_lengths(d_in, lengths, np.empty_like(d_in))
                 d_input += d_in
             if k > 0 and cache["dropout_masks"][k - 1] is not None:
                 d_input *= cache["dropout_masks"][k - 1]
@@ -395,6 +393,7 @@ class LSTM:
     def _direction_backward(self, k, d, saved, d_out, d_h_n, d_c_n, lengths, shards, grads,
                             d_h0, d_c0):
         """BPTT of one layer direction; fills ``grads`` and returns d(inputs) (T, B, F)."""
+        kernels = kernels_for(self.device)  # nlstm.kernels.cpu or .cuda
         T, B, F = saved["inputs"].shape
         H, GH = self.hidden_size, self._n_gates * self.hidden_size
         suffix = "_reverse" if d == 1 else ""
@@ -404,17 +403,17 @@ class LSTM:
         hs = saved["hs"]
         d_pre = np.empty((T, B, GH), self._np_dtype)  # (T, B, GH)
         if self.cell == "lstm":
-            self._kernels.lstm_backward_sweep(d_out, d_h_n, d_c_n, w_hh, lengths, shards, saved["cs"],
-                                    saved["gates"], d_pre, d_h0[idx], d_c0[idx])
+            kernels.lstm_backward_sweep(d_out, d_h_n, d_c_n, w_hh, lengths, shards, saved["cs"],
+                                        saved["gates"], d_pre, d_h0[idx], d_c0[idx])
         else:
-            self._kernels.rnn_backward_sweep(d_out, d_h_n, w_hh, lengths, shards, hs, d_pre, d_h0[idx])
+            kernels.rnn_backward_sweep(d_out, d_h_n, w_hh, lengths, shards, hs, d_pre, d_h0[idx])
         d_pre_2d = d_pre.reshape(T * B, GH)
-        d_w_ih, d_w_hh, d_b = self._kernels.weight_grads(d_pre_2d, saved["inputs"].reshape(T * B, F),
-                                               hs[:-1].reshape(T * B, H))
+        d_w_ih, d_w_hh, d_b = kernels.weight_grads(d_pre_2d, saved["inputs"].reshape(T * B, F),
+                                                   hs[:-1].reshape(T * B, H))
         grads[f"weight_ih_l{k}{suffix}"][...] = d_w_ih
         grads[f"weight_hh_l{k}{suffix}"][...] = d_w_hh
         grads[f"bias_ih_l{k}{suffix}"][...] = d_b
         grads[f"bias_hh_l{k}{suffix}"][...] = d_b
         d_inputs = np.empty((T, B, F), self._np_dtype)
-        self._kernels.matmul_rows(d_pre_2d, w_ih, d_inputs.reshape(T * B, F))
+        kernels.matmul_rows(d_pre_2d, w_ih, d_inputs.reshape(T * B, F))
         return d_inputs
