@@ -14,7 +14,7 @@ blocks may not be), so only one block needs to be in memory at a time.
 import copy
 
 import numpy as np
-from sklearn.base import ClassifierMixin, clone, is_classifier
+from sklearn.base import clone, is_classifier
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
@@ -82,7 +82,7 @@ def partial_fit_blocks(estimator, X, y, *, classes=None, epochs=1, shuffle_block
     estimator
         The trained copy.
     """
-    dask, da = _import_dask()
+    dask, _ = _import_dask()
     if not hasattr(estimator, "partial_fit"):
         raise TypeError(f"estimator must have partial_fit, got {type(estimator).__name__}")
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
@@ -95,20 +95,20 @@ def partial_fit_blocks(estimator, X, y, *, classes=None, epochs=1, shuffle_block
 
     fitted = hasattr(estimator, "n_features_in_")
     model = copy.deepcopy(estimator) if fitted else clone(estimator)
-    if is_classifier(model) and classes is None and not hasattr(model, "classes_"):
-        classes = np.unique(y.compute() if y.ndim == 1 else y.ravel().compute())
+    if not is_classifier(model):
+        classes = None
+    elif classes is None and not hasattr(model, "classes_"):
+        classes = np.unique(y.compute())
     x_blocks = X.to_delayed().ravel()
     y_blocks = y.to_delayed().ravel()
     rng = check_random_state(random_state)
     result = dask.delayed(model)
-    first = True
     for _ in range(epochs):
         order = rng.permutation(len(x_blocks)) if shuffle_blocks else np.arange(len(x_blocks))
         for k in order:
-            block_classes = classes if (first and isinstance(model, ClassifierMixin)) else None
             result = dask.delayed(_partial_fit_block, pure=False)(
-                result, x_blocks[k], y_blocks[k], block_classes)
-            first = False
+                result, x_blocks[k], y_blocks[k], classes)
+            classes = None  # partial_fit takes the classes on the first call only
     return result.compute()
 
 
@@ -130,7 +130,6 @@ def predict_blocks(estimator, X, method="predict"):
     dask array
         Rows chunked like ``X``; call ``.compute()`` (or store it) to run.
     """
-    _, da = _import_dask()
     if method not in PREDICT_METHODS:
         raise ValueError(f"method must be one of {PREDICT_METHODS}, got {method!r}")
     if not hasattr(estimator, method):
