@@ -131,37 +131,36 @@ class _BaseLSTM(BaseEstimator):
         tokens = self.embedding_dim is not None
         dtype = DTYPES[self.dtype]
         form = input_form(X)
-        # Token ids in a 2-d array are sequences (one token per step), so unlike a
-        # table of numbers their length may change after fit, like a list's.
-        token_table = tokens and form == "table"
-        if not reset and not tokens and form == "table" and self._input_form_ != "table":
-            # a model fit on sequences reads the rows of a table as equal-length sequences
-            X, form = list(check_array(X, dtype="numeric", input_name="X")), "list"
-        if (not reset and not tokens and form != self._input_form_
-                and self._input_form_ == "table"):
-            raise ValueError(
-                f"X was a {self._describe_form(self._input_form_)} at fit, but a "
-                f"{self._describe_form(form)} now; pass the same kind of input")
-        if form == "table" and not tokens:
+        if not reset and not tokens:
+            if form == "table" and self._input_form_ != "table":
+                # a model fit on sequences reads the rows of a table as equal-length sequences
+                X, form = list(check_array(X, dtype="numeric", input_name="X")), "list"
+            elif form != self._input_form_ and self._input_form_ == "table":
+                raise ValueError(
+                    f"X was a {self._describe_form(self._input_form_)} at fit, but a "
+                    f"{self._describe_form(form)} now; pass the same kind of input")
+        # A 2-d array of numbers is a table: its columns (timesteps) are fixed at fit.
+        # Token ids in a 2-d array are sequences (one token per step), so their
+        # length may change after fit, like a list's.
+        numeric_table = form == "table" and not tokens
+        if numeric_table:
             X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
             data = np.ascontiguousarray(X, dtype=dtype)[:, :, None]  # (n, T, 1)
-            lengths = np.full(X.shape[0], X.shape[1], dtype=np.int64)
+        elif form == "table":
+            data = check_token_ids(check_array(X, dtype="numeric", input_name="X"))  # (n, T)
+        elif form == "sequences":
+            if tokens:
+                raise ValueError("with embedding_dim set, X must hold token ids: a 2-d "
+                                 "array (n, T) or a list of 1-d arrays, not a 3-d array")
+            X = check_array(X, allow_nd=True, dtype=[np.float64, np.float32], input_name="X")
+            if X.shape[1] == 0 or X.shape[2] == 0:
+                raise ValueError(f"X must have at least 1 timestep and 1 feature, got shape {X.shape}")
+            data = np.ascontiguousarray(X, dtype=dtype)
         else:
-            if token_table:
-                X = check_array(X, dtype="numeric", input_name="X")
-                data = check_token_ids(X)                              # (n, T) ids
-                lengths = np.full(X.shape[0], X.shape[1], dtype=np.int64)
-            elif form == "sequences":
-                if tokens:
-                    raise ValueError("with embedding_dim set, X must hold token ids: a 2-d "
-                                     "array (n, T) or a list of 1-d arrays, not a 3-d array")
-                X = check_array(X, allow_nd=True, dtype=[np.float64, np.float32], input_name="X")
-                if X.shape[1] == 0 or X.shape[2] == 0:
-                    raise ValueError(f"X must have at least 1 timestep and 1 feature, got shape {X.shape}")
-                data = np.ascontiguousarray(X, dtype=dtype)
-                lengths = np.full(X.shape[0], X.shape[1], dtype=np.int64)
-            else:
-                data, lengths = pad_sequence_list(X, dtype, tokens)
+            data, lengths = pad_sequence_list(X, dtype, tokens)
+        if form != "list":
+            lengths = np.full(data.shape[0], data.shape[1], dtype=np.int64)
+        if not numeric_table:  # validate_data does this for tables of numbers
             n_features = 1 if tokens else data.shape[2]
             if reset:
                 self.n_features_in_ = n_features
