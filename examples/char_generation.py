@@ -77,6 +77,9 @@ def sample(model, alphabet, index, seed, length, temperature, rng):
     return "".join(alphabet[i] for i in ids[len(seed):]).replace(RARE, "?")
 
 
+QUICK = dict(n_chars=40_000, epochs=2, hidden_size=64, sample_length=80)  # the reduced run: --quick, and the tests
+
+
 def run(n_chars=300_000, epochs=15, hidden_size=128, sample_length=300,
         temperatures=(0.3, 0.7, 1.0), output="char_generation.png", quiet=False):
     text = load_text()[:n_chars]
@@ -151,7 +154,4 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="a reduced run (for tests)")
     parser.add_argument("--output", default="char_generation.png")
     args = parser.parse_args()
-    if args.quick:
-        run(n_chars=40_000, epochs=2, hidden_size=64, sample_length=80, output=args.output)
-    else:
-        run(output=args.output)
+    run(output=args.output, **(QUICK if args.quick else {}))

@@ -55,6 +55,9 @@ def seasonal_naive_with_drift(series, starts):
     return np.array(forecasts)
 
 
+QUICK = dict(epochs=15, hidden_size=16)  # the reduced run: --quick, and the tests
+
+
 def run(epochs=150, hidden_size=64, output="forecasting.png", quiet=False):
     dates, series = load_monthly_co2()
     n_windows = len(series) - LOOKBACK - HORIZON + 1
@@ -123,7 +126,4 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="a reduced run (for tests)")
     parser.add_argument("--output", default="forecasting.png")
     args = parser.parse_args()
-    if args.quick:
-        run(epochs=15, hidden_size=16, output=args.output)
-    else:
-        run(output=args.output)
+    run(output=args.output, **(QUICK if args.quick else {}))

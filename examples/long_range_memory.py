@@ -33,6 +33,9 @@ def make_stories(n, length, rng):
     return X, np.array(NAMES)[names]
 
 
+QUICK = dict(length=30, n_train=600, epochs=6)  # the reduced run: --quick, and the tests
+
+
 def run(length=60, n_train=1500, epochs=15, output="long_range_memory.png", quiet=False):
     rng = np.random.default_rng(0)
     X_train, y_train = make_stories(n_train, length, rng)
@@ -77,7 +80,4 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="a reduced run (for tests)")
     parser.add_argument("--output", default="long_range_memory.png")
     args = parser.parse_args()
-    if args.quick:
-        run(length=30, n_train=600, epochs=6, output=args.output)
-    else:
-        run(output=args.output)
+    run(output=args.output, **(QUICK if args.quick else {}))

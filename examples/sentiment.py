@@ -38,6 +38,9 @@ def encode(texts, vectorizer):
     return encoded
 
 
+QUICK = dict(n_samples=3000, epochs=3)  # the reduced run: --quick, and the tests
+
+
 def run(n_samples=None, epochs=8, vocabulary=8000, output="sentiment.png", quiet=False):
     texts, ratings = load_movie_review_snippets()
     keep = ratings != 0
@@ -107,7 +110,4 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="a reduced run (for tests)")
     parser.add_argument("--output", default="sentiment.png")
     args = parser.parse_args()
-    if args.quick:
-        run(n_samples=3000, epochs=3, output=args.output)
-    else:
-        run(output=args.output)
+    run(output=args.output, **(QUICK if args.quick else {}))

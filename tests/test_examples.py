@@ -18,8 +18,7 @@ def load_example(name):
 
 def test_long_range_memory_lstm_remembers_where_rnn_does_not(tmp_path):
     example = load_example("long_range_memory")
-    results = example.run(length=30, n_train=600, epochs=6, output=str(tmp_path / "p.png"),
-                          quiet=True)
+    results = example.run(**example.QUICK, output=str(tmp_path / "p.png"), quiet=True)
     assert results["rnn"]["accuracy"] <= 0.40  # chance is 0.25
     assert results["lstm"]["accuracy"] >= 0.60
     assert (tmp_path / "p.png").stat().st_size > 10_000
@@ -27,7 +26,7 @@ def test_long_range_memory_lstm_remembers_where_rnn_does_not(tmp_path):
 
 def test_sentiment_beats_the_majority_class(tmp_path):
     example = load_example("sentiment")
-    results = example.run(n_samples=3000, epochs=3, output=str(tmp_path / "p.png"), quiet=True)
+    results = example.run(**example.QUICK, output=str(tmp_path / "p.png"), quiet=True)
     assert results["n_train"] == 2400 and results["n_test"] == 600
     assert abs(results["majority"] - 0.5) < 0.02  # balanced labels
     assert results["accuracy"] >= results["majority"] + 0.08
@@ -45,8 +44,8 @@ def test_sentiment_encoding_keeps_word_order_and_marks_unknown_words():
 
 def test_char_generation_learns_and_samples_with_a_temperature(tmp_path):
     example = load_example("char_generation")
-    results = example.run(n_chars=40_000, epochs=2, hidden_size=64, sample_length=80,
-                          temperatures=(0.5, 1.0), output=str(tmp_path / "p.png"), quiet=True)
+    results = example.run(**example.QUICK, temperatures=(0.5, 1.0), output=str(tmp_path / "p.png"),
+                          quiet=True)
     assert results["bits_per_char"] < results["unigram"]
     assert all(len(s) == 80 for s in results["samples"].values())
     assert (tmp_path / "p.png").stat().st_size > 10_000
@@ -71,7 +70,7 @@ def test_char_generation_temperature_controls_randomness():
 
 def test_forecasting_beats_the_naive_forecast(tmp_path):
     example = load_example("forecasting")
-    results = example.run(epochs=15, hidden_size=16, output=str(tmp_path / "p.png"), quiet=True)
+    results = example.run(**example.QUICK, output=str(tmp_path / "p.png"), quiet=True)
     assert results["n_test"] == 85
     mae = {name: err.mean() for name, err in results["mae"].items()}
     assert mae["LSTM"] < mae["naive"]
