@@ -87,6 +87,9 @@ def partial_fit_blocks(estimator, X, y, *, classes=None, epochs=1, shuffle_block
         raise TypeError(f"estimator must have partial_fit, got {type(estimator).__name__}")
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    if not isinstance(shuffle_blocks, (bool, np.bool_)):
+        raise TypeError(f"shuffle_blocks must be True or False, got {shuffle_blocks!r}")
+    rng = check_random_state(random_state)
     X = _check_dask_array(X, "X")
     y = _check_dask_array(y, "y")
     if X.shape[0] != y.shape[0]:
@@ -101,7 +104,6 @@ def partial_fit_blocks(estimator, X, y, *, classes=None, epochs=1, shuffle_block
         classes = np.unique(y.compute())
     x_blocks = X.to_delayed().ravel()
     y_blocks = y.to_delayed().ravel()
-    rng = check_random_state(random_state)
     result = dask.delayed(model)
     for _ in range(epochs):
         order = rng.permutation(len(x_blocks)) if shuffle_blocks else np.arange(len(x_blocks))

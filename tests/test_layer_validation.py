@@ -25,6 +25,8 @@ def layer():
     (dict(input_size=3, hidden_size=4, forget_bias="big"), ValueError, "forget_bias"),
     (dict(input_size=3, hidden_size=4, forget_bias=float("nan")), ValueError, "forget_bias"),
     (dict(input_size=3, hidden_size=4, bidirectional="yes"), TypeError, "bidirectional"),
+    (dict(input_size=3, hidden_size=4, device="gpu"), ValueError, "device"),
+    (dict(input_size=3, hidden_size=4, device=0), TypeError, "device"),
 ])
 def test_bad_constructor_arguments(kwargs, exc, match):
     with pytest.raises(exc, match=match):

@@ -118,6 +118,10 @@ def test_bad_inputs_raise_before_any_work(data):
         partial_fit_blocks(model, dX, dy[:100])
     with pytest.raises(ValueError, match="epochs"):
         partial_fit_blocks(model, dX, dy, epochs=0)
+    with pytest.raises(TypeError, match="shuffle_blocks"):
+        partial_fit_blocks(model, dX, dy, shuffle_blocks="yes")
+    with pytest.raises(ValueError, match="random_state|RandomState"):
+        partial_fit_blocks(model, dX, dy, random_state="seed")
     with pytest.raises(TypeError, match="partial_fit"):
         partial_fit_blocks(object(), dX, dy)
     with pytest.raises(NotFittedError):
