@@ -34,6 +34,11 @@ _B4 = 1.18534705686654e-04
 _B6 = 1.19825839466702e-06
 
 
+# error_model="numpy": no ZeroDivisionError branch around ``p / q``, which
+# would stop the loops calling these from vectorising.
+_JIT_OPTIONS = {"fastmath": True, "error_model": "numpy"}
+
+
 def tanh(x):  # pragma: no cover - replaced by the overload inside kernels
     return np.tanh(x)
 
@@ -42,7 +47,7 @@ def sigmoid(x):  # pragma: no cover - replaced by the overload inside kernels
     return 1.0 / (1.0 + np.exp(-x))
 
 
-@overload(tanh, jit_options={"fastmath": True})
+@overload(tanh, jit_options=_JIT_OPTIONS)
 def _tanh_overload(x):
     if x == types.float32:
         clamp = np.float32(_TANH_CLAMP)
@@ -69,7 +74,7 @@ def _tanh_overload(x):
     return lambda x: np.tanh(x)
 
 
-@overload(sigmoid, jit_options={"fastmath": True})
+@overload(sigmoid, jit_options=_JIT_OPTIONS)
 def _sigmoid_overload(x):
     if x == types.float32:
         half = np.float32(0.5)

@@ -30,7 +30,11 @@ from .activations import sigmoid, sigmoid_grad, tanh, tanh_grad
 
 # Everything but 'nnan'/'ninf': a diverging fit must still be able to see NaN.
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
-KERNEL_OPTIONS = dict(parallel=True, cache=True, fastmath=FASTMATH, nogil=True)
+# error_model="numpy": a float division yields inf/NaN instead of a Python
+# ZeroDivisionError check, whose branch stops LLVM from vectorising any loop
+# that divides (the rational tanh does): measured 3.4 -> 0.7 ns per tanh.
+INLINE_OPTIONS = dict(fastmath=FASTMATH, error_model="numpy")
+KERNEL_OPTIONS = dict(parallel=True, cache=True, nogil=True, **INLINE_OPTIONS)
 
 ROW_BLOCK = 256  # rows per block of the hoisted GEMMs
 MAX_REDUCE_CHUNKS = 16  # row chunks of the weight-gradient reduction
@@ -169,26 +173,31 @@ def zero_after_lengths(x, lengths):
 # --------------------------------------------------------------------------
 # LSTM cell: forward and backward sweeps, gate order i, f, g, o
 # --------------------------------------------------------------------------
-@njit(inline="always", fastmath=FASTMATH)
+@njit(inline="always", **INLINE_OPTIONS)
 def _lstm_cell_forward(z, x_proj, c_prev, c_out, h_out):
     """One row of one step. z: (4H) recurrent part of the pre-activations on
     entry, activated gates i, f, g, o on exit; c_prev, c_out, h_out: (H).
 
-    Each loop runs over one thread-local buffer, so LLVM vectorises it.
+    Each loop runs from 0 over one slice: an index that starts at an offset
+    such as ``2 * H`` might be negative as far as LLVM knows, and Numba's
+    negative-index wraparound then stops the loop from vectorising (3.4x
+    slower, measured).
     """
     H = c_out.shape[0]
     for j in range(4 * H):
         z[j] += x_proj[j]
+    z_if, z_g, z_o = z[:2 * H], z[2 * H:3 * H], z[3 * H:]  # (2H), (H), (H)
     for j in range(2 * H):
-        z[j] = sigmoid(z[j])
-    for j in range(2 * H, 3 * H):
-        z[j] = tanh(z[j])
-    for j in range(3 * H, 4 * H):
-        z[j] = sigmoid(z[j])
+        z_if[j] = sigmoid(z_if[j])
     for j in range(H):
-        c = z[H + j] * c_prev[j] + z[j] * z[2 * H + j]
+        z_g[j] = tanh(z_g[j])
+    for j in range(H):
+        z_o[j] = sigmoid(z_o[j])
+    z_i, z_f = z[:H], z[H:2 * H]
+    for j in range(H):
+        c = z_f[j] * c_prev[j] + z_i[j] * z_g[j]
         c_out[j] = c
-        h_out[j] = z[3 * H + j] * tanh(c)
+        h_out[j] = z_o[j] * tanh(c)
 
 
 @njit(**KERNEL_OPTIONS)
@@ -254,7 +263,7 @@ def lstm_inference_sweep(x_proj, w_hh_t, lengths, shards, h, c, out):
                     out[t, b, :] = 0
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(inline="always", **INLINE_OPTIONS)
 def _lstm_cell_backward(gates, c_prev, c, dh, dc, dz):
     """Backward of `_lstm_cell_forward` for one row of one step.
 
@@ -262,16 +271,19 @@ def _lstm_cell_backward(gates, c_prev, c, dh, dc, dz):
     after the step; dh : (H) gradient w.r.t. h (output plus recurrent);
     dc : (H) gradient w.r.t. c on entry, w.r.t. c_prev on exit;
     dz : (4H) receives the gradient w.r.t. the gate pre-activations.
+    Loops index slices from 0, as in `_lstm_cell_forward`, so they vectorise.
     """
     H = c.shape[0]
+    g_i, g_f, g_g, g_o = gates[:H], gates[H:2 * H], gates[2 * H:3 * H], gates[3 * H:]
+    dz_i, dz_f, dz_g, dz_o = dz[:H], dz[H:2 * H], dz[2 * H:3 * H], dz[3 * H:]
     for j in range(H):
-        i, f, g, o = gates[j], gates[H + j], gates[2 * H + j], gates[3 * H + j]
+        i, f, g, o = g_i[j], g_f[j], g_g[j], g_o[j]
         tc = tanh(c[j])
         dcj = dc[j] + dh[j] * o * tanh_grad(tc)
-        dz[j] = dcj * g * sigmoid_grad(i)
-        dz[H + j] = dcj * c_prev[j] * sigmoid_grad(f)
-        dz[2 * H + j] = dcj * i * tanh_grad(g)
-        dz[3 * H + j] = dh[j] * tc * sigmoid_grad(o)
+        dz_i[j] = dcj * g * sigmoid_grad(i)
+        dz_f[j] = dcj * c_prev[j] * sigmoid_grad(f)
+        dz_g[j] = dcj * i * tanh_grad(g)
+        dz_o[j] = dh[j] * tc * sigmoid_grad(o)
         dc[j] = dcj * f
 
 
