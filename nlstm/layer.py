@@ -285,23 +285,21 @@ class LSTM:
         w_ih = self._params[f"weight_ih_l{k}{suffix}"]
         w_hh = self._params[f"weight_hh_l{k}{suffix}"]
         bias = self._params[f"bias_ih_l{k}{suffix}"] + self._params[f"bias_hh_l{k}{suffix}"]
-        x_proj = np.empty((T, B, G * H), self._np_dtype)  # (T, B, GH)
-        kernels.linear_rows(inputs.reshape(T * B, F), w_ih.T, bias, x_proj.reshape(T * B, G * H))
-        w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, GH)
+        w_cat = np.ascontiguousarray(np.concatenate([w_ih.T, w_hh.T]))  # (F+H, GH)
         if self.cell == "lstm" and not keep:
             h, c = h0.copy(), c0.copy()  # (B, H)
             out = np.empty((T, B, H), self._np_dtype)  # (T, B, H)
-            kernels.lstm_inference_sweep(x_proj, w_hh_t, lengths, shards, h, c, out)
+            kernels.lstm_inference_sweep(inputs, w_cat, bias, lengths, shards, h, c, out)
             return {"out": out, "h_n": h, "c_n": c}
         hs = np.empty((T + 1, B, H), self._np_dtype)  # (T+1, B, H)
         hs[0] = h0
         if self.cell == "lstm":
             cs = np.empty_like(hs)
             cs[0] = c0
-            gates = x_proj  # the sweep reads each step's projection before writing its gates
-            kernels.lstm_forward_sweep(x_proj, w_hh_t, lengths, shards, hs, cs, gates)
+            gates = np.empty((T, B, G * H), self._np_dtype)  # (T, B, GH)
+            kernels.lstm_forward_sweep(inputs, w_cat, bias, lengths, shards, hs, cs, gates)
             return {"hs": hs, "cs": cs, "gates": gates}
-        kernels.rnn_forward_sweep(x_proj, w_hh_t, lengths, shards, hs)
+        kernels.rnn_forward_sweep(inputs, w_cat, bias, lengths, shards, hs)
         return {"hs": hs}
 
     # ------------------------------------------------------------------

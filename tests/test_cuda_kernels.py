@@ -29,7 +29,7 @@ def random(rng, shape, dtype):
 
 
 # What the layer calls in a kernels module.
-KERNEL_API = ["shard_bounds", "linear_rows", "matmul_rows", "weight_grads",
+KERNEL_API = ["shard_bounds", "matmul_rows", "weight_grads",
               "reverse_within_lengths", "zero_after_lengths", "lstm_forward_sweep",
               "lstm_inference_sweep", "lstm_backward_sweep", "rnn_forward_sweep",
               "rnn_backward_sweep"]
@@ -46,9 +46,7 @@ def test_same_function_names_and_signatures_as_the_cpu_module():
 def test_hoisted_products(dtype):
     rng = np.random.default_rng(0)
     # sizes that are not multiples of the tile, with more than one tile along K
-    a, w_t, bias = random(rng, (11, 6), dtype), random(rng, (6, 9), dtype), random(rng, 9, dtype)
-    close(cuda_kernels.linear_rows(a, w_t, bias, np.empty((11, 9), dtype)),
-          cpu.linear_rows(a, w_t, bias, np.empty((11, 9), dtype)), dtype)
+    a, w_t = random(rng, (11, 6), dtype), random(rng, (6, 9), dtype)
     close(cuda_kernels.matmul_rows(a, w_t, np.empty((11, 9), dtype)),
           cpu.matmul_rows(a, w_t, np.empty((11, 9), dtype)), dtype)
     d_pre, inputs, h_prev = (random(rng, (10, 8), dtype), random(rng, (10, 5), dtype),
@@ -83,8 +81,8 @@ def test_lstm_forward_backward_and_inference_sweeps(dtype):
     hs = np.zeros((T + 1, B, H), dtype)
     cs = np.zeros((T + 1, B, H), dtype)
     hs[0], cs[0] = random(rng, (B, H), dtype), random(rng, (B, H), dtype)
-    forward = dict(x_proj=random(rng, (T, B, 4 * H), dtype), w_hh_t=random(rng, (H, 4 * H), dtype),
-                   lengths=LENGTHS, shards=shards, hs=hs, cs=cs,
+    forward = dict(x=random(rng, (T, B, F), dtype), w_cat=random(rng, (F + H, 4 * H), dtype),
+                   bias=random(rng, 4 * H, dtype), lengths=LENGTHS, shards=shards, hs=hs, cs=cs,
                    gates=np.zeros((T, B, 4 * H), dtype))
     want, got = run_both("lstm_forward_sweep", forward, ["hs", "cs", "gates"])
     for key in want:
@@ -92,7 +90,7 @@ def test_lstm_forward_backward_and_inference_sweeps(dtype):
 
     backward = dict(d_hs=cpu.zero_after_lengths(random(rng, (T, B, H), dtype), LENGTHS),
                     d_h_n=random(rng, (B, H), dtype), d_c_n=random(rng, (B, H), dtype),
-                    w_hh=np.ascontiguousarray(forward["w_hh_t"].T), lengths=LENGTHS,
+                    w_hh=np.ascontiguousarray(forward["w_cat"][F:].T), lengths=LENGTHS,
                     shards=shards, cs=want["cs"], gates=want["gates"],
                     d_pre=np.zeros((T, B, 4 * H), dtype), d_h0=np.zeros((B, H), dtype),
                     d_c0=np.zeros((B, H), dtype))
@@ -100,7 +98,7 @@ def test_lstm_forward_backward_and_inference_sweeps(dtype):
     for key in want_b:
         close(got_b[key], want_b[key], dtype)
 
-    inference = dict(x_proj=forward["x_proj"], w_hh_t=forward["w_hh_t"], lengths=LENGTHS,
+    inference = dict(x=forward["x"], w_cat=forward["w_cat"], bias=forward["bias"], lengths=LENGTHS,
                      shards=shards, h=hs[0].copy(), c=cs[0].copy(), out=np.zeros((T, B, H), dtype))
     want_i, got_i = run_both("lstm_inference_sweep", inference, ["h", "c", "out"])
     for key in want_i:
@@ -114,13 +112,13 @@ def test_rnn_forward_and_backward_sweeps(dtype):
     shards = cpu.shard_bounds(B, 1)
     hs = np.zeros((T + 1, B, H), dtype)
     hs[0] = random(rng, (B, H), dtype)
-    forward = dict(x_proj=random(rng, (T, B, H), dtype), w_hh_t=random(rng, (H, H), dtype),
-                   lengths=LENGTHS, shards=shards, hs=hs)
+    forward = dict(x=random(rng, (T, B, F), dtype), w_cat=random(rng, (F + H, H), dtype),
+                   bias=random(rng, H, dtype), lengths=LENGTHS, shards=shards, hs=hs)
     want, got = run_both("rnn_forward_sweep", forward, ["hs"])
     close(got["hs"], want["hs"], dtype)
     backward = dict(d_hs=cpu.zero_after_lengths(random(rng, (T, B, H), dtype), LENGTHS),
                     d_h_n=random(rng, (B, H), dtype),
-                    w_hh=np.ascontiguousarray(forward["w_hh_t"].T), lengths=LENGTHS,
+                    w_hh=np.ascontiguousarray(forward["w_cat"][F:].T), lengths=LENGTHS,
                     shards=shards, hs=want["hs"], d_pre=np.zeros((T, B, H), dtype),
                     d_h0=np.zeros((B, H), dtype))
     want_b, got_b = run_both("rnn_backward_sweep", backward, ["d_pre", "d_h0"])

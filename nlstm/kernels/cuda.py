@@ -121,13 +121,11 @@ class _Edges:
 # --------------------------------------------------------------------------
 # Hoisted products
 # --------------------------------------------------------------------------
-def linear_rows(a, w_t, bias, out):
-    """``out[:] = a @ w_t + bias``: a (N, K), w_t (K, M), bias (M,), out (N, M)."""
-    edges = _Edges()
-    d_out = edges.output(out)
-    _gemm(edges.input(a), edges.input(w_t), d_out, bias=edges.input(bias))
-    edges.finish()
-    return out
+def _project_inputs(x, w_cat, bias, x_proj):
+    """``x_proj[:] = x @ W_ih^T + bias`` for all steps at once, on device arrays.
+    x: (T, B, F), w_cat: (F + H, GH) with ``W_ih^T`` its first F rows, x_proj: (T, B, GH)."""
+    T, B, F = x.shape
+    _gemm(x.reshape(T * B, F), w_cat[:F], x_proj.reshape(T * B, x_proj.shape[2]), bias=bias)
 
 
 def matmul_rows(a, b, out):
@@ -286,39 +284,48 @@ def _take_recurrent_grad_kernel(t, dh_rec, lengths, dh):
             dh[b, j] = dh_rec[b, j]
 
 
-def lstm_forward_sweep(x_proj, w_hh_t, lengths, shards, hs, cs, gates):
+def lstm_forward_sweep(x, w_cat, bias, lengths, shards, hs, cs, gates):
     """Run one LSTM direction over all timesteps (arguments as the CPU version:
-    x_proj (T, B, 4H), w_hh_t (H, 4H), hs/cs (T + 1, B, H), gates (T, B, 4H))."""
+    x (T, B, F), w_cat (F + H, 4H) = [W_ih^T; W_hh^T], bias (4H,),
+    hs/cs (T + 1, B, H), gates (T, B, 4H)).
+
+    The input projection of all steps is one GEMM into ``gates``, which each
+    step kernel reads before overwriting it with that step's gates."""
     edges = _Edges()
-    d_x, d_w, d_len = edges.input(x_proj), edges.input(w_hh_t), edges.input(lengths)
+    d_x, d_w, d_bias, d_len = (edges.input(x), edges.input(w_cat), edges.input(bias),
+                               edges.input(lengths))
     d_hs, d_cs = edges.output(hs, read=True), edges.output(cs, read=True)  # [0]: initial state
-    d_gates = d_x if gates is x_proj else edges.output(gates)
-    T, B, H = x_proj.shape[0], hs.shape[1], hs.shape[2]
-    z = cuda.device_array((B, 4 * H), x_proj.dtype)  # (B, 4H)
+    d_gates = edges.output(gates)
+    T, F, B, H = x.shape[0], x.shape[2], hs.shape[1], hs.shape[2]
+    _project_inputs(d_x, d_w, d_bias, d_gates)
+    w_hh_t = d_w[F:]  # (H, 4H)
+    z = cuda.device_array((B, 4 * H), x.dtype)  # (B, 4H)
     for t in range(T):
-        _gemm(d_hs[t], d_w, z)
+        _gemm(d_hs[t], w_hh_t, z)
         _lstm_step_forward_kernel[_blocks(B * H), ELEMENTWISE](
-            t, z, d_x, d_len, d_hs[t], d_cs[t], d_hs[t + 1], d_cs[t + 1], d_gates)
+            t, z, d_gates, d_len, d_hs[t], d_cs[t], d_hs[t + 1], d_cs[t + 1], d_gates)
     edges.finish()
-    if gates is x_proj and not _on_device(x_proj):
-        x_proj[...] = d_x.copy_to_host()
 
 
-def lstm_inference_sweep(x_proj, w_hh_t, lengths, shards, h, c, out):
+def lstm_inference_sweep(x, w_cat, bias, lengths, shards, h, c, out):
     """Forward only (arguments as the CPU version: h, c (B, H) in and out,
     out (T, B, H) every step's hidden state, zero past a row's length)."""
     edges = _Edges()
-    d_x, d_w, d_len = edges.input(x_proj), edges.input(w_hh_t), edges.input(lengths)
+    d_x, d_w, d_bias, d_len = (edges.input(x), edges.input(w_cat), edges.input(bias),
+                               edges.input(lengths))
     d_h, d_c = edges.output(h, read=True), edges.output(c, read=True)
     d_out = edges.output(out)
-    T, B, H = x_proj.shape[0], h.shape[0], h.shape[1]
-    z = cuda.device_array((B, 4 * H), x_proj.dtype)  # (B, 4H)
-    no_gates = cuda.device_array((0, B, 4 * H), x_proj.dtype)
+    T, F, B, H = x.shape[0], x.shape[2], h.shape[0], h.shape[1]
+    x_proj = cuda.device_array((T, B, 4 * H), x.dtype)  # (T, B, 4H)
+    _project_inputs(d_x, d_w, d_bias, x_proj)
+    w_hh_t = d_w[F:]  # (H, 4H)
+    z = cuda.device_array((B, 4 * H), x.dtype)  # (B, 4H)
+    no_gates = cuda.device_array((0, B, 4 * H), x.dtype)
     for t in range(T):
-        _gemm(d_h, d_w, z)  # reads all of h before the step kernel overwrites it
+        _gemm(d_h, w_hh_t, z)  # reads all of h before the step kernel overwrites it
         # state updated in place: each thread reads and writes only its own (b, j)
         _lstm_step_forward_kernel[_blocks(B * H), ELEMENTWISE](
-            t, z, d_x, d_len, d_h, d_c, d_h, d_c, no_gates)
+            t, z, x_proj, d_len, d_h, d_c, d_h, d_c, no_gates)
         d_out[t].copy_to_device(d_h)
     zero_after_lengths(d_out, d_len)
     edges.finish()
@@ -375,16 +382,21 @@ def _rnn_step_backward_kernel(t, d_hs, dh, lengths, hs, d_pre):
             d_pre[t, b, j] = 0.0
 
 
-def rnn_forward_sweep(x_proj, w_hh_t, lengths, shards, hs):
-    """Run one tanh-RNN direction (x_proj (T, B, H), w_hh_t (H, H), hs (T + 1, B, H))."""
+def rnn_forward_sweep(x, w_cat, bias, lengths, shards, hs):
+    """Run one tanh-RNN direction (x (T, B, F), w_cat (F + H, H) = [W_ih^T; W_hh^T],
+    bias (H,), hs (T + 1, B, H))."""
     edges = _Edges()
-    d_x, d_w, d_len = edges.input(x_proj), edges.input(w_hh_t), edges.input(lengths)
+    d_x, d_w, d_bias, d_len = (edges.input(x), edges.input(w_cat), edges.input(bias),
+                               edges.input(lengths))
     d_hs = edges.output(hs, read=True)  # hs[0]: initial state
-    T, B, H = x_proj.shape[0], hs.shape[1], hs.shape[2]
-    rec = cuda.device_array((B, H), x_proj.dtype)  # (B, H)
+    T, F, B, H = x.shape[0], x.shape[2], hs.shape[1], hs.shape[2]
+    x_proj = cuda.device_array((T, B, H), x.dtype)  # (T, B, H)
+    _project_inputs(d_x, d_w, d_bias, x_proj)
+    w_hh_t = d_w[F:]  # (H, H)
+    rec = cuda.device_array((B, H), x.dtype)  # (B, H)
     for t in range(T):
-        _gemm(d_hs[t], d_w, rec)
-        _rnn_step_forward_kernel[_blocks(B * H), ELEMENTWISE](t, rec, d_x, d_len, d_hs)
+        _gemm(d_hs[t], w_hh_t, rec)
+        _rnn_step_forward_kernel[_blocks(B * H), ELEMENTWISE](t, rec, x_proj, d_len, d_hs)
     edges.finish()
 
 
