@@ -6,6 +6,9 @@ Three rules from ``DESIGN.md`` section 2, kept in one place:
   (a multi-threaded BLAS inside ``prange`` oversubscribes the cores). The limit
   is process-wide, so it is reference-counted: the first caller in sets it, the
   last one out restores the user's setting, whatever the threads interleave.
+  The BLAS libraries are found once (`_blas_controller`): a fresh
+  ``threadpool_limits`` re-reads the process's loaded libraries each time,
+  about 1 ms per call, which is most of a small ``predict``.
 * ``n_jobs`` sets Numba's thread count for one call and restores it afterwards.
 * Numba's default ``workqueue`` threading layer aborts the process when two
   Python threads launch parallel kernels at once, so launches are serialised by
@@ -15,12 +18,26 @@ import contextlib
 import threading
 
 import numba
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 _launch_lock = threading.RLock()
 _blas_lock = threading.Lock()
 _blas_users = 0
 _blas_limiter = None
+_controller = None
+
+
+def _blas_controller():
+    """The process's BLAS thread pools, found once.
+
+    Numba's ``np.dot`` calls SciPy's BLAS (``scipy.linalg.cython_blas``), which
+    is imported here first so that its library is loaded when the scan runs.
+    """
+    global _controller
+    if _controller is None:
+        import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS the kernels call)
+        _controller = ThreadpoolController()
+    return _controller
 
 
 def resolve_n_jobs(n_jobs):
@@ -44,7 +61,7 @@ def single_threaded_blas():
     global _blas_users, _blas_limiter
     with _blas_lock:
         if _blas_users == 0:
-            _blas_limiter = threadpool_limits(limits=1, user_api="blas")
+            _blas_limiter = _blas_controller().limit(limits=1, user_api="blas")
         _blas_users += 1
     try:
         yield

@@ -209,6 +209,35 @@ def test_n_jobs_sets_numba_threads_for_the_call_and_restores_them():
     np.testing.assert_array_equal(results[0], results[1])
 
 
+def test_blas_is_single_threaded_during_fit_and_predict_and_restored_after(monkeypatch):
+    """Kernels call SciPy's BLAS from Numba's threads: a multi-threaded BLAS
+    there oversubscribes the cores. Check the BLAS thread count every kernel
+    call sees, and that the user's setting comes back."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+    from nlstm.kernels import cpu
+
+    def blas_threads():
+        return {lib["filepath"]: lib["num_threads"] for lib in threadpool_info()
+                if lib["user_api"] == "blas"}
+
+    seen = []
+    original = cpu.matmul_rows
+
+    def spy(*args):
+        seen.append(blas_threads())
+        return original(*args)
+
+    monkeypatch.setattr(cpu, "matmul_rows", spy)  # called once per backward pass
+    X, y = sum_task(64)
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        reg = LSTMRegressor(hidden_size=8, max_iter=1, batch_size=32, random_state=0).fit(X, y)
+        reg.predict(X)
+        assert blas_threads() == before
+    assert seen and all(set(threads.values()) == {1} for threads in seen)
+    assert any("scipy" in path for path in seen[0])  # the BLAS Numba's np.dot calls
+
+
 def test_pickle_round_trip_is_exact():
     X, y = first_input_task(100, 6)
     clf = LSTMClassifier(hidden_size=8, max_iter=2, random_state=0).fit(X, y)
