@@ -250,13 +250,15 @@ def lstm_inference_sweep(x, w_cat, bias, lengths, shards, h, c, out):
         xh = np.empty((b1 - b0, F + H), x.dtype)  # (rows, F+H): [x_t, h_{t-1}]
         xh[:, F:] = h[b0:b1]
         z = np.empty((b1 - b0, 4 * H), x.dtype)  # (rows, 4H)
+        c_new = np.empty(H, x.dtype)  # not c[b] itself: in-place aliasing stops vectorisation
         for t in range(T):
             _load_step_inputs(x[t, b0:b1], xh)
             np.dot(xh, w_cat, z)
             for r in range(b1 - b0):
                 b = b0 + r
                 if t < lengths[b]:
-                    _lstm_cell_forward(z[r], bias, c[b], c[b], out[t, b])
+                    _lstm_cell_forward(z[r], bias, c[b], c_new, out[t, b])
+                    c[b, :] = c_new
                     xh[r, F:] = out[t, b]
                 else:
                     out[t, b, :] = 0
@@ -264,27 +266,38 @@ def lstm_inference_sweep(x, w_cat, bias, lengths, shards, h, c, out):
 
 
 @njit(inline="always", **INLINE_OPTIONS)
-def _lstm_cell_backward(gates, c_prev, c, dh, dc, dz):
-    """Backward of `_lstm_cell_forward` for one row of one step.
+def _lstm_cell_backward(t, b0, lengths, gates, c_prev, c, d_out, dh, dc, dz):
+    """Backward of `_lstm_cell_forward` for the rows of one shard at step t.
 
-    gates : (4H) activated i, f, g, o; c_prev, c : (H) cell state before and
-    after the step; dh : (H) gradient w.r.t. h (output plus recurrent);
-    dc : (H) gradient w.r.t. c on entry, w.r.t. c_prev on exit;
-    dz : (4H) receives the gradient w.r.t. the gate pre-activations.
-    Loops index slices from 0, as in `_lstm_cell_forward`, so they vectorise.
+    gates : (rows, 4H) activated i, f, g, o; c_prev, c : (rows, H) cell state
+    before and after the step; d_out : (rows, H) gradient w.r.t. this step's
+    output; dh : (rows, H) recurrent gradient w.r.t. h_t; dc : (rows, H)
+    gradient w.r.t. c_t on entry, w.r.t. c_{t-1} on exit (rows past their
+    length keep theirs); dz : (rows, 4H) receives the gradient w.r.t. the gate
+    pre-activations (zero past a row's length).
+
+    Works on the shard's 2-d blocks: no per-row array views (each one costs a
+    reference-count update shared by all threads), and every loop indexes
+    from 0 so that it vectorises.
     """
-    H = c.shape[0]
-    g_i, g_f, g_g, g_o = gates[:H], gates[H:2 * H], gates[2 * H:3 * H], gates[3 * H:]
-    dz_i, dz_f, dz_g, dz_o = dz[:H], dz[H:2 * H], dz[2 * H:3 * H], dz[3 * H:]
-    for j in range(H):
-        i, f, g, o = g_i[j], g_f[j], g_g[j], g_o[j]
-        tc = tanh(c[j])
-        dcj = dc[j] + dh[j] * o * tanh_grad(tc)
-        dz_i[j] = dcj * g * sigmoid_grad(i)
-        dz_f[j] = dcj * c_prev[j] * sigmoid_grad(f)
-        dz_g[j] = dcj * i * tanh_grad(g)
-        dz_o[j] = dh[j] * tc * sigmoid_grad(o)
-        dc[j] = dcj * f
+    H = c.shape[1]
+    g_i, g_f, g_g, g_o = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
+    dz_i, dz_f, dz_g, dz_o = dz[:, :H], dz[:, H:2 * H], dz[:, 2 * H:3 * H], dz[:, 3 * H:]
+    for r in range(c.shape[0]):
+        if t < lengths[b0 + r]:
+            for j in range(H):
+                dhj = dh[r, j] + d_out[r, j]
+                i, f, g, o = g_i[r, j], g_f[r, j], g_g[r, j], g_o[r, j]
+                tc = tanh(c[r, j])
+                dcj = dc[r, j] + dhj * o * tanh_grad(tc)
+                dz_i[r, j] = dcj * g * sigmoid_grad(i)
+                dz_f[r, j] = dcj * c_prev[r, j] * sigmoid_grad(f)
+                dz_g[r, j] = dcj * i * tanh_grad(g)
+                dz_o[r, j] = dhj * tc * sigmoid_grad(o)
+                dc[r, j] = dcj * f
+        else:
+            for j in range(4 * H):
+                dz[r, j] = 0
 
 
 @njit(**KERNEL_OPTIONS)
@@ -303,23 +316,15 @@ def lstm_backward_sweep(d_hs, d_h_n, d_c_n, w_hh, lengths, shards, cs, gates,
     d_h0, d_c0 : (B, H) receive the gradient w.r.t. the initial state
     """
     T = d_hs.shape[0]
-    H = d_hs.shape[2]
     for s in prange(len(shards) - 1):
         b0, b1 = shards[s], shards[s + 1]
-        dh = d_h_n[b0:b1].copy()  # (rows, H) gradient flowing into h_t
+        dh = d_h_n[b0:b1].copy()  # (rows, H) recurrent gradient flowing into h_t
         dc = d_c_n[b0:b1].copy()  # (rows, H) gradient flowing into c_t
         dh_rec = np.empty_like(dh)  # (rows, H)
-        dz = np.empty((b1 - b0, 4 * H), d_hs.dtype)  # (rows, 4H)
         for t in range(T - 1, -1, -1):
-            for r in range(b1 - b0):
-                b = b0 + r
-                if t < lengths[b]:
-                    for j in range(H):
-                        dh[r, j] += d_hs[t, b, j]
-                    _lstm_cell_backward(gates[t, b], cs[t, b], cs[t + 1, b], dh[r], dc[r], dz[r])
-                else:
-                    dz[r, :] = 0
-            d_pre[t, b0:b1] = dz
+            dz = d_pre[t, b0:b1]  # (rows, 4H), contiguous in the time-major layout
+            _lstm_cell_backward(t, b0, lengths, gates[t, b0:b1], cs[t, b0:b1], cs[t + 1, b0:b1],
+                                d_hs[t, b0:b1], dh, dc, dz)
             np.dot(dz, w_hh, dh_rec)
             for r in range(b1 - b0):
                 if t < lengths[b0 + r]:
