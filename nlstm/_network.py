@@ -78,7 +78,8 @@ class SequenceNetwork:
         x = self.embedding[data] if self.embedding is not None else data  # (B, T, F)
         with launch_lock():
             output, h_n, _ = self.lstm._forward(x, lengths, None, None, training, n_threads,
-                                                keep_cache=training)
+                                                keep_cache=training,
+                                                want_output=self.return_sequences)
         D = self.lstm.num_directions
         if self.return_sequences:
             features = output  # (B, T, D*H)
@@ -91,8 +92,9 @@ class SequenceNetwork:
             features = features * mask
         z = features @ self.head_weight + self.head_bias
         if training:
+            B, T = x.shape[:2]
             self._cache = dict(data=data, lengths=lengths, features=features, mask=mask,
-                               shape=output.shape)
+                               shape=(B, T, self.lstm.num_directions * self.lstm.hidden_size))
         return z
 
     def backward(self, d_z):

@@ -219,9 +219,12 @@ class LSTM:
             output, h_n, c_n = self._forward(x, lengths, h0, c0, training, n_threads)
         return output, ((h_n, c_n) if self.cell == "lstm" else h_n)
 
-    def _forward(self, x, lengths, h0, c0, training, n_threads, keep_cache=True):
+    def _forward(self, x, lengths, h0, c0, training, n_threads, keep_cache=True,
+                 want_output=True):
         """Forward on validated arrays; ``h0``/``c0`` None mean zeros. Callers hold
-        `kernel_threads` and the launch lock. Returns output (B, T, D*H), h_n, c_n."""
+        `kernel_threads` and the launch lock. Returns output (B, T, D*H), h_n, c_n;
+        output is None unless ``want_output`` (callers that only use the final
+        state skip its batch-first copy)."""
         kernels = kernels_for(self.device)  # nlstm.kernels.cpu or .cuda
         B, T, _ = x.shape
         H, D, dtype = self.hidden_size, self.num_directions, self._np_dtype
@@ -272,8 +275,8 @@ class LSTM:
             layer_input = layer_output
         if keep_cache:
             self._cache = cache
-        output = np.ascontiguousarray(layer_input.transpose(1, 0, 2))  # (B, T, D*H)
-        return output, h_n, c_n
+        output = np.ascontiguousarray(layer_input.transpose(1, 0, 2)) if want_output else None
+        return output, h_n, c_n  # output: (B, T, D*H)
 
     def _direction_forward(self, k, d, inputs, lengths, shards, h0, c0, keep=True):
         """Sweep one layer direction. Returns the outputs and final state, and

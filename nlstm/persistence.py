@@ -119,7 +119,13 @@ def load(path):
             setattr(estimator, name, contents[f"fitted_{name}"])
     rng = check_random_state(estimator.random_state)
     lengths = np.ones(1, dtype=np.int64)
+    # Built on the CPU: a model saved with device="cuda" must load on a machine
+    # without a GPU. Its `device` parameter is kept; the next fit/predict checks
+    # it (and names what is missing), and set_params(device="cpu") moves it.
+    saved_device = estimator.device
+    estimator.device = "cpu"
     network = estimator._build_network(header["n_inputs"], header["n_outputs"], lengths, rng)
+    estimator.device = saved_device
     params = network.params
     stored = [contents.get(f"param_{i}") for i in range(len(params))]
     for i, (target, value) in enumerate(zip(params, stored)):

@@ -181,3 +181,18 @@ def test_cuda_device_without_numba_cuda_names_what_is_missing(monkeypatch):
     from nlstm import LSTM
     with pytest.raises(RuntimeError, match="numba-cuda"):
         LSTM(2, 3, device="cuda")
+
+
+def test_model_saved_for_cuda_loads_without_a_gpu(monkeypatch, tmp_path):
+    """nlstm.load builds on the CPU; the saved device is checked at the next call."""
+    import nlstm
+    from numba.core import config
+    reg = LSTMRegressor(hidden_size=4, max_iter=1, random_state=0).fit(X3, Y_REG)
+    expected = reg.predict(X3)
+    path = nlstm.save(reg.set_params(device="cuda"), tmp_path / "model.npz")
+    monkeypatch.setattr(config, "ENABLE_CUDASIM", False)  # as on a machine without a GPU
+    loaded = nlstm.load(path)
+    assert loaded.device == "cuda"
+    with pytest.raises(RuntimeError, match="numba-cuda|GPU"):
+        loaded.predict(X3)
+    np.testing.assert_array_equal(loaded.set_params(device="cpu").predict(X3), expected)
