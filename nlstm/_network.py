@@ -94,7 +94,7 @@ class SequenceNetwork:
         if training:
             B, T = x.shape[:2]
             self._cache = dict(data=data, lengths=lengths, features=features, mask=mask,
-                               shape=(B, T, self.lstm.num_directions * self.lstm.hidden_size))
+                               shape=(B, T, D * self.lstm.hidden_size))
         return z
 
     def backward(self, d_z):

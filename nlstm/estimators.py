@@ -201,13 +201,15 @@ class _BaseLSTM(BaseEstimator):
     # ------------------------------------------------------------------
     # fitting
     # ------------------------------------------------------------------
-    def _build_network(self, n_inputs, n_outputs, lengths, rng):
+    def _build_network(self, n_inputs, n_outputs, lengths, rng, device=None):
+        """The network for these hyperparameters; ``device`` overrides ``self.device``."""
         return SequenceNetwork(
             n_inputs, n_outputs, hidden_size=self.hidden_size, num_layers=self.num_layers,
             bidirectional=self.bidirectional, cell=self.cell, forget_bias=self.forget_bias,
             chrono_max=float(lengths.max()), dropout=self.dropout,
             embedding_dim=self.embedding_dim, n_tokens=getattr(self, "n_tokens_", 0),
-            return_sequences=self.return_sequences, dtype=self.dtype, device=self.device, rng=rng)
+            return_sequences=self.return_sequences, dtype=self.dtype,
+            device=self.device if device is None else device, rng=rng)
 
     def _make_optimizer(self, params):
         if self.solver == "adam":

@@ -288,7 +288,9 @@ class LSTM:
         w_ih = self._params[f"weight_ih_l{k}{suffix}"]
         w_hh = self._params[f"weight_hh_l{k}{suffix}"]
         bias = self._params[f"bias_ih_l{k}{suffix}"] + self._params[f"bias_hh_l{k}{suffix}"]
-        w_cat = np.ascontiguousarray(np.concatenate([w_ih.T, w_hh.T]))  # (F+H, GH)
+        # (F+H, GH); C order matters: concatenating the transposes alone gives an
+        # F-ordered array, whose GEMM rounds differently for different shard sizes
+        w_cat = np.ascontiguousarray(np.concatenate([w_ih.T, w_hh.T]))
         if self.cell == "lstm" and not keep:
             h, c = h0.copy(), c0.copy()  # (B, H)
             out = np.empty((T, B, H), self._np_dtype)  # (T, B, H)

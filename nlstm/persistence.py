@@ -122,10 +122,8 @@ def load(path):
     # Built on the CPU: a model saved with device="cuda" must load on a machine
     # without a GPU. Its `device` parameter is kept; the next fit/predict checks
     # it (and names what is missing), and set_params(device="cpu") moves it.
-    saved_device = estimator.device
-    estimator.device = "cpu"
-    network = estimator._build_network(header["n_inputs"], header["n_outputs"], lengths, rng)
-    estimator.device = saved_device
+    network = estimator._build_network(header["n_inputs"], header["n_outputs"], lengths, rng,
+                                       device="cpu")
     params = network.params
     stored = [contents.get(f"param_{i}") for i in range(len(params))]
     for i, (target, value) in enumerate(zip(params, stored)):
