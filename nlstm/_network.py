@@ -117,7 +117,8 @@ class SequenceNetwork:
             d_h_n = np.zeros((lstm.num_layers * D, B, H), self.dtype)
             d_h_n[-D:] = d_features.reshape(B, D, H).transpose(1, 0, 2)
         with launch_lock():
-            d_x, d_lstm = lstm._backward(np.ascontiguousarray(d_output, dtype=self.dtype), d_h_n)
+            d_x, d_lstm = lstm._backward(np.ascontiguousarray(d_output, dtype=self.dtype), d_h_n,
+                                         want_input_grad=self.embedding is not None)
         grads = [d_lstm, d_head_weight.astype(self.dtype), d_head_bias.astype(self.dtype)]
         if self.embedding is not None:
             d_embedding = np.zeros_like(self.embedding)

@@ -354,10 +354,12 @@ class LSTM:
             raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
         return arr
 
-    def _backward(self, d_output, d_h_n=None, d_c_n=None):
+    def _backward(self, d_output, d_h_n=None, d_c_n=None, want_input_grad=True):
         """Backward on validated arrays (None: zero gradient). Callers hold
         `kernel_threads` and the launch lock. Returns ``d_x`` (B, T, F) and the
-        flat parameter gradient."""
+        flat parameter gradient; ``d_x`` is None unless ``want_input_grad``
+        (a network whose inputs are data, not trained embeddings, skips the
+        first layer's input-gradient GEMM, as autograd does)."""
         kernels = kernels_for(self.device)  # nlstm.kernels.cpu or .cuda
         cache = self._cache
         lengths, shards = cache["lengths"], cache["shards"]
@@ -375,7 +377,8 @@ class LSTM:
         d_layer = kernels.zero_after_lengths(np.ascontiguousarray(d_output.transpose(1, 0, 2)), lengths)
         for k in range(self.num_layers - 1, -1, -1):
             in_size = self.input_size if k == 0 else D * H
-            d_input = np.zeros((T, B, in_size), self._np_dtype)
+            need_d_input = k > 0 or want_input_grad
+            d_input = np.zeros((T, B, in_size), self._np_dtype) if need_d_input else None
             for d in range(D):
                 idx = k * D + d
                 d_out = np.ascontiguousarray(d_layer[:, :, d * H:(d + 1) * H])
@@ -383,7 +386,10 @@ class LSTM:
                     d_out = kernels.reverse_within_lengths(d_out, lengths, np.empty_like(d_out))
                 d_in = self._direction_backward(
                     k, d, cache["layers"][k][d], d_out, d_h_n[idx],
-                    None if d_c_n is None else d_c_n[idx], lengths, shards, grads, d_h0, d_c0)
+                    None if d_c_n is None else d_c_n[idx], lengths, shards, grads, d_h0, d_c0,
+                    need_d_input)
+                if not need_d_input:
+                    continue
                 if d == 1:
                     d_in = kernels.reverse_within_lengths(d_in, lengths, np.empty_like(d_in))
                 d_input += d_in
@@ -391,11 +397,14 @@ class LSTM:
                 d_input *= cache["dropout_masks"][k - 1]
             d_layer = d_input
         self.d_initial_state = (d_h0, d_c0) if self.cell == "lstm" else d_h0
+        if d_layer is None:
+            return None, flat_grad
         return np.ascontiguousarray(d_layer.transpose(1, 0, 2)), flat_grad
 
     def _direction_backward(self, k, d, saved, d_out, d_h_n, d_c_n, lengths, shards, grads,
-                            d_h0, d_c0):
-        """BPTT of one layer direction; fills ``grads`` and returns d(inputs) (T, B, F)."""
+                            d_h0, d_c0, want_input_grad=True):
+        """BPTT of one layer direction; fills ``grads`` and returns d(inputs)
+        (T, B, F), or None unless ``want_input_grad``."""
         kernels = kernels_for(self.device)  # nlstm.kernels.cpu or .cuda
         T, B, F = saved["inputs"].shape
         H, GH = self.hidden_size, self._n_gates * self.hidden_size
@@ -417,6 +426,8 @@ class LSTM:
         grads[f"weight_hh_l{k}{suffix}"][...] = d_w_hh
         grads[f"bias_ih_l{k}{suffix}"][...] = d_b
         grads[f"bias_hh_l{k}{suffix}"][...] = d_b
+        if not want_input_grad:
+            return None
         d_inputs = np.empty((T, B, F), self._np_dtype)
         kernels.matmul_rows(d_pre_2d, w_ih, d_inputs.reshape(T * B, F))
         return d_inputs

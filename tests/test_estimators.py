@@ -221,21 +221,27 @@ def test_blas_is_single_threaded_during_fit_and_predict_and_restored_after(monke
                 if lib["user_api"] == "blas"}
 
     seen = []
-    original = cpu.matmul_rows
 
-    def spy(*args):
-        seen.append(blas_threads())
-        return original(*args)
+    def spying_on(name):
+        original = getattr(cpu, name)
 
-    monkeypatch.setattr(cpu, "matmul_rows", spy)  # called once per backward pass
+        def spy(*args):
+            seen.append((name, blas_threads()))
+            return original(*args)
+
+        monkeypatch.setattr(cpu, name, spy)
+
+    spying_on("weight_grads")  # once per backward pass
+    spying_on("lstm_inference_sweep")  # once per predict batch
     X, y = sum_task(64)
     with threadpool_limits(limits=2, user_api="blas"):
         before = blas_threads()
         reg = LSTMRegressor(hidden_size=8, max_iter=1, batch_size=32, random_state=0).fit(X, y)
         reg.predict(X)
         assert blas_threads() == before
-    assert seen and all(set(threads.values()) == {1} for threads in seen)
-    assert any("scipy" in path for path in seen[0])  # the BLAS Numba's np.dot calls
+    assert {name for name, _ in seen} == {"weight_grads", "lstm_inference_sweep"}
+    assert all(set(threads.values()) == {1} for _, threads in seen)
+    assert any("scipy" in path for path in seen[0][1])  # the BLAS Numba's np.dot calls
 
 
 def test_pickle_round_trip_is_exact():

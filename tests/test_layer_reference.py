@@ -173,3 +173,20 @@ def test_stepping_one_timestep_at_a_time_equals_whole_sequence(cell):
     np.testing.assert_allclose(d_x_steps, d_x_full, rtol=1e-10, atol=1e-13)
     for k in grads_full:
         np.testing.assert_allclose(grads_sum[k], grads_full[k], rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("cell,num_layers,bidirectional", [("lstm", 2, True), ("rnn", 1, False)])
+def test_skipping_the_input_gradient_leaves_parameter_gradients_unchanged(cell, num_layers,
+                                                                          bidirectional):
+    """Estimators fed with data (no embedding) do not need d_x and skip its GEMM."""
+    layer = LSTM(F, H, num_layers, bidirectional=bidirectional, cell=cell, dtype="float64",
+                 random_state=1)
+    x, h0, c0, d_out, d_h_n, d_c_n = make_inputs(3, cell, num_layers, bidirectional)
+    layer.forward(x, lengths=RAGGED)
+    d_x, grads = layer.backward(d_out, d_h_n, d_c_n)
+    expected = np.concatenate([grads[name].ravel() for name in grads])
+    layer.forward(x, lengths=RAGGED)
+    d_none, flat = layer._backward(d_out, d_h_n, d_c_n, want_input_grad=False)
+    assert d_none is None
+    assert d_x.shape == x.shape and np.abs(d_x).max() > 0
+    np.testing.assert_array_equal(flat, expected)
