@@ -304,28 +304,32 @@ def _lstm_cell_backward(t, b0, lengths, gates, c_prev, c, d_out, dh, dc, dz):
     length keep theirs); dz : (rows, 4H) receives the gradient w.r.t. the gate
     pre-activations (zero past a row's length).
 
-    Works on the shard's 2-d blocks: no per-row array views (each one costs a
-    reference-count update shared by all threads), and every loop indexes
-    from 0 so that it vectorises.
+    The inner loop runs over 1-d row views, each gate a slice indexed from 0:
+    indexing the 2-d blocks directly (``gates[r, H + j]`` or a ``(rows, 4, H)``
+    reshape) left LLVM unable to vectorise it, and the row views are 3.5-4.7x
+    faster (measured: 17-21 -> 4.5-5.3 ns per element per thread).
     """
     H = c.shape[1]
-    g_i, g_f, g_g, g_o = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
-    dz_i, dz_f, dz_g, dz_o = dz[:, :H], dz[:, H:2 * H], dz[:, 2 * H:3 * H], dz[:, 3 * H:]
     for r in range(c.shape[0]):
+        dz_r = dz[r]  # (4H)
         if t < lengths[b0 + r]:
+            g_r = gates[r]  # (4H)
+            g_i, g_f, g_g, g_o = g_r[:H], g_r[H:2 * H], g_r[2 * H:3 * H], g_r[3 * H:]
+            dz_i, dz_f, dz_g, dz_o = dz_r[:H], dz_r[H:2 * H], dz_r[2 * H:3 * H], dz_r[3 * H:]
+            c_prev_r, c_r, d_out_r, dh_r, dc_r = c_prev[r], c[r], d_out[r], dh[r], dc[r]  # (H)
             for j in range(H):
-                dhj = dh[r, j] + d_out[r, j]
-                i, f, g, o = g_i[r, j], g_f[r, j], g_g[r, j], g_o[r, j]
-                tc = tanh(c[r, j])
-                dcj = dc[r, j] + dhj * o * tanh_grad(tc)
-                dz_i[r, j] = dcj * g * sigmoid_grad(i)
-                dz_f[r, j] = dcj * c_prev[r, j] * sigmoid_grad(f)
-                dz_g[r, j] = dcj * i * tanh_grad(g)
-                dz_o[r, j] = dhj * tc * sigmoid_grad(o)
-                dc[r, j] = dcj * f
+                dhj = dh_r[j] + d_out_r[j]
+                i, f, g, o = g_i[j], g_f[j], g_g[j], g_o[j]
+                tc = tanh(c_r[j])
+                dcj = dc_r[j] + dhj * o * tanh_grad(tc)
+                dz_i[j] = dcj * g * sigmoid_grad(i)
+                dz_f[j] = dcj * c_prev_r[j] * sigmoid_grad(f)
+                dz_g[j] = dcj * i * tanh_grad(g)
+                dz_o[j] = dhj * tc * sigmoid_grad(o)
+                dc_r[j] = dcj * f
         else:
             for j in range(4 * H):
-                dz[r, j] = 0
+                dz_r[j] = 0
 
 
 @njit(**KERNEL_OPTIONS)
@@ -408,13 +412,15 @@ def rnn_backward_sweep(d_hs, d_h_n, w_hh, lengths, shards, hs, d_pre, d_h0):
         dh = d_h_n[b0:b1].copy()  # (rows, H)
         dh_rec = np.empty_like(dh)
         for t in range(T - 1, -1, -1):
-            for r in range(b1 - b0):
+            for r in range(b1 - b0):  # 1-d row views, so that the loop vectorises
                 b = b0 + r
+                d_pre_r = d_pre[t, b]  # (H)
                 if t < lengths[b]:
+                    dh_r, d_out_r, h_r = dh[r], d_hs[t, b], hs[t + 1, b]
                     for j in range(H):
-                        d_pre[t, b, j] = (dh[r, j] + d_hs[t, b, j]) * tanh_grad(hs[t + 1, b, j])
+                        d_pre_r[j] = (dh_r[j] + d_out_r[j]) * tanh_grad(h_r[j])
                 else:
-                    d_pre[t, b, :] = 0
+                    d_pre_r[:] = 0
             np.dot(d_pre[t, b0:b1], w_hh, dh_rec)
             for r in range(b1 - b0):
                 if t < lengths[b0 + r]:
