@@ -26,10 +26,32 @@ TILE = 4 if config.ENABLE_CUDASIM else 16          # edge of the GEMM's square t
 ELEMENTWISE = 32 if config.ENABLE_CUDASIM else 128  # threads per element-wise block
 
 
+def _per_dtype(factory):
+    """Build ``factory(scalar)``'s kernel once per dtype, where ``scalar`` is
+    the NumPy scalar type (``np.float32``, ``np.float64``). Kernels make their
+    constants with it, so that float32 kernels do float32 arithmetic only (a
+    bare ``1.0`` is a float64 literal, which turns the whole expression into
+    float64 arithmetic on the GPU)."""
+    built = {}
+
+    def kernel_for(dtype):
+        dtype = np.dtype(dtype)
+        if dtype not in built:
+            built[dtype] = factory(dtype.type)
+        return built[dtype]
+
+    kernel_for.__doc__ = factory.__doc__
+    return kernel_for
+
+
 # --------------------------------------------------------------------------
 # Tiled GEMM: out = op(a) @ b (+ bias)
 # --------------------------------------------------------------------------
-def _make_matmul_kernel(numba_type):
+@_per_dtype
+def _matmul_kernel(scalar):
+    """The tiled GEMM kernel ``out = op(a) @ b (+ bias)``."""
+    numba_type = from_dtype(np.dtype(scalar))
+
     @cuda.jit
     def kernel(a, b, bias, out, transpose_a, add_bias):
         # a: (N, K), or (K, N) read as its transpose; b: (K, M); out: (N, M)
@@ -61,17 +83,6 @@ def _make_matmul_kernel(numba_type):
             out[row, col] = acc
 
     return kernel
-
-
-_MATMUL = {}  # dtype -> compiled tiled GEMM kernel
-
-
-def _matmul_kernel(dtype):
-    """The tiled GEMM kernel for ``dtype`` (compiled once per dtype)."""
-    dtype = np.dtype(dtype)
-    if dtype not in _MATMUL:
-        _MATMUL[dtype] = _make_matmul_kernel(from_dtype(dtype))
-    return _MATMUL[dtype]
 
 
 def _gemm(a, b, out, bias=None, transpose_a=False):
@@ -137,15 +148,22 @@ def matmul_rows(a, b, out):
     return out
 
 
-@cuda.jit
-def _column_sums_kernel(x, out):
-    # x: (N, M), out: (M,) column sums, one thread per column, rows in order
-    m = cuda.grid(1)
-    if m < out.shape[0]:
-        acc = x[0, m] * 0.0
-        for r in range(x.shape[0]):
-            acc += x[r, m]
-        out[m] = acc
+@_per_dtype
+def _column_sums_kernel(scalar):
+    """Column sums, one thread per column, rows in order."""
+    zero = scalar(0)
+
+    @cuda.jit
+    def kernel(x, out):
+        # x: (N, M), out: (M,)
+        m = cuda.grid(1)
+        if m < out.shape[0]:
+            acc = zero
+            for r in range(x.shape[0]):
+                acc += x[r, m]
+            out[m] = acc
+
+    return kernel
 
 
 def weight_grads(d_pre, inputs, h_prev):
@@ -163,7 +181,7 @@ def weight_grads(d_pre, inputs, h_prev):
     d_b = cuda.device_array(gh, dtype)                        # (GH,)
     _gemm(d_pre, inputs, d_w_ih, transpose_a=True)            # d_pre^T @ inputs
     _gemm(d_pre, h_prev, d_w_hh, transpose_a=True)            # d_pre^T @ h_prev
-    _column_sums_kernel[_blocks(gh), ELEMENTWISE](d_pre, d_b)
+    _column_sums_kernel(dtype)[_blocks(gh), ELEMENTWISE](d_pre, d_b)
     if on_host:
         return d_w_ih.copy_to_host(), d_w_hh.copy_to_host(), d_b.copy_to_host()
     return d_w_ih, d_w_hh, d_b
@@ -217,60 +235,74 @@ def zero_after_lengths(x, lengths):
 # --------------------------------------------------------------------------
 # LSTM cell, gate order i, f, g, o: forward and backward step kernels
 # --------------------------------------------------------------------------
-@cuda.jit
-def _lstm_step_forward_kernel(t, z, x_proj, lengths, h_prev, c_prev, h_next, c_next, gates):
-    # z: (B, 4H) recurrent part of the pre-activations; x_proj, gates: (T, B, 4H)
-    # h_prev, c_prev, h_next, c_next: (B, H); one thread per (b, j)
-    i = cuda.grid(1)
-    B, H = h_prev.shape[0], h_prev.shape[1]
-    if i < B * H:
-        b, j = i // H, i % H
-        if t < lengths[b]:
-            # sigmoid(x) = 1 / (1 + exp(-x)), written out: kernels here call no
-            # device functions, so compile_ptx needs no driver to resolve them
-            ig = 1.0 / (1.0 + math.exp(-(z[b, j] + x_proj[t, b, j])))
-            fg = 1.0 / (1.0 + math.exp(-(z[b, H + j] + x_proj[t, b, H + j])))
-            gg = math.tanh(z[b, 2 * H + j] + x_proj[t, b, 2 * H + j])
-            og = 1.0 / (1.0 + math.exp(-(z[b, 3 * H + j] + x_proj[t, b, 3 * H + j])))
-            c = fg * c_prev[b, j] + ig * gg
-            c_next[b, j] = c
-            h_next[b, j] = og * math.tanh(c)
-            if gates.shape[0] > 0:
-                gates[t, b, j] = ig
-                gates[t, b, H + j] = fg
-                gates[t, b, 2 * H + j] = gg
-                gates[t, b, 3 * H + j] = og
-        else:  # past this row's end: carry the state
-            c_next[b, j] = c_prev[b, j]
-            h_next[b, j] = h_prev[b, j]
-            if gates.shape[0] > 0:
+@_per_dtype
+def _lstm_step_forward_kernel(scalar):
+    """One LSTM step for every (b, j): gates, cell update, length mask."""
+    one = scalar(1)
+
+    @cuda.jit
+    def kernel(t, z, x_proj, lengths, h_prev, c_prev, h_next, c_next, gates):
+        # z: (B, 4H) recurrent part of the pre-activations; x_proj, gates: (T, B, 4H)
+        # h_prev, c_prev, h_next, c_next: (B, H); one thread per (b, j)
+        i = cuda.grid(1)
+        B, H = h_prev.shape[0], h_prev.shape[1]
+        if i < B * H:
+            b, j = i // H, i % H
+            if t < lengths[b]:
+                # sigmoid(x) = 1 / (1 + exp(-x)), written out: kernels here call no
+                # device functions, so compile_ptx needs no driver to resolve them
+                ig = one / (one + math.exp(-(z[b, j] + x_proj[t, b, j])))
+                fg = one / (one + math.exp(-(z[b, H + j] + x_proj[t, b, H + j])))
+                gg = math.tanh(z[b, 2 * H + j] + x_proj[t, b, 2 * H + j])
+                og = one / (one + math.exp(-(z[b, 3 * H + j] + x_proj[t, b, 3 * H + j])))
+                c = fg * c_prev[b, j] + ig * gg
+                c_next[b, j] = c
+                h_next[b, j] = og * math.tanh(c)
+                if gates.shape[0] > 0:
+                    gates[t, b, j] = ig
+                    gates[t, b, H + j] = fg
+                    gates[t, b, 2 * H + j] = gg
+                    gates[t, b, 3 * H + j] = og
+            else:  # past this row's end: carry the state
+                c_next[b, j] = c_prev[b, j]
+                h_next[b, j] = h_prev[b, j]
+                if gates.shape[0] > 0:
+                    for k in range(4):
+                        gates[t, b, k * H + j] = 0
+
+    return kernel
+
+
+@_per_dtype
+def _lstm_step_backward_kernel(scalar):
+    """Backward of one LSTM step for every (b, j)."""
+    one = scalar(1)
+
+    @cuda.jit
+    def kernel(t, d_hs, dh, dc, lengths, cs, gates, d_pre):
+        # d_hs: (T, B, H); dh, dc: (B, H) gradients flowing into h_t and c_t (dc is
+        # updated to flow into c_{t-1}); cs: (T + 1, B, H); gates, d_pre: (T, B, 4H)
+        i = cuda.grid(1)
+        B, H = dh.shape[0], dh.shape[1]
+        if i < B * H:
+            b, j = i // H, i % H
+            if t < lengths[b]:
+                ig, fg = gates[t, b, j], gates[t, b, H + j]
+                gg, og = gates[t, b, 2 * H + j], gates[t, b, 3 * H + j]
+                dh_total = dh[b, j] + d_hs[t, b, j]
+                tc = math.tanh(cs[t + 1, b, j])
+                # derivatives from the outputs: sigmoid' = y (1 - y), tanh' = 1 - y^2
+                dcj = dc[b, j] + dh_total * og * (one - tc * tc)
+                d_pre[t, b, j] = dcj * gg * ig * (one - ig)
+                d_pre[t, b, H + j] = dcj * cs[t, b, j] * fg * (one - fg)
+                d_pre[t, b, 2 * H + j] = dcj * ig * (one - gg * gg)
+                d_pre[t, b, 3 * H + j] = dh_total * tc * og * (one - og)
+                dc[b, j] = dcj * fg
+            else:
                 for k in range(4):
-                    gates[t, b, k * H + j] = 0.0
+                    d_pre[t, b, k * H + j] = 0
 
-
-@cuda.jit
-def _lstm_step_backward_kernel(t, d_hs, dh, dc, lengths, cs, gates, d_pre):
-    # d_hs: (T, B, H); dh, dc: (B, H) gradients flowing into h_t and c_t (dc is
-    # updated to flow into c_{t-1}); cs: (T + 1, B, H); gates, d_pre: (T, B, 4H)
-    i = cuda.grid(1)
-    B, H = dh.shape[0], dh.shape[1]
-    if i < B * H:
-        b, j = i // H, i % H
-        if t < lengths[b]:
-            ig, fg = gates[t, b, j], gates[t, b, H + j]
-            gg, og = gates[t, b, 2 * H + j], gates[t, b, 3 * H + j]
-            dh_total = dh[b, j] + d_hs[t, b, j]
-            tc = math.tanh(cs[t + 1, b, j])
-            # derivatives from the outputs: sigmoid' = y (1 - y), tanh' = 1 - y^2
-            dcj = dc[b, j] + dh_total * og * (1.0 - tc * tc)
-            d_pre[t, b, j] = dcj * gg * ig * (1.0 - ig)
-            d_pre[t, b, H + j] = dcj * cs[t, b, j] * fg * (1.0 - fg)
-            d_pre[t, b, 2 * H + j] = dcj * ig * (1.0 - gg * gg)
-            d_pre[t, b, 3 * H + j] = dh_total * tc * og * (1.0 - og)
-            dc[b, j] = dcj * fg
-        else:
-            for k in range(4):
-                d_pre[t, b, k * H + j] = 0.0
+    return kernel
 
 
 @cuda.jit
@@ -302,7 +334,7 @@ def lstm_forward_sweep(x, w_cat, bias, lengths, shards, hs, cs, gates):
     z = cuda.device_array((B, 4 * H), x.dtype)  # (B, 4H)
     for t in range(T):
         _gemm(d_hs[t], w_hh_t, z)
-        _lstm_step_forward_kernel[_blocks(B * H), ELEMENTWISE](
+        _lstm_step_forward_kernel(x.dtype)[_blocks(B * H), ELEMENTWISE](
             t, z, d_gates, d_len, d_hs[t], d_cs[t], d_hs[t + 1], d_cs[t + 1], d_gates)
     edges.finish()
 
@@ -324,7 +356,7 @@ def lstm_inference_sweep(x, w_cat, bias, lengths, shards, h, c, out):
     for t in range(T):
         _gemm(d_h, w_hh_t, z)  # reads all of h before the step kernel overwrites it
         # state updated in place: each thread reads and writes only its own (b, j)
-        _lstm_step_forward_kernel[_blocks(B * H), ELEMENTWISE](
+        _lstm_step_forward_kernel(x.dtype)[_blocks(B * H), ELEMENTWISE](
             t, z, x_proj, d_len, d_h, d_c, d_h, d_c, no_gates)
         d_out[t].copy_to_device(d_h)
     zero_after_lengths(d_out, d_len)
@@ -345,7 +377,7 @@ def lstm_backward_sweep(d_hs, d_h_n, d_c_n, w_hh, lengths, shards, cs, gates,
     d_c0_dev.copy_to_device(edges.input(d_c_n))  # dc: gradient flowing into c_t
     dh_rec = cuda.device_array((B, H), d_hs.dtype)
     for t in range(T - 1, -1, -1):
-        _lstm_step_backward_kernel[_blocks(B * H), ELEMENTWISE](
+        _lstm_step_backward_kernel(d_hs.dtype)[_blocks(B * H), ELEMENTWISE](
             t, d_out, d_h0_dev, d_c0_dev, d_len, d_cs, d_gates, d_pre_dev)
         _gemm(d_pre_dev[t], d_w, dh_rec)  # (B, 4H) @ (4H, H)
         _take_recurrent_grad_kernel[_blocks(B * H), ELEMENTWISE](t, dh_rec, d_len, d_h0_dev)
@@ -368,18 +400,25 @@ def _rnn_step_forward_kernel(t, rec, x_proj, lengths, hs):
             hs[t + 1, b, j] = hs[t, b, j]
 
 
-@cuda.jit
-def _rnn_step_backward_kernel(t, d_hs, dh, lengths, hs, d_pre):
-    # d_hs: (T, B, H); dh: (B, H) gradient flowing into h_t; d_pre: (T, B, H)
-    i = cuda.grid(1)
-    B, H = dh.shape[0], dh.shape[1]
-    if i < B * H:
-        b, j = i // H, i % H
-        if t < lengths[b]:
-            y = hs[t + 1, b, j]
-            d_pre[t, b, j] = (dh[b, j] + d_hs[t, b, j]) * (1.0 - y * y)
-        else:
-            d_pre[t, b, j] = 0.0
+@_per_dtype
+def _rnn_step_backward_kernel(scalar):
+    """Backward of one tanh-RNN step for every (b, j)."""
+    one = scalar(1)
+
+    @cuda.jit
+    def kernel(t, d_hs, dh, lengths, hs, d_pre):
+        # d_hs: (T, B, H); dh: (B, H) gradient flowing into h_t; d_pre: (T, B, H)
+        i = cuda.grid(1)
+        B, H = dh.shape[0], dh.shape[1]
+        if i < B * H:
+            b, j = i // H, i % H
+            if t < lengths[b]:
+                y = hs[t + 1, b, j]
+                d_pre[t, b, j] = (dh[b, j] + d_hs[t, b, j]) * (one - y * y)
+            else:
+                d_pre[t, b, j] = 0
+
+    return kernel
 
 
 def rnn_forward_sweep(x, w_cat, bias, lengths, shards, hs):
@@ -411,7 +450,7 @@ def rnn_backward_sweep(d_hs, d_h_n, w_hh, lengths, shards, hs, d_pre, d_h0):
     d_h0_dev.copy_to_device(edges.input(d_h_n))  # dh: gradient flowing into h_t
     dh_rec = cuda.device_array((B, H), d_hs.dtype)
     for t in range(T - 1, -1, -1):
-        _rnn_step_backward_kernel[_blocks(B * H), ELEMENTWISE](t, d_out, d_h0_dev, d_len,
+        _rnn_step_backward_kernel(d_hs.dtype)[_blocks(B * H), ELEMENTWISE](t, d_out, d_h0_dev, d_len,
                                                                 d_hist, d_pre_dev)
         _gemm(d_pre_dev[t], d_w, dh_rec)
         _take_recurrent_grad_kernel[_blocks(B * H), ELEMENTWISE](t, dh_rec, d_len, d_h0_dev)
