@@ -87,11 +87,11 @@ def _sigmoid_overload(x):
 
 
 # Derivatives in terms of the outputs y = sigmoid(x) and y = tanh(x).
-@njit(inline="always")
+@njit
 def sigmoid_grad(y):
     return y * (1 - y)
 
 
-@njit(inline="always")
+@njit
 def tanh_grad(y):
     return 1 - y * y

@@ -38,8 +38,12 @@ FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 # error_model="numpy": a float division yields inf/NaN instead of a Python
 # ZeroDivisionError check, whose branch stops LLVM from vectorising any loop
 # that divides (the rational tanh does): measured 3.4 -> 0.7 ns per tanh.
-INLINE_OPTIONS = dict(fastmath=FASTMATH, error_model="numpy")
-KERNEL_OPTIONS = dict(parallel=True, cache=True, nogil=True, **INLINE_OPTIONS)
+# Helpers (cells, copies) are plain @njit functions called by the kernels:
+# LLVM inlines them anyway (same results and speed, measured), whereas Numba's
+# inline="always" re-types and re-lowers their bodies inside every kernel,
+# which cost about 4 s of the cold start.
+HELPER_OPTIONS = dict(fastmath=FASTMATH, error_model="numpy")
+KERNEL_OPTIONS = dict(parallel=True, cache=True, nogil=True, **HELPER_OPTIONS)
 
 ROW_BLOCK = 256  # rows per block of the hoisted input-gradient GEMM
 GRAD_COLUMN_BLOCK = 256  # gate columns per block of the weight-gradient GEMMs
@@ -76,14 +80,14 @@ def _row_block_bounds(n_rows):
 # formatting, and compiling that formatting costs about 1.4 s per shape
 # combination in a fresh process (measured: 6.8 s of the 26 s cold start).
 # The kernels copy with these loops instead.
-@njit(inline="always", **INLINE_OPTIONS)
+@njit(**HELPER_OPTIONS)
 def _copy_vector(src, dst):
     """``dst[:] = src`` for 1-d arrays of the same length."""
     for j in range(dst.shape[0]):
         dst[j] = src[j]
 
 
-@njit(inline="always", **INLINE_OPTIONS)
+@njit(**HELPER_OPTIONS)
 def _copy_block(src, dst):
     """``dst[:, :] = src`` for 2-d arrays of the same shape."""
     for r in range(dst.shape[0]):
@@ -186,7 +190,7 @@ def zero_after_lengths(x, lengths):
 # --------------------------------------------------------------------------
 # LSTM cell: forward and backward sweeps, gate order i, f, g, o
 # --------------------------------------------------------------------------
-@njit(inline="always", **INLINE_OPTIONS)
+@njit(**HELPER_OPTIONS)
 def _lstm_cell_forward(z, bias, c_prev, c_out, h_out):
     """One row of one step. z: (4H) pre-activations without the bias on entry,
     activated gates i, f, g, o on exit; bias: (4H); c_prev, c_out, h_out: (H).
@@ -213,7 +217,7 @@ def _lstm_cell_forward(z, bias, c_prev, c_out, h_out):
         h_out[j] = z_o[j] * tanh(c)
 
 
-@njit(inline="always", **INLINE_OPTIONS)
+@njit(**HELPER_OPTIONS)
 def _load_step_inputs(x_t, xh):
     """Copy one step's inputs into the left block of ``[x_t, h]``.
     x_t: (rows, F), xh: (rows, F + H)."""
@@ -293,7 +297,7 @@ def lstm_inference_sweep(x, w_cat, bias, lengths, shards, h, c, out):
         _copy_block(xh[:, F:], h[b0:b1])
 
 
-@njit(inline="always", **INLINE_OPTIONS)
+@njit(**HELPER_OPTIONS)
 def _lstm_cell_backward(t, b0, lengths, gates, c_prev, c, d_out, dh, dc, dz):
     """Backward of `_lstm_cell_forward` for the rows of one shard at step t.
 
