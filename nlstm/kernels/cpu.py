@@ -72,27 +72,13 @@ def _row_block_bounds(n_rows):
     return np.linspace(0, n_rows, n_blocks + 1).round().astype(np.int64)
 
 
-# --------------------------------------------------------------------------
-# Copies written as loops
-# --------------------------------------------------------------------------
-# Numba compiles every array-to-array slice assignment (``a[i, :] = b[j]``)
-# with a shape-mismatch check whose error message is built by f-string
-# formatting, and compiling that formatting costs about 1.4 s per shape
-# combination in a fresh process (measured: 6.8 s of the 26 s cold start).
-# The kernels copy with these loops instead.
-@njit(**HELPER_OPTIONS)
-def _copy_vector(src, dst):
-    """``dst[:] = src`` for 1-d arrays of the same length."""
-    for j in range(dst.shape[0]):
-        dst[j] = src[j]
-
-
-@njit(**HELPER_OPTIONS)
-def _copy_block(src, dst):
-    """``dst[:, :] = src`` for 2-d arrays of the same shape."""
-    for r in range(dst.shape[0]):
-        for j in range(dst.shape[1]):
-            dst[r, j] = src[r, j]
+# Copies inside the kernels are written as loops over 1-d row views, for
+# compile time: Numba compiles every array-to-array slice assignment
+# (``a[i, :] = b[j]``) with a shape-mismatch check whose message is built by
+# f-string formatting (about 1.4 s per shape combination in a fresh process;
+# 6.8 s of what was a 26 s cold start), and a copy helper function costs a
+# separate compilation for each combination of array layouts it is called
+# with (0.3-0.5 s each). Setting to a scalar (``a[i, :] = 0``) is cheap.
 
 
 # --------------------------------------------------------------------------
@@ -129,7 +115,9 @@ def _weight_grads_kernel(d_pre, inputs, h_prev, bounds, d_w_ih, d_w_hh, d_b):
         m0, m1 = bounds[k], bounds[k + 1]
         block = np.empty((N, m1 - m0), d_pre.dtype)  # (N, cols) contiguous copy
         for r in range(N):
-            _copy_vector(d_pre[r, m0:m1], block[r])
+            d_row, block_r = d_pre[r, m0:m1], block[r]
+            for m in range(m1 - m0):
+                block_r[m] = d_row[m]
         np.dot(block.T, inputs, d_w_ih[m0:m1])  # (cols, K)
         np.dot(block.T, h_prev, d_w_hh[m0:m1])  # (cols, H)
         acc = np.zeros(m1 - m0, d_pre.dtype)
@@ -137,7 +125,9 @@ def _weight_grads_kernel(d_pre, inputs, h_prev, bounds, d_w_ih, d_w_hh, d_b):
             block_r = block[r]
             for m in range(m1 - m0):
                 acc[m] += block_r[m]
-        _copy_vector(acc, d_b[m0:m1])
+        d_b_block = d_b[m0:m1]
+        for m in range(m1 - m0):
+            d_b_block[m] = acc[m]
 
 
 def weight_grads(d_pre, inputs, h_prev):
@@ -173,17 +163,22 @@ def reverse_within_lengths(x, lengths, out):
         n = lengths[b]
         for t in range(T):
             src = n - 1 - t if t < n else t
-            _copy_vector(x[src, b], out[t, b])
+            x_row, out_row = x[src, b], out[t, b]
+            for f in range(x.shape[2]):
+                out_row[f] = x_row[f]
     return out
 
 
-@njit(**KERNEL_OPTIONS)
 def zero_after_lengths(x, lengths):
-    """Zero ``x[t, b]`` for ``t >= lengths[b]`` in place. x: (T, B, F)."""
-    T, B = x.shape[0], x.shape[1]
-    for b in prange(B):
-        for t in range(lengths[b], T):
-            x[t, b, :] = 0
+    """Zero ``x[t, b]`` for ``t >= lengths[b]`` in place. x: (T, B, F).
+
+    NumPy, not a kernel: it touches only the padding (nothing at all when
+    every sequence is full length), and a parallel kernel would cost half a
+    second of compilation in every fresh process.
+    """
+    T = x.shape[0]
+    if lengths.min(initial=T) < T:
+        x[np.arange(T)[:, None] >= lengths[None, :]] = 0  # (T, B) mask
     return x
 
 
@@ -217,15 +212,6 @@ def _lstm_cell_forward(z, bias, c_prev, c_out, h_out):
         h_out[j] = z_o[j] * tanh(c)
 
 
-@njit(**HELPER_OPTIONS)
-def _load_step_inputs(x_t, xh):
-    """Copy one step's inputs into the left block of ``[x_t, h]``.
-    x_t: (rows, F), xh: (rows, F + H)."""
-    F = x_t.shape[1]
-    for r in range(x_t.shape[0]):
-        _copy_vector(x_t[r], xh[r, :F])
-
-
 @njit(**KERNEL_OPTIONS)
 def lstm_forward_sweep(x, w_cat, bias, lengths, shards, hs, cs, gates):
     """Run one LSTM direction over all timesteps, keeping what backward needs.
@@ -247,19 +233,30 @@ def lstm_forward_sweep(x, w_cat, bias, lengths, shards, hs, cs, gates):
     for s in prange(len(shards) - 1):
         b0, b1 = shards[s], shards[s + 1]
         xh = np.empty((b1 - b0, F + H), x.dtype)  # (rows, F+H): [x_t, h_{t-1}]
-        _copy_block(hs[0, b0:b1], xh[:, F:])
+        for r in range(b1 - b0):
+            xh_h, h0_r = xh[r, F:], hs[0, b0 + r]  # (H)
+            for j in range(H):
+                xh_h[j] = h0_r[j]
         for t in range(T):
-            _load_step_inputs(x[t, b0:b1], xh)
+            for r in range(b1 - b0):
+                xh_x, x_r = xh[r, :F], x[t, b0 + r]  # (F)
+                for j in range(F):
+                    xh_x[j] = x_r[j]
             z = gates[t, b0:b1]  # (rows, 4H), contiguous in the time-major layout
             np.dot(xh, w_cat, z)
             for r in range(b1 - b0):
                 b = b0 + r
+                h_prev, h_next = hs[t, b], hs[t + 1, b]  # (H)
+                c_prev, c_next = cs[t, b], cs[t + 1, b]  # (H)
                 if t < lengths[b]:
-                    _lstm_cell_forward(z[r], bias, cs[t, b], cs[t + 1, b], hs[t + 1, b])
-                    _copy_vector(hs[t + 1, b], xh[r, F:])
+                    _lstm_cell_forward(z[r], bias, c_prev, c_next, h_next)
+                    xh_h = xh[r, F:]  # (H)
+                    for j in range(H):
+                        xh_h[j] = h_next[j]
                 else:  # past this row's end: carry the state
-                    _copy_vector(hs[t, b], hs[t + 1, b])
-                    _copy_vector(cs[t, b], cs[t + 1, b])
+                    for j in range(H):
+                        h_next[j] = h_prev[j]
+                        c_next[j] = c_prev[j]
                     z[r, :] = 0
 
 
@@ -280,21 +277,32 @@ def lstm_inference_sweep(x, w_cat, bias, lengths, shards, h, c, out):
     for s in prange(len(shards) - 1):
         b0, b1 = shards[s], shards[s + 1]
         xh = np.empty((b1 - b0, F + H), x.dtype)  # (rows, F+H): [x_t, h_{t-1}]
-        _copy_block(h[b0:b1], xh[:, F:])
+        for r in range(b1 - b0):
+            xh_h, h_r = xh[r, F:], h[b0 + r]  # (H)
+            for j in range(H):
+                xh_h[j] = h_r[j]
         z = np.empty((b1 - b0, 4 * H), x.dtype)  # (rows, 4H)
         c_new = np.empty(H, x.dtype)  # not c[b] itself: in-place aliasing stops vectorisation
         for t in range(T):
-            _load_step_inputs(x[t, b0:b1], xh)
+            for r in range(b1 - b0):
+                xh_x, x_r = xh[r, :F], x[t, b0 + r]  # (F)
+                for j in range(F):
+                    xh_x[j] = x_r[j]
             np.dot(xh, w_cat, z)
             for r in range(b1 - b0):
                 b = b0 + r
                 if t < lengths[b]:
-                    _lstm_cell_forward(z[r], bias, c[b], c_new, out[t, b])
-                    _copy_vector(c_new, c[b])
-                    _copy_vector(out[t, b], xh[r, F:])
+                    c_r, out_r, xh_h = c[b], out[t, b], xh[r, F:]  # (H)
+                    _lstm_cell_forward(z[r], bias, c_r, c_new, out_r)
+                    for j in range(H):
+                        c_r[j] = c_new[j]
+                        xh_h[j] = out_r[j]
                 else:
                     out[t, b, :] = 0
-        _copy_block(xh[:, F:], h[b0:b1])
+        for r in range(b1 - b0):  # the state at each row's last valid step
+            xh_h, h_r = xh[r, F:], h[b0 + r]  # (H)
+            for j in range(H):
+                h_r[j] = xh_h[j]
 
 
 @njit(**HELPER_OPTIONS)
@@ -351,7 +359,7 @@ def lstm_backward_sweep(d_hs, d_h_n, d_c_n, w_hh, lengths, shards, cs, gates,
     d_pre : (T, B, 4H) receives the gradient of the gate pre-activations
     d_h0, d_c0 : (B, H) receive the gradient w.r.t. the initial state
     """
-    T = d_hs.shape[0]
+    T, H = d_hs.shape[0], d_hs.shape[2]
     for s in prange(len(shards) - 1):
         b0, b1 = shards[s], shards[s + 1]
         dh = d_h_n[b0:b1].copy()  # (rows, H) recurrent gradient flowing into h_t
@@ -364,9 +372,14 @@ def lstm_backward_sweep(d_hs, d_h_n, d_c_n, w_hh, lengths, shards, cs, gates,
             np.dot(dz, w_hh, dh_rec)
             for r in range(b1 - b0):
                 if t < lengths[b0 + r]:
-                    _copy_vector(dh_rec[r], dh[r])
-        _copy_block(dh, d_h0[b0:b1])
-        _copy_block(dc, d_c0[b0:b1])
+                    dh_r, dh_rec_r = dh[r], dh_rec[r]  # (H)
+                    for j in range(H):
+                        dh_r[j] = dh_rec_r[j]
+        for r in range(b1 - b0):
+            dh_r, dc_r, d_h0_r, d_c0_r = dh[r], dc[r], d_h0[b0 + r], d_c0[b0 + r]  # (H)
+            for j in range(H):
+                d_h0_r[j] = dh_r[j]
+                d_c0_r[j] = dc_r[j]
 
 
 # --------------------------------------------------------------------------
@@ -385,21 +398,28 @@ def rnn_forward_sweep(x, w_cat, bias, lengths, shards, hs):
     for s in prange(len(shards) - 1):
         b0, b1 = shards[s], shards[s + 1]
         xh = np.empty((b1 - b0, F + H), x.dtype)  # (rows, F+H): [x_t, h_{t-1}]
-        _copy_block(hs[0, b0:b1], xh[:, F:])
+        for r in range(b1 - b0):
+            xh_h, h0_r = xh[r, F:], hs[0, b0 + r]  # (H)
+            for j in range(H):
+                xh_h[j] = h0_r[j]
         z = np.empty((b1 - b0, H), x.dtype)  # (rows, H)
         for t in range(T):
-            _load_step_inputs(x[t, b0:b1], xh)
+            for r in range(b1 - b0):
+                xh_x, x_r = xh[r, :F], x[t, b0 + r]  # (F)
+                for j in range(F):
+                    xh_x[j] = x_r[j]
             np.dot(xh, w_cat, z)
             for r in range(b1 - b0):
                 b = b0 + r
-                h_next = hs[t + 1, b]
+                h_prev, h_next = hs[t, b], hs[t + 1, b]  # (H)
                 if t < lengths[b]:
-                    z_r = z[r]
+                    z_r, xh_h = z[r], xh[r, F:]  # (H)
                     for j in range(H):
                         h_next[j] = tanh(z_r[j] + bias[j])
-                    _copy_vector(h_next, xh[r, F:])
+                        xh_h[j] = h_next[j]
                 else:
-                    _copy_vector(hs[t, b], h_next)
+                    for j in range(H):
+                        h_next[j] = h_prev[j]
 
 
 @njit(**KERNEL_OPTIONS)
@@ -428,5 +448,10 @@ def rnn_backward_sweep(d_hs, d_h_n, w_hh, lengths, shards, hs, d_pre, d_h0):
             np.dot(d_pre[t, b0:b1], w_hh, dh_rec)
             for r in range(b1 - b0):
                 if t < lengths[b0 + r]:
-                    _copy_vector(dh_rec[r], dh[r])
-        _copy_block(dh, d_h0[b0:b1])
+                    dh_r, dh_rec_r = dh[r], dh_rec[r]  # (H)
+                    for j in range(H):
+                        dh_r[j] = dh_rec_r[j]
+        for r in range(b1 - b0):
+            dh_r, d_h0_r = dh[r], d_h0[b0 + r]  # (H)
+            for j in range(H):
+                d_h0_r[j] = dh_r[j]
