@@ -288,13 +288,14 @@ class LSTM:
         w_ih = self._params[f"weight_ih_l{k}{suffix}"]
         w_hh = self._params[f"weight_hh_l{k}{suffix}"]
         bias = self._params[f"bias_ih_l{k}{suffix}"] + self._params[f"bias_hh_l{k}{suffix}"]
-        # (F+H, GH); C order matters: concatenating the transposes alone gives an
-        # F-ordered array, whose GEMM rounds differently for different shard sizes
-        w_cat = np.ascontiguousarray(np.concatenate([w_ih.T, w_hh.T]))
+        # [W_ih^T; W_hh^T; b]: (F+H+1, GH). C order matters: concatenating the
+        # transposes alone gives an F-ordered array, whose GEMM rounds
+        # differently for different shard sizes
+        w_cat = np.ascontiguousarray(np.concatenate([w_ih.T, w_hh.T, bias[None, :]]))
         if self.cell == "lstm" and not keep:
             h, c = h0.copy(), c0.copy()  # (B, H)
             out = np.empty((T, B, H), self._np_dtype)  # (T, B, H)
-            kernels.lstm_inference_sweep(inputs, w_cat, bias, lengths, shards, h, c, out)
+            kernels.lstm_inference_sweep(inputs, w_cat, lengths, shards, h, c, out)
             return {"out": out, "h_n": h, "c_n": c}
         hs = np.empty((T + 1, B, H), self._np_dtype)  # (T+1, B, H)
         hs[0] = h0
@@ -302,9 +303,9 @@ class LSTM:
             cs = np.empty_like(hs)
             cs[0] = c0
             gates = np.empty((T, B, G * H), self._np_dtype)  # (T, B, GH)
-            kernels.lstm_forward_sweep(inputs, w_cat, bias, lengths, shards, hs, cs, gates)
+            kernels.lstm_forward_sweep(inputs, w_cat, lengths, shards, hs, cs, gates)
             return {"hs": hs, "cs": cs, "gates": gates}
-        kernels.rnn_forward_sweep(inputs, w_cat, bias, lengths, shards, hs)
+        kernels.rnn_forward_sweep(inputs, w_cat, lengths, shards, hs)
         return {"hs": hs}
 
     # ------------------------------------------------------------------

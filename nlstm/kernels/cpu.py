@@ -9,10 +9,12 @@ Parallelism (see ``DESIGN.md`` section 2):
 * the sweeps run one parallel region per sweep: ``prange`` over batch shards,
   each thread runs all T steps of its shard with its own small GEMM, so there
   is no barrier per timestep;
-* the forward sweeps fuse the input projection into that GEMM: each step
-  multiplies the shard's ``[x_t, h_{t-1}]`` rows by ``W_cat = [W_ih^T; W_hh^T]``
-  (one GEMM with depth F+H), so the ``(T, B, 4H)`` projection of all steps is
-  never written to memory and read back (10-25% faster sweeps, measured);
+* the forward sweeps fuse the input projection and the bias into that GEMM:
+  each step multiplies the shard's ``[x_t, h_{t-1}, 1]`` rows by
+  ``W_cat = [W_ih^T; W_hh^T; b]`` (one GEMM with depth F+H+1), so the
+  ``(T, B, 4H)`` projection of all steps is never written to memory and read
+  back (10-25% faster sweeps, measured), and the cells have no bias loop
+  (9-18% faster cells, measured);
 * the input gradient is a row-blocked GEMM over all ``T*B`` rows; the weight
   gradients are split by gate columns: each block of ``G*H`` columns is one
   GEMM over all ``T*B`` rows written straight into its rows of ``dW`` (no
@@ -186,9 +188,9 @@ def zero_after_lengths(x, lengths):
 # LSTM cell: forward and backward sweeps, gate order i, f, g, o
 # --------------------------------------------------------------------------
 @njit(**HELPER_OPTIONS)
-def _lstm_cell_forward(z, bias, c_prev, c_out, h_out):
-    """One row of one step. z: (4H) pre-activations without the bias on entry,
-    activated gates i, f, g, o on exit; bias: (4H); c_prev, c_out, h_out: (H).
+def _lstm_cell_forward(z, c_prev, c_out, h_out):
+    """One row of one step. z: (4H) pre-activations on entry, activated gates
+    i, f, g, o on exit; c_prev, c_out, h_out: (H).
 
     Each loop runs from 0 over one slice: an index that starts at an offset
     such as ``2 * H`` might be negative as far as LLVM knows, and Numba's
@@ -196,8 +198,6 @@ def _lstm_cell_forward(z, bias, c_prev, c_out, h_out):
     slower, measured).
     """
     H = c_out.shape[0]
-    for j in range(4 * H):
-        z[j] += bias[j]
     z_if, z_g, z_o = z[:2 * H], z[2 * H:3 * H], z[3 * H:]  # (2H), (H), (H)
     for j in range(2 * H):
         z_if[j] = sigmoid(z_if[j])
@@ -213,14 +213,13 @@ def _lstm_cell_forward(z, bias, c_prev, c_out, h_out):
 
 
 @njit(**KERNEL_OPTIONS)
-def lstm_forward_sweep(x, w_cat, bias, lengths, shards, hs, cs, gates):
+def lstm_forward_sweep(x, w_cat, lengths, shards, hs, cs, gates):
     """Run one LSTM direction over all timesteps, keeping what backward needs.
 
     Parameters
     ----------
     x : (T, B, F) layer input, time-major
-    w_cat : (F + H, 4H) ``[W_ih^T; W_hh^T]``, C-contiguous
-    bias : (4H,) ``b_ih + b_hh``
+    w_cat : (F + H + 1, 4H) ``[W_ih^T; W_hh^T; b_ih + b_hh]``, C-contiguous
     lengths : (B,) int64, valid steps per row
     shards : (S + 1,) int64 row boundaries of the batch shards
     hs, cs : (T + 1, B, H) on entry ``hs[0]``, ``cs[0]`` hold the initial
@@ -232,11 +231,12 @@ def lstm_forward_sweep(x, w_cat, bias, lengths, shards, hs, cs, gates):
     H = hs.shape[2]
     for s in prange(len(shards) - 1):
         b0, b1 = shards[s], shards[s + 1]
-        xh = np.empty((b1 - b0, F + H), x.dtype)  # (rows, F+H): [x_t, h_{t-1}]
+        xh = np.empty((b1 - b0, F + H + 1), x.dtype)  # (rows, F+H+1): [x_t, h_{t-1}, 1]
         for r in range(b1 - b0):
-            xh_h, h0_r = xh[r, F:], hs[0, b0 + r]  # (H)
+            xh_h, h0_r = xh[r, F:F + H], hs[0, b0 + r]  # (H)
             for j in range(H):
                 xh_h[j] = h0_r[j]
+            xh[r, F + H] = 1
         for t in range(T):
             for r in range(b1 - b0):
                 xh_x, x_r = xh[r, :F], x[t, b0 + r]  # (F)
@@ -249,8 +249,8 @@ def lstm_forward_sweep(x, w_cat, bias, lengths, shards, hs, cs, gates):
                 h_prev, h_next = hs[t, b], hs[t + 1, b]  # (H)
                 c_prev, c_next = cs[t, b], cs[t + 1, b]  # (H)
                 if t < lengths[b]:
-                    _lstm_cell_forward(z[r], bias, c_prev, c_next, h_next)
-                    xh_h = xh[r, F:]  # (H)
+                    _lstm_cell_forward(z[r], c_prev, c_next, h_next)
+                    xh_h = xh[r, F:F + H]  # (H)
                     for j in range(H):
                         xh_h[j] = h_next[j]
                 else:  # past this row's end: carry the state
@@ -261,12 +261,12 @@ def lstm_forward_sweep(x, w_cat, bias, lengths, shards, hs, cs, gates):
 
 
 @njit(**KERNEL_OPTIONS)
-def lstm_inference_sweep(x, w_cat, bias, lengths, shards, h, c, out):
+def lstm_inference_sweep(x, w_cat, lengths, shards, h, c, out):
     """Forward only: keeps the running state, not every step's activations.
 
     Parameters
     ----------
-    x, w_cat, bias, lengths, shards : as in `lstm_forward_sweep`
+    x, w_cat, lengths, shards : as in `lstm_forward_sweep`
     h, c : (B, H) initial state on entry, state at each row's last valid step
         on exit
     out : (T, B, H) receives the hidden state of every step, zero past a
@@ -276,11 +276,12 @@ def lstm_inference_sweep(x, w_cat, bias, lengths, shards, h, c, out):
     H = h.shape[1]
     for s in prange(len(shards) - 1):
         b0, b1 = shards[s], shards[s + 1]
-        xh = np.empty((b1 - b0, F + H), x.dtype)  # (rows, F+H): [x_t, h_{t-1}]
+        xh = np.empty((b1 - b0, F + H + 1), x.dtype)  # (rows, F+H+1): [x_t, h_{t-1}, 1]
         for r in range(b1 - b0):
-            xh_h, h_r = xh[r, F:], h[b0 + r]  # (H)
+            xh_h, h_r = xh[r, F:F + H], h[b0 + r]  # (H)
             for j in range(H):
                 xh_h[j] = h_r[j]
+            xh[r, F + H] = 1
         z = np.empty((b1 - b0, 4 * H), x.dtype)  # (rows, 4H)
         c_new = np.empty(H, x.dtype)  # not c[b] itself: in-place aliasing stops vectorisation
         for t in range(T):
@@ -292,15 +293,15 @@ def lstm_inference_sweep(x, w_cat, bias, lengths, shards, h, c, out):
             for r in range(b1 - b0):
                 b = b0 + r
                 if t < lengths[b]:
-                    c_r, out_r, xh_h = c[b], out[t, b], xh[r, F:]  # (H)
-                    _lstm_cell_forward(z[r], bias, c_r, c_new, out_r)
+                    c_r, out_r, xh_h = c[b], out[t, b], xh[r, F:F + H]  # (H)
+                    _lstm_cell_forward(z[r], c_r, c_new, out_r)
                     for j in range(H):
                         c_r[j] = c_new[j]
                         xh_h[j] = out_r[j]
                 else:
                     out[t, b, :] = 0
         for r in range(b1 - b0):  # the state at each row's last valid step
-            xh_h, h_r = xh[r, F:], h[b0 + r]  # (H)
+            xh_h, h_r = xh[r, F:F + H], h[b0 + r]  # (H)
             for j in range(H):
                 h_r[j] = xh_h[j]
 
@@ -386,10 +387,10 @@ def lstm_backward_sweep(d_hs, d_h_n, d_c_n, w_hh, lengths, shards, cs, gates,
 # Plain tanh RNN cell: h_t = tanh(x_t @ W_ih^T + h_{t-1} @ W_hh^T + b)
 # --------------------------------------------------------------------------
 @njit(**KERNEL_OPTIONS)
-def rnn_forward_sweep(x, w_cat, bias, lengths, shards, hs):
+def rnn_forward_sweep(x, w_cat, lengths, shards, hs):
     """Run one tanh-RNN direction over all timesteps.
 
-    x : (T, B, F), w_cat : (F + H, H) ``[W_ih^T; W_hh^T]``, bias : (H,),
+    x : (T, B, F), w_cat : (F + H + 1, H) ``[W_ih^T; W_hh^T; b_ih + b_hh]``,
     hs : (T + 1, B, H) with ``hs[0]`` the initial state on entry; the rest as
     in `lstm_forward_sweep`.
     """
@@ -397,11 +398,12 @@ def rnn_forward_sweep(x, w_cat, bias, lengths, shards, hs):
     H = hs.shape[2]
     for s in prange(len(shards) - 1):
         b0, b1 = shards[s], shards[s + 1]
-        xh = np.empty((b1 - b0, F + H), x.dtype)  # (rows, F+H): [x_t, h_{t-1}]
+        xh = np.empty((b1 - b0, F + H + 1), x.dtype)  # (rows, F+H+1): [x_t, h_{t-1}, 1]
         for r in range(b1 - b0):
-            xh_h, h0_r = xh[r, F:], hs[0, b0 + r]  # (H)
+            xh_h, h0_r = xh[r, F:F + H], hs[0, b0 + r]  # (H)
             for j in range(H):
                 xh_h[j] = h0_r[j]
+            xh[r, F + H] = 1
         z = np.empty((b1 - b0, H), x.dtype)  # (rows, H)
         for t in range(T):
             for r in range(b1 - b0):
@@ -413,9 +415,9 @@ def rnn_forward_sweep(x, w_cat, bias, lengths, shards, hs):
                 b = b0 + r
                 h_prev, h_next = hs[t, b], hs[t + 1, b]  # (H)
                 if t < lengths[b]:
-                    z_r, xh_h = z[r], xh[r, F:]  # (H)
+                    z_r, xh_h = z[r], xh[r, F:F + H]  # (H)
                     for j in range(H):
-                        h_next[j] = tanh(z_r[j] + bias[j])
+                        h_next[j] = tanh(z_r[j])
                         xh_h[j] = h_next[j]
                 else:
                     for j in range(H):

@@ -132,11 +132,12 @@ class _Edges:
 # --------------------------------------------------------------------------
 # Hoisted products
 # --------------------------------------------------------------------------
-def _project_inputs(x, w_cat, bias, x_proj):
-    """``x_proj[:] = x @ W_ih^T + bias`` for all steps at once, on device arrays.
-    x: (T, B, F), w_cat: (F + H, GH) with ``W_ih^T`` its first F rows, x_proj: (T, B, GH)."""
+def _project_inputs(x, w_cat, x_proj):
+    """``x_proj[:] = x @ W_ih^T + b`` for all steps at once, on device arrays.
+    x: (T, B, F), w_cat: (F + H + 1, GH) = ``[W_ih^T; W_hh^T; b]``, x_proj: (T, B, GH)."""
     T, B, F = x.shape
-    _gemm(x.reshape(T * B, F), w_cat[:F], x_proj.reshape(T * B, x_proj.shape[2]), bias=bias)
+    _gemm(x.reshape(T * B, F), w_cat[:F], x_proj.reshape(T * B, x_proj.shape[2]),
+          bias=w_cat[w_cat.shape[0] - 1])
 
 
 def matmul_rows(a, b, out):
@@ -316,21 +317,20 @@ def _take_recurrent_grad_kernel(t, dh_rec, lengths, dh):
             dh[b, j] = dh_rec[b, j]
 
 
-def lstm_forward_sweep(x, w_cat, bias, lengths, shards, hs, cs, gates):
+def lstm_forward_sweep(x, w_cat, lengths, shards, hs, cs, gates):
     """Run one LSTM direction over all timesteps (arguments as the CPU version:
-    x (T, B, F), w_cat (F + H, 4H) = [W_ih^T; W_hh^T], bias (4H,),
+    x (T, B, F), w_cat (F + H + 1, 4H) = [W_ih^T; W_hh^T; b],
     hs/cs (T + 1, B, H), gates (T, B, 4H)).
 
     The input projection of all steps is one GEMM into ``gates``, which each
     step kernel reads before overwriting it with that step's gates."""
     edges = _Edges()
-    d_x, d_w, d_bias, d_len = (edges.input(x), edges.input(w_cat), edges.input(bias),
-                               edges.input(lengths))
+    d_x, d_w, d_len = edges.input(x), edges.input(w_cat), edges.input(lengths)
     d_hs, d_cs = edges.output(hs, read=True), edges.output(cs, read=True)  # [0]: initial state
     d_gates = edges.output(gates)
     T, F, B, H = x.shape[0], x.shape[2], hs.shape[1], hs.shape[2]
-    _project_inputs(d_x, d_w, d_bias, d_gates)
-    w_hh_t = d_w[F:]  # (H, 4H)
+    _project_inputs(d_x, d_w, d_gates)
+    w_hh_t = d_w[F:F + H]  # (H, 4H)
     z = cuda.device_array((B, 4 * H), x.dtype)  # (B, 4H)
     for t in range(T):
         _gemm(d_hs[t], w_hh_t, z)
@@ -339,18 +339,17 @@ def lstm_forward_sweep(x, w_cat, bias, lengths, shards, hs, cs, gates):
     edges.finish()
 
 
-def lstm_inference_sweep(x, w_cat, bias, lengths, shards, h, c, out):
+def lstm_inference_sweep(x, w_cat, lengths, shards, h, c, out):
     """Forward only (arguments as the CPU version: h, c (B, H) in and out,
     out (T, B, H) every step's hidden state, zero past a row's length)."""
     edges = _Edges()
-    d_x, d_w, d_bias, d_len = (edges.input(x), edges.input(w_cat), edges.input(bias),
-                               edges.input(lengths))
+    d_x, d_w, d_len = edges.input(x), edges.input(w_cat), edges.input(lengths)
     d_h, d_c = edges.output(h, read=True), edges.output(c, read=True)
     d_out = edges.output(out)
     T, F, B, H = x.shape[0], x.shape[2], h.shape[0], h.shape[1]
     x_proj = cuda.device_array((T, B, 4 * H), x.dtype)  # (T, B, 4H)
-    _project_inputs(d_x, d_w, d_bias, x_proj)
-    w_hh_t = d_w[F:]  # (H, 4H)
+    _project_inputs(d_x, d_w, x_proj)
+    w_hh_t = d_w[F:F + H]  # (H, 4H)
     z = cuda.device_array((B, 4 * H), x.dtype)  # (B, 4H)
     no_gates = cuda.device_array((0, B, 4 * H), x.dtype)
     for t in range(T):
@@ -421,17 +420,16 @@ def _rnn_step_backward_kernel(scalar):
     return kernel
 
 
-def rnn_forward_sweep(x, w_cat, bias, lengths, shards, hs):
-    """Run one tanh-RNN direction (x (T, B, F), w_cat (F + H, H) = [W_ih^T; W_hh^T],
-    bias (H,), hs (T + 1, B, H))."""
+def rnn_forward_sweep(x, w_cat, lengths, shards, hs):
+    """Run one tanh-RNN direction (x (T, B, F), w_cat (F + H + 1, H) =
+    [W_ih^T; W_hh^T; b], hs (T + 1, B, H))."""
     edges = _Edges()
-    d_x, d_w, d_bias, d_len = (edges.input(x), edges.input(w_cat), edges.input(bias),
-                               edges.input(lengths))
+    d_x, d_w, d_len = edges.input(x), edges.input(w_cat), edges.input(lengths)
     d_hs = edges.output(hs, read=True)  # hs[0]: initial state
     T, F, B, H = x.shape[0], x.shape[2], hs.shape[1], hs.shape[2]
     x_proj = cuda.device_array((T, B, H), x.dtype)  # (T, B, H)
-    _project_inputs(d_x, d_w, d_bias, x_proj)
-    w_hh_t = d_w[F:]  # (H, H)
+    _project_inputs(d_x, d_w, x_proj)
+    w_hh_t = d_w[F:F + H]  # (H, H)
     rec = cuda.device_array((B, H), x.dtype)  # (B, H)
     for t in range(T):
         _gemm(d_hs[t], w_hh_t, rec)
