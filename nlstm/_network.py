@@ -107,17 +107,18 @@ class SequenceNetwork:
         d_features = d_z @ self.head_weight.T
         if cache["mask"] is not None:
             d_features *= cache["mask"]
-        B, T, DH = cache["shape"]
+        B, T, _ = cache["shape"]
         lstm = self.lstm
         if self.return_sequences:
-            d_output, d_h_n = d_features.astype(self.dtype, copy=False), None
-        else:
+            d_output = np.ascontiguousarray(d_features, dtype=self.dtype)
+            d_h_n = None
+        else:  # only the final state reaches the head: no output gradient
             D, H = lstm.num_directions, lstm.hidden_size
-            d_output = np.zeros((B, T, DH), self.dtype)
+            d_output = None
             d_h_n = np.zeros((lstm.num_layers * D, B, H), self.dtype)
             d_h_n[-D:] = d_features.reshape(B, D, H).transpose(1, 0, 2)
         with launch_lock():
-            d_x, d_lstm = lstm._backward(np.ascontiguousarray(d_output, dtype=self.dtype), d_h_n,
+            d_x, d_lstm = lstm._backward(d_output, d_h_n,
                                          want_input_grad=self.embedding is not None)
         grads = [d_lstm, d_head_weight.astype(self.dtype), d_head_bias.astype(self.dtype)]
         if self.embedding is not None:

@@ -356,7 +356,9 @@ class LSTM:
         return arr
 
     def _backward(self, d_output, d_h_n=None, d_c_n=None, want_input_grad=True):
-        """Backward on validated arrays (None: zero gradient). Callers hold
+        """Backward on validated arrays (None: zero gradient, ``d_output``
+        included: a model using only the final state needs no (T, B, D*H)
+        array of zeros transposed and copied). Callers hold
         `kernel_threads` and the launch lock. Returns ``d_x`` (B, T, F) and the
         flat parameter gradient; ``d_x`` is None unless ``want_input_grad``
         (a network whose inputs are data, not trained embeddings, skips the
@@ -375,7 +377,11 @@ class LSTM:
         grads = self._named_views(flat_grad, self._param_shapes())
         d_h0 = np.empty_like(d_h_n)
         d_c0 = np.empty_like(d_c_n) if d_c_n is not None else None
-        d_layer = kernels.zero_after_lengths(np.ascontiguousarray(d_output.transpose(1, 0, 2)), lengths)
+        if d_output is None:
+            d_layer = np.zeros((T, B, D * H), self._np_dtype)  # (T, B, D*H)
+        else:
+            d_layer = kernels.zero_after_lengths(np.ascontiguousarray(d_output.transpose(1, 0, 2)),
+                                                 lengths)
         for k in range(self.num_layers - 1, -1, -1):
             in_size = self.input_size if k == 0 else D * H
             need_d_input = k > 0 or want_input_grad
