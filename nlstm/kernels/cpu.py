@@ -295,8 +295,9 @@ def lstm_inference_sweep(x, w_cat, lengths, shards, h, c, out):
                 if t < lengths[b]:
                     c_r, out_r, xh_h = c[b], out[t, b], xh[r, F:F + H]  # (H)
                     _lstm_cell_forward(z[r], c_r, c_new, out_r)
-                    for j in range(H):
+                    for j in range(H):  # two loops: one with four arrays did not vectorise
                         c_r[j] = c_new[j]
+                    for j in range(H):
                         xh_h[j] = out_r[j]
                 else:
                     out[t, b, :] = 0
