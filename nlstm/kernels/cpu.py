@@ -40,7 +40,7 @@ FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 # error_model="numpy": a float division yields inf/NaN instead of a Python
 # ZeroDivisionError check, whose branch stops LLVM from vectorising any loop
 # that divides (the rational tanh does): measured 3.4 -> 0.7 ns per tanh.
-# Helpers (cells, copies) are plain @njit functions called by the kernels:
+# Helpers (the cells) are plain @njit functions called by the kernels:
 # LLVM inlines them anyway (same results and speed, measured), whereas Numba's
 # inline="always" re-types and re-lowers their bodies inside every kernel,
 # which cost about 4 s of the cold start.
