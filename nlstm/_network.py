@@ -70,14 +70,14 @@ class SequenceNetwork:
         masks = [lstm_mask, np.ones_like(self.head_weight), np.zeros_like(self.head_bias)]
         return masks if self.embedding is None else [np.ones_like(self.embedding)] + masks
 
-    def forward(self, data, lengths, n_threads, training=False):
+    def forward(self, data, lengths, training=False):
         """Raw head output: (B, n_outputs), or (B, T, n_outputs) with return_sequences.
 
         data : (B, T, F) floats, or (B, T) token ids with an embedding.
         """
         x = self.embedding[data] if self.embedding is not None else data  # (B, T, F)
         with launch_lock():
-            output, h_n, _ = self.lstm._forward(x, lengths, None, None, training, n_threads,
+            output, h_n, _ = self.lstm._forward(x, lengths, None, None, training,
                                                 keep_cache=training,
                                                 want_output=self.return_sequences)
         D = self.lstm.num_directions

@@ -257,8 +257,8 @@ class _BaseLSTM(BaseEstimator):
             self.best_loss_, self.best_validation_score_ = np.inf, -np.inf
             self._no_improvement_count = 0
         optimizer.learning_rate = self.learning_rate_init
-        with kernel_threads(self.n_jobs) as n_threads:
-            self._train(network, optimizer, data, lengths, Y, rng, n_threads,
+        with kernel_threads(self.n_jobs):
+            self._train(network, optimizer, data, lengths, Y, rng,
                         n_epochs=1 if incremental else self.max_iter,
                         early_stopping=self.early_stopping and not incremental)
         self.network_, self._optimizer, self._rng = network, optimizer, rng
@@ -278,8 +278,7 @@ class _BaseLSTM(BaseEstimator):
                              f"leave one of them empty")
         return train, val
 
-    def _train(self, network, optimizer, data, lengths, Y, rng, n_threads, n_epochs,
-               early_stopping):
+    def _train(self, network, optimizer, data, lengths, Y, rng, n_epochs, early_stopping):
         n = data.shape[0]
         train_idx, val_idx = (self._split_validation(n, Y, rng) if early_stopping
                               else (np.arange(n), None))
@@ -292,14 +291,14 @@ class _BaseLSTM(BaseEstimator):
             for batch in gen_batches(len(order), self.batch_size):
                 idx = np.sort(order[batch])
                 loss = self._train_step(network, optimizer, data[idx], lengths[idx], Y[idx],
-                                        masks, n_threads)
+                                        masks)
                 total += loss * len(idx)
             epoch_loss = total / len(order)
             self.n_iter_ += 1
             self.loss_curve_.append(epoch_loss)
             if early_stopping:
                 score = self._validation_score(network, data[val_idx], lengths[val_idx],
-                                               Y[val_idx], n_threads)
+                                               Y[val_idx])
                 self.validation_scores_.append(score)
                 improved = score > self.best_validation_score_ + self.tol
                 if score > self.best_validation_score_:
@@ -326,9 +325,9 @@ class _BaseLSTM(BaseEstimator):
             for p, best in zip(network.params, best_params):
                 p[...] = best
 
-    def _train_step(self, network, optimizer, data, lengths, Y, masks, n_threads):
+    def _train_step(self, network, optimizer, data, lengths, Y, masks):
         """One mini-batch: forward, loss, backward, clip, update. Returns the loss."""
-        z = network.forward(data, lengths, n_threads, training=True)
+        z = network.forward(data, lengths, training=True)
         params = network.params
         with np.errstate(over="ignore", invalid="ignore"):  # non-finite values are caught below
             loss, d_z = self._loss_and_grad(z, Y, lengths)
@@ -386,20 +385,19 @@ class _BaseLSTM(BaseEstimator):
         check_device(self.device)
         self.network_.lstm.device = self.device  # set_params(device=...) after fit
         data, lengths, form = self._validate_X(X, reset=False)
-        with kernel_threads(self.n_jobs) as n_threads:
-            z = self._forward_in_batches(self.network_, data, lengths, n_threads)
+        with kernel_threads(self.n_jobs):
+            z = self._forward_in_batches(self.network_, data, lengths)
         return z, lengths, form
 
     @staticmethod
-    def _forward_in_batches(network, data, lengths, n_threads):
+    def _forward_in_batches(network, data, lengths):
         outputs = []
         for batch in gen_batches(data.shape[0], PREDICT_BATCH):
             d, n = data[batch], lengths[batch]
             if len(n) == 1:  # a one-row GEMM rounds differently (BLAS GEMV path): pad to two
-                outputs.append(network.forward(np.concatenate([d, d]), np.concatenate([n, n]),
-                                               n_threads)[:1])
+                outputs.append(network.forward(np.concatenate([d, d]), np.concatenate([n, n]))[:1])
             else:
-                outputs.append(network.forward(d, n, n_threads))
+                outputs.append(network.forward(d, n))
         return np.concatenate(outputs)
 
     def _sequence_output(self, values, lengths, form):
@@ -528,8 +526,8 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
             pred = pred[..., 0]
         return self._sequence_output(pred, lengths, form) if self.return_sequences else pred
 
-    def _validation_score(self, network, data, lengths, Y, n_threads):
-        z = self._forward_in_batches(network, data, lengths, n_threads)
+    def _validation_score(self, network, data, lengths, Y):
+        z = self._forward_in_batches(network, data, lengths)
         if self.return_sequences:
             return r2_score(valid_steps(Y, lengths), valid_steps(z, lengths))
         return r2_score(Y, z)
@@ -644,8 +642,8 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
         labels, lengths, form = self._predict_labels(X)
         return self._sequence_output(labels, lengths, form) if self.return_sequences else labels
 
-    def _validation_score(self, network, data, lengths, Y, n_threads):
-        z = self._forward_in_batches(network, data, lengths, n_threads)
+    def _validation_score(self, network, data, lengths, Y):
+        z = self._forward_in_batches(network, data, lengths)
         pred = self._probabilities(z.astype(np.float64)).argmax(axis=-1)
         true = Y[..., 0] if Y.shape[-1] == 1 else Y.argmax(axis=-1)
         if self.return_sequences:

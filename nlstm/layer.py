@@ -215,11 +215,11 @@ class LSTM:
             last valid step (for the reverse direction: after reading step 0).
         """
         x, lengths, h0, c0 = self._check_forward_args(x, lengths, initial_state, training)
-        with kernel_threads() as n_threads, launch_lock():
-            output, h_n, c_n = self._forward(x, lengths, h0, c0, training, n_threads)
+        with kernel_threads(), launch_lock():
+            output, h_n, c_n = self._forward(x, lengths, h0, c0, training)
         return output, ((h_n, c_n) if self.cell == "lstm" else h_n)
 
-    def _forward(self, x, lengths, h0, c0, training, n_threads, keep_cache=True,
+    def _forward(self, x, lengths, h0, c0, training, keep_cache=True,
                  want_output=True):
         """Forward on validated arrays; ``h0``/``c0`` None mean zeros. Callers hold
         `kernel_threads` and the launch lock. Returns output (B, T, D*H), h_n, c_n;
@@ -233,7 +233,7 @@ class LSTM:
             h0 = np.zeros(state_shape, dtype)
         if c0 is None and self.cell == "lstm":
             c0 = np.zeros(state_shape, dtype)
-        shards = kernels.shard_bounds(B, n_threads)
+        shards = kernels.shard_bounds(B)
         layer_input = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, F)
         h_n = np.empty(state_shape, dtype)
         c_n = np.empty_like(h_n) if self.cell == "lstm" else None

@@ -77,7 +77,7 @@ def run_both(function, arrays, outputs):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_lstm_forward_backward_and_inference_sweeps(dtype):
     rng = np.random.default_rng(2)
-    shards = cpu.shard_bounds(B, 1)
+    shards = cpu.shard_bounds(B)
     hs = np.zeros((T + 1, B, H), dtype)
     cs = np.zeros((T + 1, B, H), dtype)
     hs[0], cs[0] = random(rng, (B, H), dtype), random(rng, (B, H), dtype)
@@ -110,7 +110,7 @@ def test_lstm_forward_backward_and_inference_sweeps(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_rnn_forward_and_backward_sweeps(dtype):
     rng = np.random.default_rng(3)
-    shards = cpu.shard_bounds(B, 1)
+    shards = cpu.shard_bounds(B)
     hs = np.zeros((T + 1, B, H), dtype)
     hs[0] = random(rng, (B, H), dtype)
     forward = dict(x=random(rng, (T, B, F), dtype), w_cat=random(rng, (F + H + 1, H), dtype),

@@ -21,15 +21,18 @@ Parallelism (see ``DESIGN.md`` section 2):
   shared accumulator, no per-thread partial buffers to sum afterwards);
 * BLAS must be single-threaded while these run (``nlstm._threads``).
 
-Determinism: no result depends on the number of threads. Shards hold at least
-two rows (a one-row GEMM takes OpenBLAS's GEMV path, which rounds differently),
-and the weight-gradient column blocks depend only on the problem size.
+Determinism: no result depends on the number of threads a call runs with. The
+batch shards follow the size of Numba's thread pool (fixed per process) and
+hold at least two rows (a one-row GEMM takes OpenBLAS's GEMV path, which rounds
+differently); the weight-gradient column blocks and the input-gradient row
+blocks depend only on the problem size.
 
 Masking follows PyTorch's packed sequences: at ``t >= lengths[b]`` the state of
 row ``b`` is carried unchanged, so ``hs[T]`` holds the state at each row's last
 valid step, and in the backward sweep the gradient of the final state flows
 back unchanged to that step.
 """
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -51,12 +54,20 @@ ROW_BLOCK = 256  # rows per block of the hoisted input-gradient GEMM
 GRAD_COLUMN_BLOCK = 256  # gate columns per block of the weight-gradient GEMMs
 
 
-def shard_bounds(batch_size, n_threads):
-    """Split ``batch_size`` rows into at most ``n_threads`` shards of >= 2 rows.
+def shard_bounds(batch_size):
+    """Split ``batch_size`` rows into at most `numba.config.NUMBA_NUM_THREADS`
+    shards of >= 2 rows. Returns an int64 array of ``n_shards + 1`` boundaries.
 
-    Returns an int64 array of ``n_shards + 1`` boundaries.
+    The split follows the size of Numba's thread pool, which is fixed for the
+    process, not the number of threads a call runs with (``n_jobs``,
+    ``numba.set_num_threads``): OpenBLAS rounds a row of a GEMM differently
+    for different row counts at some shapes (measured: 1 vs 2 threads gave
+    different bits at H = 50, 65 and 100), so the shards, and with them the
+    results, must not change with the thread count. A call with fewer threads
+    runs several shards per thread.
     """
-    n_shards = 1 if batch_size < 4 else max(1, min(n_threads, batch_size // 2))
+    n_shards = 1 if batch_size < 4 else max(1, min(numba.config.NUMBA_NUM_THREADS,
+                                                   batch_size // 2))
     return np.linspace(0, batch_size, n_shards + 1).round().astype(np.int64)
 
 

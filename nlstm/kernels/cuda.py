@@ -455,6 +455,6 @@ def rnn_backward_sweep(d_hs, d_h_n, w_hh, lengths, shards, hs, d_pre, d_h0):
     edges.finish()
 
 
-def shard_bounds(batch_size, n_threads):
+def shard_bounds(batch_size):
     """One shard: the GPU grid covers the whole batch (CPU signature kept)."""
     return np.array([0, batch_size], dtype=np.int64)
