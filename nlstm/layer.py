@@ -233,11 +233,10 @@ class LSTM:
             h0 = np.zeros(state_shape, dtype)
         if c0 is None and self.cell == "lstm":
             c0 = np.zeros(state_shape, dtype)
-        shards = kernels.shard_bounds(B)
         layer_input = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, F)
         h_n = np.empty(state_shape, dtype)
         c_n = np.empty_like(h_n) if self.cell == "lstm" else None
-        cache = {"lengths": lengths, "shards": shards, "shape": (B, T), "layers": [],
+        cache = {"lengths": lengths, "shape": (B, T), "layers": [],
                  "dropout_masks": []}
         for k in range(self.num_layers):
             outputs, saved = [], []
@@ -246,7 +245,7 @@ class LSTM:
                 inputs = layer_input
                 if d == 1:  # the reverse direction reads each sequence from its end
                     inputs = kernels.reverse_within_lengths(layer_input, lengths, np.empty_like(layer_input))
-                state = self._direction_forward(k, d, inputs, lengths, shards, h0[idx],
+                state = self._direction_forward(k, d, inputs, lengths, h0[idx],
                                                 None if c0 is None else c0[idx], keep_cache)
                 if "out" in state:  # inference sweep: outputs already zero past the ends
                     out = state["out"]
@@ -278,7 +277,7 @@ class LSTM:
         output = np.ascontiguousarray(layer_input.transpose(1, 0, 2)) if want_output else None
         return output, h_n, c_n  # output: (B, T, D*H)
 
-    def _direction_forward(self, k, d, inputs, lengths, shards, h0, c0, keep=True):
+    def _direction_forward(self, k, d, inputs, lengths, h0, c0, keep=True):
         """Sweep one layer direction. Returns the outputs and final state, and
         with ``keep`` the activations backward needs."""
         kernels = kernels_for(self.device)  # nlstm.kernels.cpu or .cuda
@@ -295,7 +294,7 @@ class LSTM:
         if self.cell == "lstm" and not keep:
             h, c = h0.copy(), c0.copy()  # (B, H)
             out = np.empty((T, B, H), self._np_dtype)  # (T, B, H)
-            kernels.lstm_inference_sweep(inputs, w_cat, lengths, shards, h, c, out)
+            kernels.lstm_inference_sweep(inputs, w_cat, lengths, h, c, out)
             return {"out": out, "h_n": h, "c_n": c}
         hs = np.empty((T + 1, B, H), self._np_dtype)  # (T+1, B, H)
         hs[0] = h0
@@ -303,9 +302,9 @@ class LSTM:
             cs = np.empty_like(hs)
             cs[0] = c0
             gates = np.empty((T, B, G * H), self._np_dtype)  # (T, B, GH)
-            kernels.lstm_forward_sweep(inputs, w_cat, lengths, shards, hs, cs, gates)
+            kernels.lstm_forward_sweep(inputs, w_cat, lengths, hs, cs, gates)
             return {"hs": hs, "cs": cs, "gates": gates}
-        kernels.rnn_forward_sweep(inputs, w_cat, lengths, shards, hs)
+        kernels.rnn_forward_sweep(inputs, w_cat, lengths, hs)
         return {"hs": hs}
 
     # ------------------------------------------------------------------
@@ -365,7 +364,7 @@ class LSTM:
         first layer's input-gradient GEMM, as autograd does)."""
         kernels = kernels_for(self.device)  # nlstm.kernels.cpu or .cuda
         cache = self._cache
-        lengths, shards = cache["lengths"], cache["shards"]
+        lengths = cache["lengths"]
         B, T = cache["shape"]
         D, H = self.num_directions, self.hidden_size
         state_shape = (self.num_layers * D, B, H)
@@ -393,7 +392,7 @@ class LSTM:
                     d_out = kernels.reverse_within_lengths(d_out, lengths, np.empty_like(d_out))
                 d_in = self._direction_backward(
                     k, d, cache["layers"][k][d], d_out, d_h_n[idx],
-                    None if d_c_n is None else d_c_n[idx], lengths, shards, grads, d_h0, d_c0,
+                    None if d_c_n is None else d_c_n[idx], lengths, grads, d_h0, d_c0,
                     need_d_input)
                 if not need_d_input:
                     continue
@@ -408,7 +407,7 @@ class LSTM:
             return None, flat_grad
         return np.ascontiguousarray(d_layer.transpose(1, 0, 2)), flat_grad
 
-    def _direction_backward(self, k, d, saved, d_out, d_h_n, d_c_n, lengths, shards, grads,
+    def _direction_backward(self, k, d, saved, d_out, d_h_n, d_c_n, lengths, grads,
                             d_h0, d_c0, want_input_grad=True):
         """BPTT of one layer direction; fills ``grads`` and returns d(inputs)
         (T, B, F), or None unless ``want_input_grad``."""
@@ -422,10 +421,10 @@ class LSTM:
         hs = saved["hs"]
         d_pre = np.empty((T, B, GH), self._np_dtype)  # (T, B, GH)
         if self.cell == "lstm":
-            kernels.lstm_backward_sweep(d_out, d_h_n, d_c_n, w_hh, lengths, shards, saved["cs"],
+            kernels.lstm_backward_sweep(d_out, d_h_n, d_c_n, w_hh, lengths, saved["cs"],
                                         saved["gates"], d_pre, d_h0[idx], d_c0[idx])
         else:
-            kernels.rnn_backward_sweep(d_out, d_h_n, w_hh, lengths, shards, hs, d_pre, d_h0[idx])
+            kernels.rnn_backward_sweep(d_out, d_h_n, w_hh, lengths, hs, d_pre, d_h0[idx])
         d_pre_2d = d_pre.reshape(T * B, GH)
         d_w_ih, d_w_hh, d_b = kernels.weight_grads(d_pre_2d, saved["inputs"].reshape(T * B, F),
                                                    hs[:-1].reshape(T * B, H))

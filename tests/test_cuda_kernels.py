@@ -29,7 +29,7 @@ def random(rng, shape, dtype):
 
 
 # What the layer calls in a kernels module.
-KERNEL_API = ["shard_bounds", "matmul_rows", "weight_grads",
+KERNEL_API = ["matmul_rows", "weight_grads",
               "reverse_within_lengths", "zero_after_lengths", "lstm_forward_sweep",
               "lstm_inference_sweep", "lstm_backward_sweep", "rnn_forward_sweep",
               "rnn_backward_sweep"]
@@ -77,13 +77,12 @@ def run_both(function, arrays, outputs):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_lstm_forward_backward_and_inference_sweeps(dtype):
     rng = np.random.default_rng(2)
-    shards = cpu.shard_bounds(B)
     hs = np.zeros((T + 1, B, H), dtype)
     cs = np.zeros((T + 1, B, H), dtype)
     hs[0], cs[0] = random(rng, (B, H), dtype), random(rng, (B, H), dtype)
     # w_cat: [W_ih^T; W_hh^T; b]
     forward = dict(x=random(rng, (T, B, F), dtype), w_cat=random(rng, (F + H + 1, 4 * H), dtype),
-                   lengths=LENGTHS, shards=shards, hs=hs, cs=cs,
+                   lengths=LENGTHS, hs=hs, cs=cs,
                    gates=np.zeros((T, B, 4 * H), dtype))
     want, got = run_both("lstm_forward_sweep", forward, ["hs", "cs", "gates"])
     for key in want:
@@ -92,7 +91,7 @@ def test_lstm_forward_backward_and_inference_sweeps(dtype):
     backward = dict(d_hs=cpu.zero_after_lengths(random(rng, (T, B, H), dtype), LENGTHS),
                     d_h_n=random(rng, (B, H), dtype), d_c_n=random(rng, (B, H), dtype),
                     w_hh=np.ascontiguousarray(forward["w_cat"][F:F + H].T), lengths=LENGTHS,
-                    shards=shards, cs=want["cs"], gates=want["gates"],
+                    cs=want["cs"], gates=want["gates"],
                     d_pre=np.zeros((T, B, 4 * H), dtype), d_h0=np.zeros((B, H), dtype),
                     d_c0=np.zeros((B, H), dtype))
     want_b, got_b = run_both("lstm_backward_sweep", backward, ["d_pre", "d_h0", "d_c0"])
@@ -100,7 +99,7 @@ def test_lstm_forward_backward_and_inference_sweeps(dtype):
         close(got_b[key], want_b[key], dtype)
 
     inference = dict(x=forward["x"], w_cat=forward["w_cat"], lengths=LENGTHS,
-                     shards=shards, h=hs[0].copy(), c=cs[0].copy(), out=np.zeros((T, B, H), dtype))
+                     h=hs[0].copy(), c=cs[0].copy(), out=np.zeros((T, B, H), dtype))
     want_i, got_i = run_both("lstm_inference_sweep", inference, ["h", "c", "out"])
     for key in want_i:
         close(got_i[key], want_i[key], dtype)
@@ -110,17 +109,16 @@ def test_lstm_forward_backward_and_inference_sweeps(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_rnn_forward_and_backward_sweeps(dtype):
     rng = np.random.default_rng(3)
-    shards = cpu.shard_bounds(B)
     hs = np.zeros((T + 1, B, H), dtype)
     hs[0] = random(rng, (B, H), dtype)
     forward = dict(x=random(rng, (T, B, F), dtype), w_cat=random(rng, (F + H + 1, H), dtype),
-                   lengths=LENGTHS, shards=shards, hs=hs)
+                   lengths=LENGTHS, hs=hs)
     want, got = run_both("rnn_forward_sweep", forward, ["hs"])
     close(got["hs"], want["hs"], dtype)
     backward = dict(d_hs=cpu.zero_after_lengths(random(rng, (T, B, H), dtype), LENGTHS),
                     d_h_n=random(rng, (B, H), dtype),
                     w_hh=np.ascontiguousarray(forward["w_cat"][F:F + H].T), lengths=LENGTHS,
-                    shards=shards, hs=want["hs"], d_pre=np.zeros((T, B, H), dtype),
+                    hs=want["hs"], d_pre=np.zeros((T, B, H), dtype),
                     d_h0=np.zeros((B, H), dtype))
     want_b, got_b = run_both("rnn_backward_sweep", backward, ["d_pre", "d_h0"])
     for key in want_b:

@@ -8,7 +8,8 @@ Parallelism (see ``DESIGN.md`` section 2):
 
 * the sweeps run one parallel region per sweep: ``prange`` over batch shards,
   each thread runs all T steps of its shard with its own small GEMM, so there
-  is no barrier per timestep;
+  is no barrier per timestep (the public functions pick the shards; the
+  kernels behind them take them as an argument);
 * the forward sweeps fuse the input projection and the bias into that GEMM:
   each step multiplies the shard's ``[x_t, h_{t-1}, 1]`` rows by
   ``W_cat = [W_ih^T; W_hh^T; b]`` (one GEMM with depth F+H+1), so the
@@ -227,20 +228,8 @@ def _lstm_cell_forward(z, c_prev, c_out, h_out):
 
 
 @njit(**KERNEL_OPTIONS)
-def lstm_forward_sweep(x, w_cat, lengths, shards, hs, cs, gates):
-    """Run one LSTM direction over all timesteps, keeping what backward needs.
-
-    Parameters
-    ----------
-    x : (T, B, F) layer input, time-major
-    w_cat : (F + H + 1, 4H) ``[W_ih^T; W_hh^T; b_ih + b_hh]``, C-contiguous
-    lengths : (B,) int64, valid steps per row
-    shards : (S + 1,) int64 row boundaries of the batch shards
-    hs, cs : (T + 1, B, H) on entry ``hs[0]``, ``cs[0]`` hold the initial
-        state; ``hs[t + 1]``, ``cs[t + 1]`` receive the state after step t
-    gates : (T, B, 4H) receives the activated gates i, f, g, o (zero past a
-        row's length)
-    """
+def _lstm_forward_row_shards(x, w_cat, lengths, shards, hs, cs, gates):
+    # x: (T, B, F), w_cat: (F+H+1, 4H), hs/cs: (T+1, B, H), gates: (T, B, 4H)
     T, F = x.shape[0], x.shape[2]
     H = hs.shape[2]
     for s in prange(len(shards) - 1):
@@ -275,17 +264,8 @@ def lstm_forward_sweep(x, w_cat, lengths, shards, hs, cs, gates):
 
 
 @njit(**KERNEL_OPTIONS)
-def lstm_inference_sweep(x, w_cat, lengths, shards, h, c, out):
-    """Forward only: keeps the running state, not every step's activations.
-
-    Parameters
-    ----------
-    x, w_cat, lengths, shards : as in `lstm_forward_sweep`
-    h, c : (B, H) initial state on entry, state at each row's last valid step
-        on exit
-    out : (T, B, H) receives the hidden state of every step, zero past a
-        row's length
-    """
+def _lstm_inference_row_shards(x, w_cat, lengths, shards, h, c, out):
+    # x: (T, B, F), w_cat: (F+H+1, 4H), h/c: (B, H), out: (T, B, H)
     T, F = x.shape[0], x.shape[2]
     H = h.shape[1]
     for s in prange(len(shards) - 1):
@@ -361,20 +341,10 @@ def _lstm_cell_backward(t, b0, lengths, gates, c_prev, c, d_out, dh, dc, dz):
 
 
 @njit(**KERNEL_OPTIONS)
-def lstm_backward_sweep(d_hs, d_h_n, d_c_n, w_hh, lengths, shards, cs, gates,
-                        d_pre, d_h0, d_c0):
-    """Backpropagate one LSTM direction through time.
-
-    Parameters
-    ----------
-    d_hs : (T, B, H) gradient of the loss w.r.t. this direction's outputs
-    d_h_n, d_c_n : (B, H) gradient w.r.t. the final state
-    w_hh : (4H, H) recurrent weights
-    lengths, shards : as in `lstm_forward_sweep`
-    cs, gates : (T + 1, B, H), (T, B, 4H) saved by `lstm_forward_sweep`
-    d_pre : (T, B, 4H) receives the gradient of the gate pre-activations
-    d_h0, d_c0 : (B, H) receive the gradient w.r.t. the initial state
-    """
+def _lstm_backward_row_shards(d_hs, d_h_n, d_c_n, w_hh, lengths, shards, cs, gates,
+                              d_pre, d_h0, d_c0):
+    # d_hs: (T, B, H), d_h_n/d_c_n/d_h0/d_c0: (B, H), w_hh: (4H, H),
+    # cs: (T+1, B, H), gates/d_pre: (T, B, 4H)
     T, H = d_hs.shape[0], d_hs.shape[2]
     for s in prange(len(shards) - 1):
         b0, b1 = shards[s], shards[s + 1]
@@ -398,17 +368,59 @@ def lstm_backward_sweep(d_hs, d_h_n, d_c_n, w_hh, lengths, shards, cs, gates,
                 d_c0_r[j] = dc_r[j]
 
 
+def lstm_forward_sweep(x, w_cat, lengths, hs, cs, gates):
+    """Run one LSTM direction over all timesteps, keeping what backward needs.
+
+    Parameters
+    ----------
+    x : (T, B, F) layer input, time-major
+    w_cat : (F + H + 1, 4H) ``[W_ih^T; W_hh^T; b_ih + b_hh]``, C-contiguous
+    lengths : (B,) int64, valid steps per row
+    hs, cs : (T + 1, B, H) on entry ``hs[0]``, ``cs[0]`` hold the initial
+        state; ``hs[t + 1]``, ``cs[t + 1]`` receive the state after step t
+    gates : (T, B, 4H) receives the activated gates i, f, g, o (zero past a
+        row's length)
+    """
+    _lstm_forward_row_shards(x, w_cat, lengths, shard_bounds(hs.shape[1]), hs, cs, gates)
+
+
+def lstm_inference_sweep(x, w_cat, lengths, h, c, out):
+    """Forward only: keeps the running state, not every step's activations.
+
+    Parameters
+    ----------
+    x, w_cat, lengths : as in `lstm_forward_sweep`
+    h, c : (B, H) initial state on entry, state at each row's last valid step
+        on exit
+    out : (T, B, H) receives the hidden state of every step, zero past a
+        row's length
+    """
+    _lstm_inference_row_shards(x, w_cat, lengths, shard_bounds(h.shape[0]), h, c, out)
+
+
+def lstm_backward_sweep(d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, d_pre, d_h0, d_c0):
+    """Backpropagate one LSTM direction through time.
+
+    Parameters
+    ----------
+    d_hs : (T, B, H) gradient of the loss w.r.t. this direction's outputs
+    d_h_n, d_c_n : (B, H) gradient w.r.t. the final state
+    w_hh : (4H, H) recurrent weights
+    lengths : as in `lstm_forward_sweep`
+    cs, gates : (T + 1, B, H), (T, B, 4H) saved by `lstm_forward_sweep`
+    d_pre : (T, B, 4H) receives the gradient of the gate pre-activations
+    d_h0, d_c0 : (B, H) receive the gradient w.r.t. the initial state
+    """
+    _lstm_backward_row_shards(d_hs, d_h_n, d_c_n, w_hh, lengths, shard_bounds(d_hs.shape[1]),
+                              cs, gates, d_pre, d_h0, d_c0)
+
+
 # --------------------------------------------------------------------------
 # Plain tanh RNN cell: h_t = tanh(x_t @ W_ih^T + h_{t-1} @ W_hh^T + b)
 # --------------------------------------------------------------------------
 @njit(**KERNEL_OPTIONS)
-def rnn_forward_sweep(x, w_cat, lengths, shards, hs):
-    """Run one tanh-RNN direction over all timesteps.
-
-    x : (T, B, F), w_cat : (F + H + 1, H) ``[W_ih^T; W_hh^T; b_ih + b_hh]``,
-    hs : (T + 1, B, H) with ``hs[0]`` the initial state on entry; the rest as
-    in `lstm_forward_sweep`.
-    """
+def _rnn_forward_row_shards(x, w_cat, lengths, shards, hs):
+    # x: (T, B, F), w_cat: (F+H+1, H), hs: (T+1, B, H)
     T, F = x.shape[0], x.shape[2]
     H = hs.shape[2]
     for s in prange(len(shards) - 1):
@@ -440,12 +452,8 @@ def rnn_forward_sweep(x, w_cat, lengths, shards, hs):
 
 
 @njit(**KERNEL_OPTIONS)
-def rnn_backward_sweep(d_hs, d_h_n, w_hh, lengths, shards, hs, d_pre, d_h0):
-    """Backpropagate one tanh-RNN direction through time.
-
-    d_hs : (T, B, H), d_h_n : (B, H), w_hh : (H, H), hs : (T + 1, B, H) from
-    the forward sweep, d_pre : (T, B, H) and d_h0 : (B, H) receive gradients.
-    """
+def _rnn_backward_row_shards(d_hs, d_h_n, w_hh, lengths, shards, hs, d_pre, d_h0):
+    # d_hs/d_pre: (T, B, H), d_h_n/d_h0: (B, H), w_hh: (H, H), hs: (T+1, B, H)
     T = d_hs.shape[0]
     H = d_hs.shape[2]
     for s in prange(len(shards) - 1):
@@ -472,3 +480,23 @@ def rnn_backward_sweep(d_hs, d_h_n, w_hh, lengths, shards, hs, d_pre, d_h0):
             dh_r, d_h0_r = dh[r], d_h0[b0 + r]  # (H)
             for j in range(H):
                 d_h0_r[j] = dh_r[j]
+
+
+def rnn_forward_sweep(x, w_cat, lengths, hs):
+    """Run one tanh-RNN direction over all timesteps.
+
+    x : (T, B, F), w_cat : (F + H + 1, H) ``[W_ih^T; W_hh^T; b_ih + b_hh]``,
+    hs : (T + 1, B, H) with ``hs[0]`` the initial state on entry; the rest as
+    in `lstm_forward_sweep`.
+    """
+    _rnn_forward_row_shards(x, w_cat, lengths, shard_bounds(hs.shape[1]), hs)
+
+
+def rnn_backward_sweep(d_hs, d_h_n, w_hh, lengths, hs, d_pre, d_h0):
+    """Backpropagate one tanh-RNN direction through time.
+
+    d_hs : (T, B, H), d_h_n : (B, H), w_hh : (H, H), hs : (T + 1, B, H) from
+    the forward sweep, d_pre : (T, B, H) and d_h0 : (B, H) receive gradients.
+    """
+    _rnn_backward_row_shards(d_hs, d_h_n, w_hh, lengths, shard_bounds(hs.shape[1]), hs, d_pre,
+                             d_h0)

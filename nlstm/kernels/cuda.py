@@ -3,8 +3,7 @@
 Same function names and signatures as the CPU module (stumpy's layout), so the
 layer can pick either module. Every function takes NumPy arrays (copied to the
 GPU and results copied back into them) or numba device arrays (left on the
-GPU, no copies); ``shards`` is accepted for signature compatibility and
-ignored, since the GPU runs the whole batch as one grid.
+GPU, no copies). The GPU runs the whole batch as one grid.
 
 Per timestep, a sweep launches two kernels: the recurrent product
 ``h_{t-1} @ W_hh^T`` as a shared-memory tiled GEMM (`_matmul_kernel`) and one
@@ -317,7 +316,7 @@ def _take_recurrent_grad_kernel(t, dh_rec, lengths, dh):
             dh[b, j] = dh_rec[b, j]
 
 
-def lstm_forward_sweep(x, w_cat, lengths, shards, hs, cs, gates):
+def lstm_forward_sweep(x, w_cat, lengths, hs, cs, gates):
     """Run one LSTM direction over all timesteps (arguments as the CPU version:
     x (T, B, F), w_cat (F + H + 1, 4H) = [W_ih^T; W_hh^T; b],
     hs/cs (T + 1, B, H), gates (T, B, 4H)).
@@ -339,7 +338,7 @@ def lstm_forward_sweep(x, w_cat, lengths, shards, hs, cs, gates):
     edges.finish()
 
 
-def lstm_inference_sweep(x, w_cat, lengths, shards, h, c, out):
+def lstm_inference_sweep(x, w_cat, lengths, h, c, out):
     """Forward only (arguments as the CPU version: h, c (B, H) in and out,
     out (T, B, H) every step's hidden state, zero past a row's length)."""
     edges = _Edges()
@@ -362,8 +361,7 @@ def lstm_inference_sweep(x, w_cat, lengths, shards, h, c, out):
     edges.finish()
 
 
-def lstm_backward_sweep(d_hs, d_h_n, d_c_n, w_hh, lengths, shards, cs, gates,
-                        d_pre, d_h0, d_c0):
+def lstm_backward_sweep(d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, d_pre, d_h0, d_c0):
     """Backpropagate one LSTM direction through time (arguments as the CPU
     version: d_hs (T, B, H), d_h_n/d_c_n (B, H), w_hh (4H, H), cs (T + 1, B, H),
     gates/d_pre (T, B, 4H), d_h0/d_c0 (B, H))."""
@@ -420,7 +418,7 @@ def _rnn_step_backward_kernel(scalar):
     return kernel
 
 
-def rnn_forward_sweep(x, w_cat, lengths, shards, hs):
+def rnn_forward_sweep(x, w_cat, lengths, hs):
     """Run one tanh-RNN direction (x (T, B, F), w_cat (F + H + 1, H) =
     [W_ih^T; W_hh^T; b], hs (T + 1, B, H))."""
     edges = _Edges()
@@ -437,7 +435,7 @@ def rnn_forward_sweep(x, w_cat, lengths, shards, hs):
     edges.finish()
 
 
-def rnn_backward_sweep(d_hs, d_h_n, w_hh, lengths, shards, hs, d_pre, d_h0):
+def rnn_backward_sweep(d_hs, d_h_n, w_hh, lengths, hs, d_pre, d_h0):
     """Backpropagate one tanh-RNN direction (d_hs (T, B, H), d_h_n (B, H),
     w_hh (H, H), hs (T + 1, B, H), d_pre (T, B, H), d_h0 (B, H))."""
     edges = _Edges()
@@ -453,8 +451,3 @@ def rnn_backward_sweep(d_hs, d_h_n, w_hh, lengths, shards, hs, d_pre, d_h0):
         _gemm(d_pre_dev[t], d_w, dh_rec)
         _take_recurrent_grad_kernel[_blocks(B * H), ELEMENTWISE](t, dh_rec, d_len, d_h0_dev)
     edges.finish()
-
-
-def shard_bounds(batch_size):
-    """One shard: the GPU grid covers the whole batch (CPU signature kept)."""
-    return np.array([0, batch_size], dtype=np.int64)
