@@ -257,10 +257,13 @@ class _BaseLSTM(BaseEstimator):
             self.best_loss_, self.best_validation_score_ = np.inf, -np.inf
             self._no_improvement_count = 0
         optimizer.learning_rate = self.learning_rate_init
-        with kernel_threads(self.n_jobs):
-            self._train(network, optimizer, data, lengths, Y, rng,
-                        n_epochs=1 if incremental else self.max_iter,
-                        early_stopping=self.early_stopping and not incremental)
+        try:
+            with kernel_threads(self.n_jobs):
+                self._train(network, optimizer, data, lengths, Y, rng,
+                            n_epochs=1 if incremental else self.max_iter,
+                            early_stopping=self.early_stopping and not incremental)
+        finally:
+            network.lstm.release_workspace()
         self.network_, self._optimizer, self._rng = network, optimizer, rng
         return self
 
