@@ -468,8 +468,7 @@ class LSTM:
             kernels.rnn_backward_sweep(d_out, d_h_n, w_hh, lengths, hs, d_pre, d_h0[idx])
         d_pre_2d = d_pre.reshape(T * B, GH)
         d_w_ih, d_w_hh, d_b = kernels.weight_grads(d_pre_2d, saved["inputs"].reshape(T * B, F),
-                                                   hs[:-1].reshape(T * B, H),
-                                                   self._buffer("d_pre_blocks", (T * B * GH,)))
+                                                   hs[:-1].reshape(T * B, H))
         grads[f"weight_ih_l{k}{suffix}"][...] = d_w_ih
         grads[f"weight_hh_l{k}{suffix}"][...] = d_w_hh
         grads[f"bias_ih_l{k}{suffix}"][...] = d_b

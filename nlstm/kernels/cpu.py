@@ -127,28 +127,30 @@ def _weight_grads_kernel(d_pre, inputs, h_prev, bounds, scratch, d_w_ih, d_w_hh,
     # d_pre: (N, GH) gradient of the gate pre-activations, N = T*B
     # inputs: (N, K) layer input, h_prev: (N, H) previous hidden state
     # d_w_ih: (GH, K), d_w_hh: (GH, H), d_b: (GH,); bounds: column blocks of GH
-    # scratch: (N*GH,) holds each column block as a contiguous (N, cols) copy
-    N = d_pre.shape[0]
-    for k in prange(len(bounds) - 1):
-        m0, m1 = bounds[k], bounds[k + 1]
-        block = scratch[N * m0:N * m1].reshape((N, m1 - m0))  # (N, cols)
-        for r in range(N):
-            d_row, block_r = d_pre[r, m0:m1], block[r]
+    # scratch: (P, N * widest block) one contiguous copy of a block per slot;
+    # slot p runs blocks p, p + P, ...
+    N, P = d_pre.shape[0], scratch.shape[0]
+    for p in prange(P):
+        for k in range(p, len(bounds) - 1, P):
+            m0, m1 = bounds[k], bounds[k + 1]
+            block = scratch[p, :N * (m1 - m0)].reshape((N, m1 - m0))  # (N, cols)
+            for r in range(N):
+                d_row, block_r = d_pre[r, m0:m1], block[r]
+                for m in range(m1 - m0):
+                    block_r[m] = d_row[m]
+            np.dot(block.T, inputs, d_w_ih[m0:m1])  # (cols, K)
+            np.dot(block.T, h_prev, d_w_hh[m0:m1])  # (cols, H)
+            acc = np.zeros(m1 - m0, d_pre.dtype)
+            for r in range(N):  # row by row: contiguous reads
+                block_r = block[r]
+                for m in range(m1 - m0):
+                    acc[m] += block_r[m]
+            d_b_block = d_b[m0:m1]
             for m in range(m1 - m0):
-                block_r[m] = d_row[m]
-        np.dot(block.T, inputs, d_w_ih[m0:m1])  # (cols, K)
-        np.dot(block.T, h_prev, d_w_hh[m0:m1])  # (cols, H)
-        acc = np.zeros(m1 - m0, d_pre.dtype)
-        for r in range(N):  # row by row: contiguous reads
-            block_r = block[r]
-            for m in range(m1 - m0):
-                acc[m] += block_r[m]
-        d_b_block = d_b[m0:m1]
-        for m in range(m1 - m0):
-            d_b_block[m] = acc[m]
+                d_b_block[m] = acc[m]
 
 
-def weight_grads(d_pre, inputs, h_prev, scratch=None):
+def weight_grads(d_pre, inputs, h_prev):
     """Gradients of ``W_ih``, ``W_hh`` and the bias from the pre-activation grads.
 
     Parameters
@@ -156,23 +158,21 @@ def weight_grads(d_pre, inputs, h_prev, scratch=None):
     d_pre : ndarray, shape (N, G*H)
     inputs : ndarray, shape (N, K)
     h_prev : ndarray, shape (N, H)
-    scratch : ndarray, shape (N*G*H,), optional
-        Working memory, allocated when not given. Callers that run batch
-        after batch pass the same one: fresh memory of this size costs a page
-        fault per 4 KiB on first touch.
 
     Returns
     -------
     d_w_ih : (G*H, K), d_w_hh : (G*H, H), d_b : (G*H,)
     """
     gh, dtype = d_pre.shape[1], d_pre.dtype
-    if scratch is None:
-        scratch = np.empty(d_pre.size, dtype)
+    bounds = grad_column_bounds(gh)
+    # one block copy per thread of the pool (not one per block: at H = 512
+    # that is a quarter of the memory, and of its first-touch page faults)
+    n_slots = min(numba.config.NUMBA_NUM_THREADS, len(bounds) - 1)
+    scratch = np.empty((n_slots, d_pre.shape[0] * int(np.diff(bounds).max())), dtype)
     d_w_ih = np.empty((gh, inputs.shape[1]), dtype)
     d_w_hh = np.empty((gh, h_prev.shape[1]), dtype)
     d_b = np.empty(gh, dtype)
-    _weight_grads_kernel(d_pre, inputs, h_prev, grad_column_bounds(gh), scratch,
-                         d_w_ih, d_w_hh, d_b)
+    _weight_grads_kernel(d_pre, inputs, h_prev, bounds, scratch, d_w_ih, d_w_hh, d_b)
     return d_w_ih, d_w_hh, d_b
 
 

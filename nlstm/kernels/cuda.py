@@ -166,10 +166,8 @@ def _column_sums_kernel(scalar):
     return kernel
 
 
-def weight_grads(d_pre, inputs, h_prev, scratch=None):
-    """Gradients of ``W_ih``, ``W_hh`` and the bias (shapes as the CPU version;
-    ``scratch`` is the CPU's working memory, unused here: the GEMMs read
-    ``d_pre`` in place).
+def weight_grads(d_pre, inputs, h_prev):
+    """Gradients of ``W_ih``, ``W_hh`` and the bias (shapes as the CPU version).
 
     Returns arrays of the kind given: NumPy for NumPy input, device arrays for
     device input.
