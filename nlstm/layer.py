@@ -169,10 +169,10 @@ class LSTM:
         call that asks for the same role and shape.
 
         Training allocates the same large activations batch after batch; fresh
-        memory costs a page fault per 4 KiB on first touch, which measured 9-10%
-        of an epoch at H >= 256 (12,000 faults per epoch at the largest
-        benchmark config). Only internal arrays come from here, never one that
-        is returned to the caller.
+        memory costs page faults on first touch (6,500 -> 1,000 per epoch at
+        H = 256 and 512 with reuse; 2-10% of an epoch in alternated runs).
+        Only internal arrays come from here, never one that is returned to the
+        caller.
         """
         array = self._workspace.get(key)
         if array is None or array.shape != shape:
