@@ -75,13 +75,17 @@ def single_threaded_blas():
 
 @contextlib.contextmanager
 def kernel_threads(n_jobs=None):
-    """Run the block with ``n_jobs`` Numba threads and single-threaded BLAS."""
+    """Run the block with ``n_jobs`` Numba threads and single-threaded BLAS.
+
+    Yields nothing: the kernels split their work by the size of Numba's thread
+    pool, never by the thread count of the call (`nlstm.kernels.cpu.shard_bounds`).
+    """
     n_threads = resolve_n_jobs(n_jobs)
     previous = numba.get_num_threads()
     with single_threaded_blas():
         numba.set_num_threads(n_threads)
         try:
-            yield n_threads
+            yield
         finally:
             numba.set_num_threads(previous)
 
