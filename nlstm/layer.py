@@ -186,11 +186,23 @@ class LSTM:
         self._cache = None
 
     def __getstate__(self):
-        # pickles and deep copies leave out the working memory and the
-        # activations saved for backward
+        # pickles and deep copies leave out the working memory, the activations
+        # saved for backward and the named views, which `__setstate__` makes
+        # again: copied, they would be arrays of their own, and the kernels
+        # would no longer see what an optimizer writes into `flat_parameters`
         state = self.__dict__.copy()
+        del state["_params"]
         state["_workspace"], state["_cache"] = {}, None
         return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        old_views = state.pop("_params", None)  # pickled before the views were left out
+        self.__dict__.update(state)
+        self._params = self._named_views(self._flat, self._param_shapes())
+        if old_views is not None:  # they are what that model computed with
+            for name, view in self._params.items():
+                view[...] = old_views[name]
 
     # ------------------------------------------------------------------
     # forward

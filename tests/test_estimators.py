@@ -13,7 +13,7 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from nlstm import LSTMClassifier, LSTMRegressor
+from nlstm import LSTM, LSTMClassifier, LSTMRegressor
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -311,6 +311,39 @@ def test_partial_fit_and_warm_start_continue_training():
     w0 = warm.network_.head_weight.copy()
     warm.fit(X, y)
     assert warm.n_iter_ == 4 and not np.array_equal(w0, warm.network_.head_weight)
+
+
+def test_partial_fit_and_warm_start_equal_one_long_fit():
+    """Continuing trains the whole network: k calls of partial_fit, or a fit
+    continued with warm_start, give the bits of one fit of k epochs (the LSTM's
+    named parameter views must survive the copy a continued fit works on)."""
+    X, y = sum_task(120)
+    settings = dict(hidden_size=8, batch_size=32, n_iter_no_change=100, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        long_fit = LSTMRegressor(max_iter=3, **settings).fit(X, y)
+        stepwise = LSTMRegressor(**settings)
+        for _ in range(3):
+            stepwise.partial_fit(X, y)
+        warm = LSTMRegressor(max_iter=1, warm_start=True, **settings).fit(X, y)
+        warm.set_params(max_iter=2).fit(X, y)
+    for continued in (stepwise, warm):
+        assert continued.loss_curve_ == long_fit.loss_curve_
+        for got, want in zip(continued.network_.params, long_fit.network_.params):
+            np.testing.assert_array_equal(got, want)
+        for name, value in long_fit.network_.lstm.state_dict().items():
+            np.testing.assert_array_equal(continued.network_.lstm.state_dict()[name], value)
+        np.testing.assert_array_equal(continued.predict(X), long_fit.predict(X))
+
+
+def test_unpickled_layer_computes_with_the_parameters_it_is_given():
+    layer = pickle.loads(pickle.dumps(LSTM(2, 4, random_state=0)))
+    x = np.ones((3, 5, 2), np.float32)
+    before, _ = layer.forward(x)
+    layer.flat_parameters[...] = 0  # through the flat buffer, as the optimizers write
+    after, _ = layer.forward(x)
+    assert np.abs(before).max() > 0 and np.abs(after).max() == 0
+    assert all(np.all(v == 0) for v in layer.state_dict().values())
 
 
 def test_sgd_solver_and_l2_penalty_train():
