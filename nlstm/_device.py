@@ -36,3 +36,15 @@ def kernels_for(device):
         return cpu
     from .kernels import cuda
     return cuda
+
+
+def arrays_for(device):
+    """The array-plumbing module for ``device`` (checked first):
+    `nlstm.kernels.cpu_arrays` or `nlstm.kernels.cuda_arrays`, which share
+    their function names and signatures."""
+    check_device(device)
+    if device == "cpu":
+        from .kernels import cpu_arrays
+        return cpu_arrays
+    from .kernels import cuda_arrays
+    return cuda_arrays

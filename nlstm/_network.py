@@ -3,7 +3,14 @@
 Forward and backward sit side by side; parameters are a list of arrays
 (embedding, the LSTM's flat buffer, head weight, head bias) that the optimizers
 update in place. Callers hold `nlstm._threads.kernel_threads`.
+
+On a GPU the network computes inside `SequenceNetwork.resident`: parameters,
+activations and gradients stay on the device, and `forward`/`backward` take
+and return device arrays (host arguments are copied up first). The array
+plumbing comes from `nlstm.kernels.cpu_arrays` or `.cuda_arrays`.
 """
+from contextlib import contextmanager
+
 import numpy as np
 
 from ._threads import launch_lock
@@ -55,77 +62,110 @@ class SequenceNetwork:
         self._cache = None
 
     @property
+    def arrays(self):
+        """The array-plumbing module of the network's device."""
+        return self.lstm.arrays
+
+    @contextmanager
+    def resident(self, write_back=True):
+        """Keep every parameter on the network's device for the block (see
+        `LSTM.resident`): copied there on entry and, with ``write_back``, into
+        the host arrays on exit. `params` gives the device arrays meanwhile.
+        On the CPU this does nothing."""
+        if self.lstm.device == "cpu" or self.lstm._resident is not None:
+            yield
+            return
+        arrays = self.arrays
+        host = (self.embedding, self.head_weight, self.head_bias)
+        self.embedding, self.head_weight, self.head_bias = (
+            None if a is None else arrays.to_device(a) for a in host)
+        try:
+            with self.lstm.resident(write_back):
+                yield
+        finally:
+            device = (self.embedding, self.head_weight, self.head_bias)
+            self.embedding, self.head_weight, self.head_bias = host
+            if write_back:
+                for target, source in zip(host, device):
+                    if target is not None:
+                        target[...] = arrays.to_host(source)
+
+    @property
     def params(self):
-        """The parameter arrays, updated in place by the optimizers."""
+        """The parameter arrays, updated in place by the optimizers (device
+        arrays inside `resident` on a GPU)."""
         head = [self.lstm.flat_parameters, self.head_weight, self.head_bias]
         return head if self.embedding is None else [self.embedding] + head
 
     def weight_masks(self):
-        """Per parameter: 1 where L2 applies (weights), 0 for biases."""
-        lstm_mask = np.zeros_like(self.lstm.flat_parameters)
+        """Per parameter: 1 where L2 applies (weights), 0 for biases. On the
+        network's device."""
+        lstm_mask = np.zeros(self.lstm.flat_parameters.shape, self.dtype)
         flat_views = self.lstm._named_views(lstm_mask, self.lstm._param_shapes())
         for name, view in flat_views.items():
             if name.startswith("weight"):
                 view[...] = 1
-        masks = [lstm_mask, np.ones_like(self.head_weight), np.zeros_like(self.head_bias)]
-        return masks if self.embedding is None else [np.ones_like(self.embedding)] + masks
+        masks = [lstm_mask, np.ones(self.head_weight.shape, self.dtype),
+                 np.zeros(self.head_bias.shape, self.dtype)]
+        if self.embedding is not None:
+            masks.insert(0, np.ones(self.embedding.shape, self.dtype))
+        return [self.arrays.to_device(m) for m in masks]
 
     def forward(self, data, lengths, training=False):
-        """Raw head output: (B, n_outputs), or (B, T, n_outputs) with return_sequences.
+        """Raw head output: (B, n_outputs), or (B, T, n_outputs) with return_sequences,
+        on the network's device.
 
         data : (B, T, F) floats, or (B, T) token ids with an embedding.
+        lengths : (B,) int64 valid steps per row.
         """
-        x = self.embedding[data] if self.embedding is not None else data  # (B, T, F)
+        arrays = self.arrays
+        data, device_lengths = arrays.to_device(data), arrays.to_device(lengths)
+        x = (arrays.embedding_lookup(self.embedding, data) if self.embedding is not None
+             else data)  # (B, T, F)
         with launch_lock():
-            output, h_n, _ = self.lstm._forward(x, lengths, None, None, training,
+            output, h_n, _ = self.lstm._forward(x, device_lengths, None, None, training,
                                                 keep_cache=training,
                                                 want_output=self.return_sequences)
         D = self.lstm.num_directions
         if self.return_sequences:
             features = output  # (B, T, D*H)
         else:  # last valid step of each direction of the top layer
-            features = np.concatenate(list(h_n[-D:]), axis=1)  # (B, D*H)
+            features = arrays.final_features(h_n, D)  # (B, D*H)
         mask = None
         if training and self.dropout > 0:
-            keep = 1.0 - self.dropout
-            mask = (self.rng.random_sample(features.shape) < keep).astype(self.dtype) / self.dtype.type(keep)
-            features = features * mask
-        z = features @ self.head_weight + self.head_bias
+            mask = arrays.dropout_mask(features.shape, 1.0 - self.dropout, self.rng, self.dtype)
+            features = arrays.multiply(features, mask)
+        z = arrays.linear(features, self.head_weight, self.head_bias)
         if training:
             B, T = x.shape[:2]
-            self._cache = dict(data=data, lengths=lengths, features=features, mask=mask,
+            self._cache = dict(data=data, lengths=device_lengths, features=features, mask=mask,
                                shape=(B, T, D * self.lstm.hidden_size))
         return z
 
     def backward(self, d_z):
-        """Gradients of every array in `params` from d(loss)/d(head output)."""
+        """Gradients of every array in `params` from d(loss)/d(head output)
+        ``d_z`` (of the network's dtype), on the network's device."""
+        arrays = self.arrays
         cache = self._cache
-        features = cache["features"]
-        width = features.shape[-1]
-        d_head_weight = features.reshape(-1, width).T @ d_z.reshape(-1, d_z.shape[-1])
-        d_head_bias = d_z.reshape(-1, d_z.shape[-1]).sum(axis=0)
-        d_features = d_z @ self.head_weight.T
+        d_z = arrays.to_device(d_z)
+        d_head_weight, d_head_bias, d_features = arrays.linear_grads(
+            cache["features"], d_z, self.head_weight)
         if cache["mask"] is not None:
-            d_features *= cache["mask"]
-        B, T, _ = cache["shape"]
+            arrays.multiply_into(d_features, cache["mask"])
         lstm = self.lstm
         if self.return_sequences:
-            d_output = np.ascontiguousarray(d_features, dtype=self.dtype)
-            d_h_n = None
+            d_output, d_h_n = d_features, None
         else:  # only the final state reaches the head: no output gradient
-            D, H = lstm.num_directions, lstm.hidden_size
             d_output = None
-            d_h_n = np.zeros((lstm.num_layers * D, B, H), self.dtype)
-            d_h_n[-D:] = d_features.reshape(B, D, H).transpose(1, 0, 2)
+            d_h_n = arrays.final_state_grad(d_features, lstm.num_layers * lstm.num_directions,
+                                            lstm.num_directions)
         with launch_lock():
             d_x, d_lstm = lstm._backward(d_output, d_h_n,
                                          want_input_grad=self.embedding is not None)
-        grads = [d_lstm, d_head_weight.astype(self.dtype), d_head_bias.astype(self.dtype)]
+        grads = [d_lstm, d_head_weight, d_head_bias]
         if self.embedding is not None:
-            d_embedding = np.zeros_like(self.embedding)
-            valid = np.arange(T)[None, :] < cache["lengths"][:, None]  # (B, T)
-            np.add.at(d_embedding, cache["data"][valid], d_x[valid])
-            grads.insert(0, d_embedding)
+            grads.insert(0, arrays.embedding_grad(self.embedding.shape, cache["data"],
+                                                  cache["lengths"], d_x))
         self._cache = None
         lstm._cache = None
         return grads

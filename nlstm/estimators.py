@@ -258,7 +258,10 @@ class _BaseLSTM(BaseEstimator):
             self._no_improvement_count = 0
         optimizer.learning_rate = self.learning_rate_init
         try:
-            with kernel_threads(self.n_jobs):
+            # on a GPU, parameters and optimizer state stay there for the whole
+            # training and come back to the host at its end (on the CPU: no-ops)
+            with kernel_threads(self.n_jobs), network.resident(), \
+                    optimizer.resident(network.arrays):
                 self._train(network, optimizer, data, lengths, Y, rng,
                             n_epochs=1 if incremental else self.max_iter,
                             early_stopping=self.early_stopping and not incremental)
@@ -306,7 +309,7 @@ class _BaseLSTM(BaseEstimator):
                 improved = score > self.best_validation_score_ + self.tol
                 if score > self.best_validation_score_:
                     self.best_validation_score_ = score
-                    best_params = [p.copy() for p in network.params]
+                    best_params = [network.arrays.copy(p) for p in network.params]
             else:
                 improved = epoch_loss < self.best_loss_ - self.tol
             self.best_loss_ = min(self.best_loss_, epoch_loss)
@@ -326,21 +329,27 @@ class _BaseLSTM(BaseEstimator):
                               f"and the optimization hasn't converged yet.", ConvergenceWarning)
         if early_stopping and best_params is not None:
             for p, best in zip(network.params, best_params):
-                p[...] = best
+                network.arrays.assign(p, best)
 
     def _train_step(self, network, optimizer, data, lengths, Y, masks):
-        """One mini-batch: forward, loss, backward, clip, update. Returns the loss."""
-        z = network.forward(data, lengths, training=True)
+        """One mini-batch: forward, loss, backward, clip, update. Returns the loss.
+
+        The loss and its gradient w.r.t. the head output are computed on the
+        host (``(B, n_outputs)`` values); everything else runs on the
+        network's device."""
+        arrays = network.arrays
+        z = arrays.to_host(network.forward(data, lengths, training=True))
         params = network.params
         with np.errstate(over="ignore", invalid="ignore"):  # non-finite values are caught below
             loss, d_z = self._loss_and_grad(z, Y, lengths)
             if self.alpha > 0:
-                loss += 0.5 * self.alpha * sum(float(np.sum((p * m) ** 2)) for p, m in zip(params, masks))
+                loss += 0.5 * self.alpha * sum(arrays.masked_sum_squares(p, m)
+                                               for p, m in zip(params, masks))
             grads = network.backward(d_z.astype(network.dtype, copy=False))
             if self.alpha > 0:
                 for g, p, m in zip(grads, params, masks):
-                    g += self.alpha * p * m
-            norm = clip_grad_norm(grads, self.clip_grad_norm)
+                    arrays.add_l2_grad(g, p, m, self.alpha)
+            norm = clip_grad_norm(grads, self.clip_grad_norm, arrays)
         if not (np.isfinite(loss) and np.isfinite(norm)):
             raise FloatingPointError(
                 f"the training loss became non-finite (loss={loss}, gradient norm={norm}) in "
@@ -388,19 +397,22 @@ class _BaseLSTM(BaseEstimator):
         check_device(self.device)
         self.network_.lstm.device = self.device  # set_params(device=...) after fit
         data, lengths, form = self._validate_X(X, reset=False)
-        with kernel_threads(self.n_jobs):
+        with kernel_threads(self.n_jobs), self.network_.resident(write_back=False):
             z = self._forward_in_batches(self.network_, data, lengths)
         return z, lengths, form
 
     @staticmethod
     def _forward_in_batches(network, data, lengths):
+        """Head outputs for all rows, on the host."""
         outputs = []
+        to_host = network.arrays.to_host
         for batch in gen_batches(data.shape[0], PREDICT_BATCH):
             d, n = data[batch], lengths[batch]
             if len(n) == 1:  # a one-row GEMM rounds differently (BLAS GEMV path): pad to two
-                outputs.append(network.forward(np.concatenate([d, d]), np.concatenate([n, n]))[:1])
+                z = to_host(network.forward(np.concatenate([d, d]), np.concatenate([n, n])))
+                outputs.append(z[:1])
             else:
-                outputs.append(network.forward(d, n))
+                outputs.append(to_host(network.forward(d, n)))
         return np.concatenate(outputs)
 
     def _sequence_output(self, values, lengths, form):

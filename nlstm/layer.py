@@ -6,6 +6,8 @@ in `nlstm.kernels.cpu` (or `nlstm.kernels.cuda`, same functions, for
 ``device="cuda"``); this module validates arguments, lays data out time-major,
 and chains layers and directions.
 """
+from contextlib import contextmanager
+
 import numpy as np
 from sklearn.utils import check_random_state
 
@@ -13,7 +15,7 @@ from . import _init
 from ._threads import kernel_threads, launch_lock
 from ._validation import (CELLS, DTYPES, as_float_array, check_bool, check_choice,
                           check_float, check_forget_bias, check_int, check_lengths)
-from ._device import DEVICES, check_device, kernels_for
+from ._device import DEVICES, arrays_for, check_device, kernels_for
 
 
 class LSTM:
@@ -43,8 +45,10 @@ class LSTM:
     device : {"cpu", "cuda"}, default="cpu"
         Where the kernels run. ``"cuda"`` runs the `nlstm.kernels.cuda`
         kernels (same results within float tolerance); it needs numba-cuda and
-        a GPU, and says which is missing. Parameters stay NumPy arrays on the
-        host: today each kernel call copies its operands to the GPU and back.
+        a GPU, and says which is missing. The parameters' home is the host;
+        a `forward` or `backward` call copies them to the GPU once and its
+        results back. Inside `resident` they stay on the GPU across calls
+        (the estimators train that way).
     random_state : int, RandomState or None
         Seeds initialisation and dropout.
 
@@ -92,6 +96,7 @@ class LSTM:
                                     self.chrono_max, self._rng)
         self._cache = None
         self._workspace = {}  # arrays reused from call to call (`_buffer`)
+        self._resident = None  # (flat, named views) on the device, inside `resident`
         self.d_initial_state = None
 
     # ------------------------------------------------------------------
@@ -128,8 +133,45 @@ class LSTM:
 
     @property
     def flat_parameters(self):
-        """All parameters as one 1-d array (a view: writing to it changes the layer)."""
-        return self._flat
+        """All parameters as one 1-d array (a view: writing to it changes the
+        layer). Inside `resident` on a GPU: the device copy."""
+        return self._flat if self._resident is None else self._resident[0]
+
+    @property
+    def arrays(self):
+        """The array-plumbing module of this layer's device."""
+        return arrays_for(self.device)
+
+    @contextmanager
+    def resident(self, write_back=True):
+        """Keep the parameters on the layer's device for the block.
+
+        On a GPU the parameters are copied there once on entry; every call in
+        the block uses (and an optimizer updates) that copy, and on exit it is
+        copied back into the host arrays (unless ``write_back`` is False).
+        On the CPU this does nothing. Blocks may nest; the outermost one
+        copies.
+        """
+        if self.device == "cpu" or self._resident is not None:
+            yield
+            return
+        flat = self.arrays.to_device(self._flat)
+        self._resident = (flat, self._named_views(flat, self._param_shapes()))
+        try:
+            yield
+        finally:
+            self._resident = None
+            if write_back:
+                self._flat[...] = self.arrays.to_host(flat)
+
+    def _kernel_params(self):
+        """Named parameter arrays on the layer's device (callers on a GPU hold
+        `resident`)."""
+        if self._resident is not None:
+            return self._resident[1]
+        if self.device != "cpu":
+            raise RuntimeError("internal error: GPU parameters used outside LSTM.resident")
+        return self._params
 
     def state_dict(self):
         """Copies of the parameters under PyTorch's names, as NumPy arrays."""
@@ -174,9 +216,10 @@ class LSTM:
         Only internal arrays come from here, never one that is returned to the
         caller.
         """
+        key = (self.device, key)
         array = self._workspace.get(key)
         if array is None or array.shape != shape:
-            array = self._workspace[key] = np.empty(shape, self._np_dtype)
+            array = self._workspace[key] = self.arrays.empty(shape, self._np_dtype)
         return array
 
     def release_workspace(self):
@@ -192,11 +235,12 @@ class LSTM:
         # would no longer see what an optimizer writes into `flat_parameters`
         state = self.__dict__.copy()
         del state["_params"]
-        state["_workspace"], state["_cache"] = {}, None
+        state["_workspace"], state["_cache"], state["_resident"] = {}, None, None
         return state
 
     def __setstate__(self, state):
         state = dict(state)
+        state.setdefault("_resident", None)  # pickled before GPU residency existed
         old_views = state.pop("_params", None)  # pickled before the views were left out
         self.__dict__.update(state)
         self._params = self._named_views(self._flat, self._param_shapes())
@@ -259,27 +303,31 @@ class LSTM:
             last valid step (for the reverse direction: after reading step 0).
         """
         x, lengths, h0, c0 = self._check_forward_args(x, lengths, initial_state, training)
-        with kernel_threads(), launch_lock():
-            output, h_n, c_n = self._forward(x, lengths, h0, c0, training)
+        arrays = self.arrays
+        with kernel_threads(), launch_lock(), self.resident(write_back=False):
+            output, h_n, c_n = (arrays.to_host(a) if a is not None else None for a in
+                                self._forward(x, lengths, h0, c0, training))
         return output, ((h_n, c_n) if self.cell == "lstm" else h_n)
 
     def _forward(self, x, lengths, h0, c0, training, keep_cache=True,
                  want_output=True):
         """Forward on validated arrays; ``h0``/``c0`` None mean zeros. Callers hold
-        `kernel_threads` and the launch lock. Returns output (B, T, D*H), h_n, c_n;
-        output is None unless ``want_output`` (callers that only use the final
-        state skip its batch-first copy)."""
+        `kernel_threads` and the launch lock. Returns output (B, T, D*H), h_n, c_n
+        on the layer's device; output is None unless ``want_output`` (callers
+        that only use the final state skip its batch-first copy). Host
+        arguments are copied to the device first (on the CPU: nothing to do)."""
         kernels = kernels_for(self.device)  # nlstm.kernels.cpu or .cuda
+        arrays = self.arrays                # nlstm.kernels.cpu_arrays or .cuda_arrays
         B, T, _ = x.shape
         H, D, dtype = self.hidden_size, self.num_directions, self._np_dtype
         state_shape = (self.num_layers * D, B, H)
-        if h0 is None:
-            h0 = np.zeros(state_shape, dtype)
-        if c0 is None and self.cell == "lstm":
-            c0 = np.zeros(state_shape, dtype)
-        layer_input = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, F)
-        h_n = np.empty(state_shape, dtype)
-        c_n = np.empty_like(h_n) if self.cell == "lstm" else None
+        h0 = arrays.zeros(state_shape, dtype) if h0 is None else arrays.to_device(h0)
+        if self.cell == "lstm":
+            c0 = arrays.zeros(state_shape, dtype) if c0 is None else arrays.to_device(c0)
+        lengths = arrays.to_device(lengths)
+        layer_input = arrays.swap_leading_axes(arrays.to_device(x))  # (T, B, F)
+        h_n = arrays.empty(state_shape, dtype)
+        c_n = arrays.empty(state_shape, dtype) if self.cell == "lstm" else None
         cache = {"lengths": lengths, "shape": (B, T), "layers": [],
                  "dropout_masks": []}
         for k in range(self.num_layers):
@@ -289,22 +337,24 @@ class LSTM:
                 idx = k * D + d
                 inputs = layer_input
                 if d == 1:  # the reverse direction reads each sequence from its end
-                    inputs = kernels.reverse_within_lengths(layer_input, lengths, np.empty_like(layer_input))
+                    inputs = kernels.reverse_within_lengths(
+                        layer_input, lengths, arrays.empty(layer_input.shape, dtype))
                 state = self._direction_forward(k, d, inputs, lengths, h0[idx],
                                                 None if c0 is None else c0[idx], keep_cache)
                 if "out" in state:  # inference sweep: outputs already zero past the ends
                     out = state["out"]
-                    h_n[idx] = state["h_n"]
-                    c_n[idx] = state["c_n"]
+                    arrays.assign(h_n[idx], state["h_n"])
+                    arrays.assign(c_n[idx], state["c_n"])
                 else:
                     hs = state["hs"]
-                    h_n[idx] = hs[T]
+                    arrays.assign(h_n[idx], hs[T])
                     if c_n is not None:
-                        c_n[idx] = state["cs"][T]
-                    out = (kernels.zero_after_lengths(hs[1:].copy(), lengths) if need_output
-                           else None)
+                        arrays.assign(c_n[idx], state["cs"][T])
+                    out = (kernels.zero_after_lengths(arrays.copy(hs[1:]), lengths)
+                           if need_output else None)
                 if d == 1 and out is not None:
-                    out = kernels.reverse_within_lengths(out, lengths, np.empty_like(out))
+                    out = kernels.reverse_within_lengths(out, lengths,
+                                                         arrays.empty(out.shape, dtype))
                 outputs.append(out)
                 state["inputs"] = inputs
                 saved.append(state if keep_cache else None)
@@ -313,11 +363,11 @@ class LSTM:
             elif D == 1:
                 layer_output = outputs[0]
             else:
-                layer_output = np.ascontiguousarray(np.concatenate(outputs, axis=2))
+                layer_output = arrays.concat_columns(outputs)
             if training and self.dropout > 0 and k < self.num_layers - 1:
-                keep = 1.0 - self.dropout
-                mask = (self._rng.random_sample(layer_output.shape) < keep).astype(dtype) / dtype(keep)
-                layer_output = layer_output * mask
+                mask = arrays.dropout_mask(layer_output.shape, 1.0 - self.dropout, self._rng,
+                                           dtype)
+                layer_output = arrays.multiply(layer_output, mask)
                 cache["dropout_masks"].append(mask)
             else:
                 cache["dropout_masks"].append(None)
@@ -325,35 +375,35 @@ class LSTM:
             layer_input = layer_output
         if keep_cache:
             self._cache = cache
-        output = np.ascontiguousarray(layer_input.transpose(1, 0, 2)) if want_output else None
+        output = arrays.swap_leading_axes(layer_input) if want_output else None
         return output, h_n, c_n  # output: (B, T, D*H)
 
     def _direction_forward(self, k, d, inputs, lengths, h0, c0, keep=True):
         """Sweep one layer direction. Returns the outputs and final state, and
         with ``keep`` the activations backward needs."""
         kernels = kernels_for(self.device)  # nlstm.kernels.cpu or .cuda
+        arrays = self.arrays
         T, B, F = inputs.shape
         H, G = self.hidden_size, self._n_gates
         suffix = "_reverse" if d == 1 else ""
-        w_ih = self._params[f"weight_ih_l{k}{suffix}"]
-        w_hh = self._params[f"weight_hh_l{k}{suffix}"]
-        bias = self._params[f"bias_ih_l{k}{suffix}"] + self._params[f"bias_hh_l{k}{suffix}"]
-        # [W_ih^T; W_hh^T; b]: (F+H+1, GH). C order matters: concatenating the
-        # transposes alone gives an F-ordered array, whose GEMM rounds
-        # differently for different shard sizes
-        w_cat = np.ascontiguousarray(np.concatenate([w_ih.T, w_hh.T, bias[None, :]]))
+        params = self._kernel_params()
+        # [W_ih^T; W_hh^T; b_ih + b_hh]: (F+H+1, GH)
+        w_cat = arrays.stack_weights(params[f"weight_ih_l{k}{suffix}"],
+                                     params[f"weight_hh_l{k}{suffix}"],
+                                     params[f"bias_ih_l{k}{suffix}"],
+                                     params[f"bias_hh_l{k}{suffix}"])
         if self.cell == "lstm" and not keep:
-            h, c = h0.copy(), c0.copy()  # (B, H)
-            out = np.empty((T, B, H), self._np_dtype)  # (T, B, H)
+            h, c = arrays.copy(h0), arrays.copy(c0)  # (B, H)
+            out = arrays.empty((T, B, H), self._np_dtype)  # (T, B, H)
             kernels.lstm_inference_sweep(inputs, w_cat, lengths, h, c, out)
             return {"out": out, "h_n": h, "c_n": c}
         # kept for backward: reused from batch to batch; else fresh
-        empty = self._buffer if keep else (lambda key, shape: np.empty(shape, self._np_dtype))
+        empty = self._buffer if keep else (lambda key, shape: arrays.empty(shape, self._np_dtype))
         hs = empty(("hs", k, d), (T + 1, B, H))  # (T+1, B, H)
-        hs[0] = h0
+        arrays.assign(hs[0], h0)
         if self.cell == "lstm":
             cs = empty(("cs", k, d), (T + 1, B, H))  # (T+1, B, H)
-            cs[0] = c0
+            arrays.assign(cs[0], c0)
             gates = empty(("gates", k, d), (T, B, G * H))  # (T, B, GH)
             kernels.lstm_forward_sweep(inputs, w_cat, lengths, hs, cs, gates)
             return {"hs": hs, "cs": cs, "gates": gates}
@@ -395,8 +445,13 @@ class LSTM:
             d_c_n = self._check_state_grad(d_c_n, "d_c_n", state_shape)
         elif d_c_n is not None:
             raise ValueError("d_c_n is only defined for cell='lstm'")
-        with kernel_threads(), launch_lock():
-            d_x, flat_grad = self._backward(d_output, d_h_n, d_c_n)
+        arrays = self.arrays
+        with kernel_threads(), launch_lock(), self.resident(write_back=False):
+            d_x, flat_grad = (arrays.to_host(a) for a in self._backward(d_output, d_h_n, d_c_n))
+        if self.cell == "lstm":
+            self.d_initial_state = tuple(arrays.to_host(a) for a in self.d_initial_state)
+        else:
+            self.d_initial_state = arrays.to_host(self.d_initial_state)
         return d_x, self._named_views(flat_grad, self._param_shapes())
 
     def _check_state_grad(self, value, name, shape):
@@ -414,35 +469,37 @@ class LSTM:
         `kernel_threads` and the launch lock. Returns ``d_x`` (B, T, F) and the
         flat parameter gradient; ``d_x`` is None unless ``want_input_grad``
         (a network whose inputs are data, not trained embeddings, skips the
-        first layer's input-gradient GEMM, as autograd does)."""
+        first layer's input-gradient GEMM, as autograd does). Arrays are on
+        the layer's device (host arguments are copied there first)."""
         kernels = kernels_for(self.device)  # nlstm.kernels.cpu or .cuda
+        arrays = self.arrays                # nlstm.kernels.cpu_arrays or .cuda_arrays
         cache = self._cache
         lengths = cache["lengths"]
         B, T = cache["shape"]
-        D, H = self.num_directions, self.hidden_size
+        D, H, dtype = self.num_directions, self.hidden_size, self._np_dtype
         state_shape = (self.num_layers * D, B, H)
-        if d_h_n is None:
-            d_h_n = np.zeros(state_shape, self._np_dtype)
-        if d_c_n is None and self.cell == "lstm":
-            d_c_n = np.zeros(state_shape, self._np_dtype)
-        flat_grad = np.zeros_like(self._flat)
+        d_h_n = arrays.zeros(state_shape, dtype) if d_h_n is None else arrays.to_device(d_h_n)
+        if self.cell == "lstm":
+            d_c_n = arrays.zeros(state_shape, dtype) if d_c_n is None else arrays.to_device(d_c_n)
+        flat_grad = arrays.zeros(self._flat.shape, dtype)
         grads = self._named_views(flat_grad, self._param_shapes())
-        d_h0 = np.empty_like(d_h_n)
-        d_c0 = np.empty_like(d_c_n) if d_c_n is not None else None
+        d_h0 = arrays.empty(state_shape, dtype)
+        d_c0 = arrays.empty(state_shape, dtype) if d_c_n is not None else None
         if d_output is None:
-            d_layer = np.zeros((T, B, D * H), self._np_dtype)  # (T, B, D*H)
+            d_layer = arrays.zeros((T, B, D * H), dtype)  # (T, B, D*H)
         else:
-            d_layer = kernels.zero_after_lengths(np.ascontiguousarray(d_output.transpose(1, 0, 2)),
-                                                 lengths)
+            d_layer = kernels.zero_after_lengths(
+                arrays.swap_leading_axes(arrays.to_device(d_output)), lengths)
         for k in range(self.num_layers - 1, -1, -1):
             in_size = self.input_size if k == 0 else D * H
             need_d_input = k > 0 or want_input_grad
-            d_input = np.zeros((T, B, in_size), self._np_dtype) if need_d_input else None
+            d_input = arrays.zeros((T, B, in_size), dtype) if need_d_input else None
             for d in range(D):
                 idx = k * D + d
-                d_out = np.ascontiguousarray(d_layer[:, :, d * H:(d + 1) * H])
+                d_out = arrays.take_columns(d_layer, d * H, (d + 1) * H)
                 if d == 1:
-                    d_out = kernels.reverse_within_lengths(d_out, lengths, np.empty_like(d_out))
+                    d_out = kernels.reverse_within_lengths(d_out, lengths,
+                                                           arrays.empty(d_out.shape, dtype))
                 d_in = self._direction_backward(
                     k, d, cache["layers"][k][d], d_out, d_h_n[idx],
                     None if d_c_n is None else d_c_n[idx], lengths, grads, d_h0, d_c0,
@@ -450,27 +507,30 @@ class LSTM:
                 if not need_d_input:
                     continue
                 if d == 1:
-                    d_in = kernels.reverse_within_lengths(d_in, lengths, np.empty_like(d_in))
-                d_input += d_in
+                    d_in = kernels.reverse_within_lengths(d_in, lengths,
+                                                          arrays.empty(d_in.shape, dtype))
+                arrays.add_into(d_input, d_in)
             if k > 0 and cache["dropout_masks"][k - 1] is not None:
-                d_input *= cache["dropout_masks"][k - 1]
+                arrays.multiply_into(d_input, cache["dropout_masks"][k - 1])
             d_layer = d_input
         self.d_initial_state = (d_h0, d_c0) if self.cell == "lstm" else d_h0
         if d_layer is None:
             return None, flat_grad
-        return np.ascontiguousarray(d_layer.transpose(1, 0, 2)), flat_grad
+        return arrays.swap_leading_axes(d_layer), flat_grad
 
     def _direction_backward(self, k, d, saved, d_out, d_h_n, d_c_n, lengths, grads,
                             d_h0, d_c0, want_input_grad=True):
         """BPTT of one layer direction; fills ``grads`` and returns d(inputs)
         (T, B, F), or None unless ``want_input_grad``."""
         kernels = kernels_for(self.device)  # nlstm.kernels.cpu or .cuda
+        arrays = self.arrays
         T, B, F = saved["inputs"].shape
         H, GH = self.hidden_size, self._n_gates * self.hidden_size
         suffix = "_reverse" if d == 1 else ""
         idx = k * self.num_directions + d
-        w_hh = self._params[f"weight_hh_l{k}{suffix}"]
-        w_ih = self._params[f"weight_ih_l{k}{suffix}"]
+        params = self._kernel_params()
+        w_hh = params[f"weight_hh_l{k}{suffix}"]
+        w_ih = params[f"weight_ih_l{k}{suffix}"]
         hs = saved["hs"]
         d_pre = self._buffer("d_pre", (T, B, GH))  # (T, B, GH)
         if self.cell == "lstm":
@@ -481,12 +541,12 @@ class LSTM:
         d_pre_2d = d_pre.reshape(T * B, GH)
         d_w_ih, d_w_hh, d_b = kernels.weight_grads(d_pre_2d, saved["inputs"].reshape(T * B, F),
                                                    hs[:-1].reshape(T * B, H))
-        grads[f"weight_ih_l{k}{suffix}"][...] = d_w_ih
-        grads[f"weight_hh_l{k}{suffix}"][...] = d_w_hh
-        grads[f"bias_ih_l{k}{suffix}"][...] = d_b
-        grads[f"bias_hh_l{k}{suffix}"][...] = d_b
+        arrays.assign(grads[f"weight_ih_l{k}{suffix}"], d_w_ih)
+        arrays.assign(grads[f"weight_hh_l{k}{suffix}"], d_w_hh)
+        arrays.assign(grads[f"bias_ih_l{k}{suffix}"], d_b)
+        arrays.assign(grads[f"bias_hh_l{k}{suffix}"], d_b)
         if not want_input_grad:
             return None
-        d_inputs = np.empty((T, B, F), self._np_dtype)
+        d_inputs = arrays.empty((T, B, F), self._np_dtype)
         kernels.matmul_rows(d_pre_2d, w_ih, d_inputs.reshape(T * B, F))
         return d_inputs

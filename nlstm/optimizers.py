@@ -2,12 +2,52 @@
 
 As in scikit-learn's ``neural_network._stochastic_optimizers``: each optimizer
 is an object with ``update_params(params, grads)``; the state (moments,
-velocities) is kept per parameter array.
+velocities) is kept per parameter array. The arithmetic of a step is in the
+array-plumbing module of the parameters' device (`nlstm.kernels.cpu_arrays`
+or ``.cuda_arrays``); inside `resident` the state lives on that device too.
 """
+from contextlib import contextmanager
+
 import numpy as np
 
+from .kernels import cpu_arrays
 
-class SGDOptimizer:
+
+class _Optimizer:
+    """State handling shared by the optimizers: ``_state_names`` lists the
+    attributes that hold one array per parameter."""
+
+    _state_names = ()
+
+    @property
+    def _arrays(self):
+        # pickles from before GPU residency have no "_device_arrays"
+        return getattr(self, "_device_arrays", None) or cpu_arrays
+
+    @contextmanager
+    def resident(self, arrays):
+        """Keep the optimizer state on ``arrays``' device for the block (the
+        parameters must be there too): copied there on entry and back into the
+        host arrays on exit. With `nlstm.kernels.cpu_arrays` nothing moves."""
+        if arrays is cpu_arrays:
+            yield
+            return
+        host = {name: getattr(self, name) for name in self._state_names}
+        for name, arrays_of_name in host.items():
+            setattr(self, name, [arrays.to_device(a) for a in arrays_of_name])
+        self._device_arrays = arrays
+        try:
+            yield
+        finally:
+            device = {name: getattr(self, name) for name in self._state_names}
+            for name, arrays_of_name in host.items():
+                setattr(self, name, arrays_of_name)
+                for target, source in zip(arrays_of_name, device[name]):
+                    target[...] = arrays.to_host(source)
+            self._device_arrays = None
+
+
+class SGDOptimizer(_Optimizer):
     """SGD with (optionally Nesterov-free, classical) momentum.
 
     Parameters
@@ -17,6 +57,8 @@ class SGDOptimizer:
     momentum : float in [0, 1)
     """
 
+    _state_names = ("velocities",)
+
     def __init__(self, params, learning_rate_init=0.01, momentum=0.9):
         self.learning_rate = learning_rate_init
         self.momentum = momentum
@@ -24,12 +66,10 @@ class SGDOptimizer:
 
     def update_params(self, params, grads):
         for p, g, v in zip(params, grads, self.velocities):
-            v *= self.momentum
-            v -= self.learning_rate * g
-            p += v
+            self._arrays.sgd_step(p, g, v, self.learning_rate, self.momentum)
 
 
-class AdamOptimizer:
+class AdamOptimizer(_Optimizer):
     """Adam (Kingma & Ba 2015) with bias correction, as ``torch.optim.Adam``.
 
     Parameters
@@ -38,6 +78,8 @@ class AdamOptimizer:
     learning_rate_init : float
     beta_1, beta_2, epsilon : float
     """
+
+    _state_names = ("ms", "vs")
 
     def __init__(self, params, learning_rate_init=0.001, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-8):
@@ -53,24 +95,18 @@ class AdamOptimizer:
         step = self.learning_rate / (1 - b1 ** self.t)
         v_correction = 1.0 / np.sqrt(1 - b2 ** self.t)
         for p, g, m, v in zip(params, grads, self.ms, self.vs):
-            m *= b1
-            m += (1 - b1) * g
-            v *= b2
-            v += (1 - b2) * (g * g)
-            denom = np.sqrt(v)
-            denom *= v_correction
-            denom += self.epsilon
-            p -= step * m / denom
+            self._arrays.adam_step(p, g, m, v, b1, b2, step, v_correction, self.epsilon)
 
 
-def clip_grad_norm(grads, max_norm):
+def clip_grad_norm(grads, max_norm, arrays=cpu_arrays):
     """Scale ``grads`` in place so that their global L2 norm is at most ``max_norm``.
 
-    Returns the norm before clipping (non-finite if any gradient is).
+    ``arrays`` is the array-plumbing module of the gradients' device. Returns
+    the norm before clipping (non-finite if any gradient is).
     """
-    norm = float(np.sqrt(sum(float(np.dot(g.ravel(), g.ravel())) for g in grads)))
+    norm = float(np.sqrt(sum(arrays.sum_squares(g) for g in grads)))
     if max_norm is not None and np.isfinite(norm) and norm > max_norm:
         scale = max_norm / (norm + 1e-6)
         for g in grads:
-            g *= scale
+            arrays.scale_into(g, scale)
     return norm

@@ -8,6 +8,7 @@ import sys
 from numba import boolean, cuda, float32, float64, int64
 
 from nlstm.kernels import cuda as kernels
+from nlstm.kernels import cuda_arrays as plumbing
 
 
 def signatures(f):
@@ -27,6 +28,25 @@ def signatures(f):
         "rnn_step_forward": (kernels._rnn_step_forward_kernel.py_func, (int64, c2, c3, lengths, c3)),
         "rnn_step_backward": (kernels._rnn_step_backward_kernel(str(f)).py_func,
                               (int64, c3, a2, lengths, c3, c3)),
+        # nlstm.kernels.cuda_arrays: the array plumbing of device-resident training
+        "fill": (plumbing._fill_kernel.py_func, (v1, f)),
+        "swap_leading_axes": (plumbing._swap_leading_axes_kernel.py_func, (c3, c3)),
+        "copy_columns": (plumbing._copy_columns_kernel.py_func, (c3, int64, c3, int64, int64)),
+        "stack_weights": (plumbing._stack_weights_kernel.py_func, (c2, c2, v1, v1, c2)),
+        "final_features": (plumbing._final_features_kernel.py_func, (c3, int64, c2, boolean)),
+        "add": (plumbing._add_kernel.py_func, (v1, v1)),
+        "multiply": (plumbing._multiply_kernel.py_func, (v1, v1)),
+        "dropout_mask": (plumbing._dropout_mask_kernel(str(f)).py_func,
+                         (int64, int64, int64, f, v1)),
+        "embedding_lookup": (plumbing._embedding_lookup_kernel.py_func, (c2, int64[:, ::1], c3)),
+        "embedding_grad": (plumbing._embedding_grad_kernel.py_func,
+                           (int64[:, ::1], lengths, c3, c2)),
+        "partial_sum_squares": (plumbing._partial_sum_squares_kernel(str(f)).py_func,
+                                (v1, v1, boolean, v1)),
+        "add_l2_grad": (plumbing._add_l2_grad_kernel.py_func, (v1, v1, v1, f)),
+        "scale": (plumbing._scale_kernel.py_func, (v1, f)),
+        "sgd_step": (plumbing._sgd_step_kernel.py_func, (v1, v1, v1, f, f)),
+        "adam_step": (plumbing._adam_step_kernel.py_func, (v1, v1, v1, v1) + (f,) * 7),
     }
 
 

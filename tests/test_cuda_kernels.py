@@ -127,9 +127,23 @@ def test_rnn_forward_and_backward_sweeps(dtype):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("cell", ["lstm", "rnn"])
-def test_layer_on_cuda_matches_cpu_forward_and_backward(cell, dtype):
-    """2 layers, bidirectional, ragged, dropout, initial state: every layer option."""
+def test_layer_on_cuda_matches_cpu_forward_and_backward(cell, dtype, monkeypatch):
+    """2 layers, bidirectional, ragged, dropout, initial state: every layer option.
+
+    The GPU draws its dropout masks on the device (other bits than the CPU's),
+    so both devices get the same masks here, to check that forward and
+    backward apply them alike."""
     from nlstm import LSTM
+    from nlstm.kernels import cpu_arrays, cuda_arrays
+
+    def same_masks(arrays):
+        def dropout_mask(shape, keep, rng, dtype):
+            mask = np.random.default_rng(shape).random(shape) < keep
+            return arrays.to_device((mask / keep).astype(dtype))
+        return dropout_mask
+
+    for arrays in (cpu_arrays, cuda_arrays):
+        monkeypatch.setattr(arrays, "dropout_mask", same_masks(arrays))
     rng = np.random.default_rng(4)
     x = rng.normal(size=(3, 4, 2)).astype(dtype)
     h0 = rng.normal(size=(4, 3, 3)).astype(dtype)

@@ -1,0 +1,177 @@
+"""Array plumbing on the host: allocation, layout changes, the head's products,
+dropout masks, regularisation and the optimizer steps, as NumPy expressions.
+
+`nlstm.kernels.cuda_arrays` has the same function names and signatures and
+keeps every array on the GPU. The layer, the network, the optimizers and the
+estimators' training step call one of the two modules (`nlstm._device.arrays_for`),
+so one piece of orchestration serves both devices. The expressions here are the
+ones the library used before the split, so CPU results are bit-for-bit
+unchanged.
+"""
+import numpy as np
+
+
+# --------------------------------------------------------------------------
+# host/device edges (on the host: nothing to copy)
+# --------------------------------------------------------------------------
+def to_device(array):
+    """``array`` as this device's array (the host: a NumPy array, no copy)."""
+    return np.asarray(array)
+
+
+def to_host(array):
+    """``array`` as a NumPy array (the host: no copy)."""
+    return np.asarray(array)
+
+
+# --------------------------------------------------------------------------
+# allocation and copies
+# --------------------------------------------------------------------------
+def empty(shape, dtype):
+    return np.empty(shape, dtype)
+
+
+def zeros(shape, dtype):
+    return np.zeros(shape, dtype)
+
+
+def copy(array):
+    return array.copy()
+
+
+def assign(target, source):
+    """``target[...] = source``: same shape."""
+    target[...] = source
+
+
+# --------------------------------------------------------------------------
+# layout
+# --------------------------------------------------------------------------
+def swap_leading_axes(x):
+    """(A, B, C) -> (B, A, C), C-contiguous: batch-major <-> time-major."""
+    return np.ascontiguousarray(x.transpose(1, 0, 2))
+
+
+def take_columns(x, start, stop):
+    """``x[:, :, start:stop]`` as a C-contiguous array."""
+    return np.ascontiguousarray(x[:, :, start:stop])
+
+
+def concat_columns(parts):
+    """Arrays (T, B, W_i) side by side: (T, B, sum W_i)."""
+    return np.ascontiguousarray(np.concatenate(parts, axis=2))
+
+
+def stack_weights(w_ih, w_hh, b_ih, b_hh):
+    """``[W_ih^T; W_hh^T; b_ih + b_hh]``: (F + H + 1, GH), C order (the GEMMs
+    of an F-ordered array round differently for different shard sizes)."""
+    bias = b_ih + b_hh
+    return np.ascontiguousarray(np.concatenate([w_ih.T, w_hh.T, bias[None, :]]))
+
+
+def final_features(h_n, n_directions):
+    """The top layer's final states side by side: h_n (L*D, B, H) -> (B, D*H)."""
+    return np.concatenate(list(h_n[-n_directions:]), axis=1)
+
+
+def final_state_grad(d_features, n_states, n_directions):
+    """Inverse of `final_features` for gradients: (B, D*H) -> (L*D, B, H),
+    zero for every layer but the top one."""
+    B, width = d_features.shape
+    H = width // n_directions
+    d_h_n = np.zeros((n_states, B, H), d_features.dtype)
+    d_h_n[-n_directions:] = d_features.reshape(B, n_directions, H).transpose(1, 0, 2)
+    return d_h_n
+
+
+# --------------------------------------------------------------------------
+# element-wise
+# --------------------------------------------------------------------------
+def add_into(target, other):
+    target += other
+
+
+def multiply_into(target, other):
+    target *= other
+
+
+def multiply(a, b):
+    return a * b
+
+
+def dropout_mask(shape, keep, rng, dtype):
+    """Inverted-dropout mask: 1/keep with probability ``keep``, else 0, drawn from
+    ``rng`` (a `numpy.random.RandomState`)."""
+    dtype = np.dtype(dtype)
+    return (rng.random_sample(shape) < keep).astype(dtype) / dtype.type(keep)
+
+
+# --------------------------------------------------------------------------
+# the head: token embedding and linear layer
+# --------------------------------------------------------------------------
+def embedding_lookup(table, ids):
+    """table (V, E), ids (B, T) -> (B, T, E)."""
+    return table[ids]
+
+
+def embedding_grad(table_shape, ids, lengths, d_x):
+    """Gradient of the embedding table: ``d_x[b, t]`` summed into row
+    ``ids[b, t]`` over valid steps. ids (B, T), lengths (B,), d_x (B, T, E)."""
+    d_table = np.zeros(table_shape, d_x.dtype)
+    valid = np.arange(ids.shape[1])[None, :] < lengths[:, None]  # (B, T)
+    np.add.at(d_table, ids[valid], d_x[valid])
+    return d_table
+
+
+def linear(x, weight, bias):
+    """``x @ weight + bias``; x (..., K), weight (K, M), bias (M,)."""
+    return x @ weight + bias
+
+
+def linear_grads(x, d_z, weight):
+    """Gradients of `linear`: ``(d_weight, d_bias, d_x)``."""
+    width = x.shape[-1]
+    d_z2 = d_z.reshape(-1, d_z.shape[-1])
+    return x.reshape(-1, width).T @ d_z2, d_z2.sum(axis=0), d_z @ weight.T
+
+
+# --------------------------------------------------------------------------
+# regularisation, gradient norm, optimizer steps (in place)
+# --------------------------------------------------------------------------
+def masked_sum_squares(p, mask):
+    """``sum((p * mask)**2)`` as a float."""
+    return float(np.sum((p * mask) ** 2))
+
+
+def add_l2_grad(g, p, mask, alpha):
+    """``g += alpha * p * mask``."""
+    g += alpha * p * mask
+
+
+def sum_squares(g):
+    """``sum(g**2)`` as a float."""
+    return float(np.dot(g.ravel(), g.ravel()))
+
+
+def scale_into(g, factor):
+    g *= factor
+
+
+def sgd_step(p, g, velocity, learning_rate, momentum):
+    """Classical momentum: ``v = momentum*v - lr*g; p += v``."""
+    velocity *= momentum
+    velocity -= learning_rate * g
+    p += velocity
+
+
+def adam_step(p, g, m, v, beta_1, beta_2, step, v_correction, epsilon):
+    """One Adam update of ``p`` with its moments ``m``, ``v``, as torch.optim.Adam:
+    ``p -= step * m / (sqrt(v) * v_correction + epsilon)``."""
+    m *= beta_1
+    m += (1 - beta_1) * g
+    v *= beta_2
+    v += (1 - beta_2) * (g * g)
+    denom = np.sqrt(v)
+    denom *= v_correction
+    denom += epsilon
+    p -= step * m / denom
