@@ -1,4 +1,6 @@
 """Which compute device a call runs on, and a clear error when it is unavailable."""
+from .kernels import cpu_arrays
+
 DEVICES = ("cpu", "cuda")
 
 
@@ -42,9 +44,8 @@ def arrays_for(device):
     """The array-plumbing module for ``device`` (checked first):
     `nlstm.kernels.cpu_arrays` or `nlstm.kernels.cuda_arrays`, which share
     their function names and signatures."""
-    check_device(device)
-    if device == "cpu":
-        from .kernels import cpu_arrays
+    if device == "cpu":  # the common case first: called several times per batch
         return cpu_arrays
+    check_device(device)
     from .kernels import cuda_arrays
     return cuda_arrays
