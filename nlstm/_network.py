@@ -71,24 +71,29 @@ class SequenceNetwork:
         """Keep every parameter on the network's device for the block (see
         `LSTM.resident`): copied there on entry and, with ``write_back``, into
         the host arrays on exit. `params` gives the device arrays meanwhile.
-        On the CPU this does nothing."""
-        if self.lstm.device == "cpu" or self.lstm._resident is not None:
+        On the CPU this does nothing. A GPU block holds the process's launch
+        lock (other Python threads wait instead of seeing a half-moved network)."""
+        if self.lstm.device == "cpu":
             yield
             return
-        arrays = self.arrays
-        host = (self.embedding, self.head_weight, self.head_bias)
-        self.embedding, self.head_weight, self.head_bias = (
-            None if a is None else arrays.to_device(a) for a in host)
-        try:
-            with self.lstm.resident(write_back):
+        with launch_lock():
+            if self.lstm._resident is not None:  # nested
                 yield
-        finally:
-            device = (self.embedding, self.head_weight, self.head_bias)
-            self.embedding, self.head_weight, self.head_bias = host
-            if write_back:
-                for target, source in zip(host, device):
-                    if target is not None:
-                        target[...] = arrays.to_host(source)
+                return
+            arrays = self.arrays
+            host = (self.embedding, self.head_weight, self.head_bias)
+            self.embedding, self.head_weight, self.head_bias = (
+                None if a is None else arrays.to_device(a) for a in host)
+            try:
+                with self.lstm.resident(write_back):
+                    yield
+            finally:
+                device = (self.embedding, self.head_weight, self.head_bias)
+                self.embedding, self.head_weight, self.head_bias = host
+                if write_back:
+                    for target, source in zip(host, device):
+                        if target is not None:
+                            target[...] = arrays.to_host(source)
 
     @property
     def params(self):

@@ -150,19 +150,24 @@ class LSTM:
         the block uses (and an optimizer updates) that copy, and on exit it is
         copied back into the host arrays (unless ``write_back`` is False).
         On the CPU this does nothing. Blocks may nest; the outermost one
-        copies.
+        copies. A GPU block holds the process's launch lock, so other Python
+        threads wait for it instead of seeing the layer half-moved.
         """
-        if self.device == "cpu" or self._resident is not None:
+        if self.device == "cpu":
             yield
             return
-        flat = self.arrays.to_device(self._flat)
-        self._resident = (flat, self._named_views(flat, self._param_shapes()))
-        try:
-            yield
-        finally:
-            self._resident = None
-            if write_back:
-                self._flat[...] = self.arrays.to_host(flat)
+        with launch_lock():
+            if self._resident is not None:  # nested
+                yield
+                return
+            flat = self.arrays.to_device(self._flat)
+            self._resident = (flat, self._named_views(flat, self._param_shapes()))
+            try:
+                yield
+            finally:
+                self._resident = None
+                if write_back:
+                    self._flat[...] = self.arrays.to_host(flat)
 
     def _kernel_params(self):
         """Named parameter arrays on the layer's device (callers on a GPU hold
