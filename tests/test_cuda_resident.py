@@ -298,8 +298,7 @@ def test_dropout_fit_on_the_device_trains_and_is_reproducible():
 def test_concurrent_predicts_on_one_gpu_model():
     """Residency swaps the network's arrays for device copies; two threads
     predicting with one model must both get the sequential answer."""
-    import threading
-
+    from concurrency import results_from_threads
     from nlstm import LSTMRegressor
     rng = np.random.default_rng(6)
     X = rng.normal(size=(6, 2, 2)).astype(np.float32)
@@ -308,20 +307,6 @@ def test_concurrent_predicts_on_one_gpu_model():
         model = LSTMRegressor(hidden_size=3, max_iter=1, batch_size=3, device="cuda",
                               random_state=0).fit(X, X[:, :, 0].sum(axis=1))
     expected = model.predict(X)
-    results, errors = [None] * 3, []
-
-    def predict(i):
-        try:
-            results[i] = model.predict(X)
-        except Exception as error:  # reported below, with the thread's result
-            errors.append(error)
-
-    threads = [threading.Thread(target=predict, args=(i,)) for i in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors
-    for result in results:
+    for result in results_from_threads(lambda i: model.predict(X), 3):
         np.testing.assert_array_equal(result, expected)
     assert all(isinstance(p, np.ndarray) for p in model.network_.params)

@@ -1,6 +1,5 @@
 """LSTMRegressor / LSTMClassifier behaviour users rely on."""
 import pickle
-import threading
 import warnings
 
 import numba
@@ -13,6 +12,7 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from concurrency import results_from_threads
 from nlstm import LSTM, LSTMClassifier, LSTMRegressor
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -256,22 +256,11 @@ def test_predict_from_8_threads_at_once():
     X, y = first_input_task(256, 20)
     clf = LSTMClassifier(hidden_size=32, max_iter=2, random_state=0).fit(X, y)
     expected = clf.predict_proba(X)
-    results, errors = [None] * 8, []
 
     def work(i):
-        try:
-            for _ in range(5):
-                results[i] = clf.predict_proba(X)
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        return [clf.predict_proba(X) for _ in range(5)][-1]
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
-    for r in results:
+    for r in results_from_threads(work, 8):
         np.testing.assert_array_equal(r, expected)
 
 
