@@ -1,4 +1,6 @@
 """Which compute device a call runs on, and a clear error when it is unavailable."""
+from contextlib import contextmanager
+
 from .kernels import cpu_arrays
 
 DEVICES = ("cpu", "cuda")
@@ -49,3 +51,19 @@ def arrays_for(device):
     check_device(device)
     from .kernels import cuda_arrays
     return cuda_arrays
+
+
+@contextmanager
+def device_copies(arrays, host_arrays, write_back=True):
+    """Copies of ``host_arrays`` on ``arrays``' device for the block (None
+    stays None); with ``write_back`` their contents go back into the host
+    arrays on exit, error or not. The layer, the network and the optimizers
+    keep their state on the GPU with this."""
+    device = [None if a is None else arrays.to_device(a) for a in host_arrays]
+    try:
+        yield device
+    finally:
+        if write_back:
+            for host, copy in zip(host_arrays, device):
+                if host is not None:
+                    host[...] = arrays.to_host(copy)

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from ._device import device_copies
 from ._threads import launch_lock
 from .layer import LSTM
 
@@ -80,20 +81,14 @@ class SequenceNetwork:
             if self.lstm._resident is not None:  # nested
                 yield
                 return
-            arrays = self.arrays
             host = (self.embedding, self.head_weight, self.head_bias)
-            self.embedding, self.head_weight, self.head_bias = (
-                None if a is None else arrays.to_device(a) for a in host)
-            try:
-                with self.lstm.resident(write_back):
-                    yield
-            finally:
-                device = (self.embedding, self.head_weight, self.head_bias)
-                self.embedding, self.head_weight, self.head_bias = host
-                if write_back:
-                    for target, source in zip(host, device):
-                        if target is not None:
-                            target[...] = arrays.to_host(source)
+            with device_copies(self.arrays, host, write_back) as device:
+                self.embedding, self.head_weight, self.head_bias = device
+                try:
+                    with self.lstm.resident(write_back):
+                        yield
+                finally:
+                    self.embedding, self.head_weight, self.head_bias = host
 
     @property
     def params(self):

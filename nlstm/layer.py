@@ -15,7 +15,7 @@ from . import _init
 from ._threads import kernel_threads, launch_lock
 from ._validation import (CELLS, DTYPES, as_float_array, check_bool, check_choice,
                           check_float, check_forget_bias, check_int, check_lengths)
-from ._device import DEVICES, arrays_for, check_device, kernels_for
+from ._device import DEVICES, arrays_for, check_device, device_copies, kernels_for
 
 
 class LSTM:
@@ -160,14 +160,12 @@ class LSTM:
             if self._resident is not None:  # nested
                 yield
                 return
-            flat = self.arrays.to_device(self._flat)
-            self._resident = (flat, self._named_views(flat, self._param_shapes()))
-            try:
-                yield
-            finally:
-                self._resident = None
-                if write_back:
-                    self._flat[...] = self.arrays.to_host(flat)
+            with device_copies(self.arrays, [self._flat], write_back) as (flat,):
+                self._resident = (flat, self._named_views(flat, self._param_shapes()))
+                try:
+                    yield
+                finally:
+                    self._resident = None
 
     def _kernel_params(self):
         """Named parameter arrays on the layer's device (callers on a GPU hold

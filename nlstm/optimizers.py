@@ -6,10 +6,11 @@ velocities) is kept per parameter array. The arithmetic of a step is in the
 array-plumbing module of the parameters' device (`nlstm.kernels.cpu_arrays`
 or ``.cuda_arrays``); inside `resident` the state lives on that device too.
 """
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import numpy as np
 
+from ._device import device_copies
 from .kernels import cpu_arrays
 
 
@@ -33,18 +34,16 @@ class _Optimizer:
             yield
             return
         host = {name: getattr(self, name) for name in self._state_names}
-        for name, arrays_of_name in host.items():
-            setattr(self, name, [arrays.to_device(a) for a in arrays_of_name])
-        self._device_arrays = arrays
-        try:
-            yield
-        finally:
-            device = {name: getattr(self, name) for name in self._state_names}
+        with ExitStack() as copies:
             for name, arrays_of_name in host.items():
-                setattr(self, name, arrays_of_name)
-                for target, source in zip(arrays_of_name, device[name]):
-                    target[...] = arrays.to_host(source)
-            self._device_arrays = None
+                setattr(self, name, copies.enter_context(device_copies(arrays, arrays_of_name)))
+            self._device_arrays = arrays
+            try:
+                yield
+            finally:  # the host lists come back before the copies are written into them
+                for name, arrays_of_name in host.items():
+                    setattr(self, name, arrays_of_name)
+                self._device_arrays = None
 
 
 class SGDOptimizer(_Optimizer):
