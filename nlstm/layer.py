@@ -153,6 +153,7 @@ class LSTM:
         copies. A GPU block holds the process's launch lock, so other Python
         threads wait for it instead of seeing the layer half-moved.
         """
+        write_back = check_bool(write_back, "write_back")
         if self.device == "cpu":
             yield
             return

@@ -13,6 +13,8 @@ import numpy as np
 from ._device import device_copies
 from .kernels import cpu_arrays
 
+_ARRAY_MODULES = ("nlstm.kernels.cpu_arrays", "nlstm.kernels.cuda_arrays")
+
 
 class _Optimizer:
     """State handling shared by the optimizers: ``_state_names`` lists the
@@ -30,6 +32,9 @@ class _Optimizer:
         """Keep the optimizer state on ``arrays``' device for the block (the
         parameters must be there too): copied there on entry and back into the
         host arrays on exit. With `nlstm.kernels.cpu_arrays` nothing moves."""
+        if getattr(arrays, "__name__", None) not in _ARRAY_MODULES:
+            raise TypeError(f"arrays must be one of the modules {', '.join(_ARRAY_MODULES)} "
+                            f"(nlstm._device.arrays_for(device) gives it), got {arrays!r}")
         if arrays is cpu_arrays:
             yield
             return

@@ -196,3 +196,13 @@ def test_model_saved_for_cuda_loads_without_a_gpu(monkeypatch, tmp_path):
     with pytest.raises(RuntimeError, match="numba-cuda|GPU"):
         loaded.predict(X3)
     np.testing.assert_array_equal(loaded.set_params(device="cpu").predict(X3), expected)
+
+
+@pytest.mark.parametrize("arrays", ["cuda", None, np])
+def test_optimizer_residency_takes_only_an_array_plumbing_module(arrays):
+    from nlstm.optimizers import AdamOptimizer
+    optimizer = AdamOptimizer([np.zeros(3)])
+    with pytest.raises(TypeError, match="arrays must be one of the modules"):
+        with optimizer.resident(arrays):
+            pass
+    assert isinstance(optimizer.ms[0], np.ndarray)  # state left where it was

@@ -86,6 +86,12 @@ def test_bad_state_dict_leaves_layer_unchanged():
     assert all(np.array_equal(before[k], after[k]) for k in before)
 
 
+def test_resident_needs_a_bool(layer):
+    with pytest.raises(TypeError, match="write_back"):
+        with layer.resident(write_back="no"):
+            pass
+
+
 def test_rnn_layer_takes_plain_state_and_rejects_d_c_n():
     layer = LSTM(3, 4, cell="rnn", random_state=0)
     out, h_n = layer.forward(X, initial_state=np.zeros((1, 2, 4)))
