@@ -320,6 +320,8 @@ class LSTM:
         on the layer's device; output is None unless ``want_output`` (callers
         that only use the final state skip its batch-first copy). Host
         arguments are copied to the device first (on the CPU: nothing to do)."""
+        if self.cell == "lstm" and not keep_cache and not training:
+            return self._inference_forward(x, lengths, h0, c0, want_output)
         kernels = kernels_for(self.device)  # nlstm.kernels.cpu or .cuda
         arrays = self.arrays                # nlstm.kernels.cpu_arrays or .cuda_arrays
         B, T, _ = x.shape
@@ -345,17 +347,12 @@ class LSTM:
                         layer_input, lengths, arrays.empty(layer_input.shape, dtype))
                 state = self._direction_forward(k, d, inputs, lengths, h0[idx],
                                                 None if c0 is None else c0[idx], keep_cache)
-                if "out" in state:  # inference sweep: outputs already zero past the ends
-                    out = state["out"]
-                    arrays.assign(h_n[idx], state["h_n"])
-                    arrays.assign(c_n[idx], state["c_n"])
-                else:
-                    hs = state["hs"]
-                    arrays.assign(h_n[idx], hs[T])
-                    if c_n is not None:
-                        arrays.assign(c_n[idx], state["cs"][T])
-                    out = (kernels.zero_after_lengths(arrays.copy(hs[1:]), lengths)
-                           if need_output else None)
+                hs = state["hs"]
+                arrays.assign(h_n[idx], hs[T])
+                if c_n is not None:
+                    arrays.assign(c_n[idx], state["cs"][T])
+                out = (kernels.zero_after_lengths(arrays.copy(hs[1:]), lengths)
+                       if need_output else None)
                 if d == 1 and out is not None:
                     out = kernels.reverse_within_lengths(out, lengths,
                                                          arrays.empty(out.shape, dtype))
@@ -382,6 +379,44 @@ class LSTM:
         output = arrays.swap_leading_axes(layer_input) if want_output else None
         return output, h_n, c_n  # output: (B, T, D*H)
 
+    def _inference_forward(self, x, lengths, h0, c0, want_output):
+        """LSTM forward for prediction: batch-first throughout and no saved
+        activations. Each direction's inference sweep reads the layer input
+        (B, T, F) as it is (the reverse direction from each row's end) and
+        writes its columns of the layer output (B, T, D*H) in place, so there
+        are no time-major or reversed copies; the top layer writes no output
+        unless ``want_output``. Same arguments and results as `_forward`."""
+        kernels = kernels_for(self.device)
+        arrays = self.arrays
+        B, T, _ = x.shape
+        H, D, dtype = self.hidden_size, self.num_directions, self._np_dtype
+        state_shape = (self.num_layers * D, B, H)
+        # the sweeps update the state in place: h_n, c_n start as the initial state
+        h_n = arrays.zeros(state_shape, dtype) if h0 is None else arrays.copy(arrays.to_device(h0))
+        c_n = arrays.zeros(state_shape, dtype) if c0 is None else arrays.copy(arrays.to_device(c0))
+        lengths = arrays.to_device(lengths)
+        layer_input = arrays.to_device(x)  # (B, T, F)
+        for k in range(self.num_layers):
+            last = k == self.num_layers - 1
+            layer_output = (arrays.empty((B, T, D * H), dtype) if want_output or not last
+                            else None)  # (B, T, D*H)
+            for d in range(D):
+                idx = k * D + d
+                kernels.lstm_inference_sweep(layer_input, self._stacked_weights(k, d), lengths,
+                                             h_n[idx], c_n[idx], layer_output, column=d * H,
+                                             reverse=d == 1)
+            layer_input = layer_output
+        return layer_input, h_n, c_n  # output: (B, T, D*H) or None
+
+    def _stacked_weights(self, k, d):
+        """``[W_ih^T; W_hh^T; b_ih + b_hh]`` of layer k, direction d: (F+H+1, GH)."""
+        suffix = "_reverse" if d == 1 else ""
+        params = self._kernel_params()
+        return self.arrays.stack_weights(params[f"weight_ih_l{k}{suffix}"],
+                                         params[f"weight_hh_l{k}{suffix}"],
+                                         params[f"bias_ih_l{k}{suffix}"],
+                                         params[f"bias_hh_l{k}{suffix}"])
+
     def _direction_forward(self, k, d, inputs, lengths, h0, c0, keep=True):
         """Sweep one layer direction. Returns the outputs and final state, and
         with ``keep`` the activations backward needs."""
@@ -389,18 +424,7 @@ class LSTM:
         arrays = self.arrays
         T, B, F = inputs.shape
         H, G = self.hidden_size, self._n_gates
-        suffix = "_reverse" if d == 1 else ""
-        params = self._kernel_params()
-        # [W_ih^T; W_hh^T; b_ih + b_hh]: (F+H+1, GH)
-        w_cat = arrays.stack_weights(params[f"weight_ih_l{k}{suffix}"],
-                                     params[f"weight_hh_l{k}{suffix}"],
-                                     params[f"bias_ih_l{k}{suffix}"],
-                                     params[f"bias_hh_l{k}{suffix}"])
-        if self.cell == "lstm" and not keep:
-            h, c = arrays.copy(h0), arrays.copy(c0)  # (B, H)
-            out = arrays.empty((T, B, H), self._np_dtype)  # (T, B, H)
-            kernels.lstm_inference_sweep(inputs, w_cat, lengths, h, c, out)
-            return {"out": out, "h_n": h, "c_n": c}
+        w_cat = self._stacked_weights(k, d)  # (F+H+1, GH)
         # kept for backward: reused from batch to batch; else fresh
         empty = self._buffer if keep else (lambda key, shape: arrays.empty(shape, self._np_dtype))
         hs = empty(("hs", k, d), (T + 1, B, H))  # (T+1, B, H)

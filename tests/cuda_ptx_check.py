@@ -22,6 +22,8 @@ def signatures(f):
         "zero_after_lengths": (kernels._zero_after_lengths_kernel.py_func, (c3, lengths)),
         "lstm_step_forward": (kernels._lstm_step_forward_kernel(str(f)).py_func,
                               (int64, c2, c3, lengths, a2, a2, a2, a2, c3)),
+        "lstm_inference_step": (kernels._lstm_inference_step_kernel(str(f)).py_func,
+                                (int64, c2, c3, lengths, boolean, a2, a2, c3, int64)),
         "lstm_step_backward": (kernels._lstm_step_backward_kernel(str(f)).py_func,
                                (int64, c3, a2, a2, lengths, c3, c3, c3)),
         "take_recurrent_grad": (kernels._take_recurrent_grad_kernel.py_func, (int64, c2, lengths, a2)),

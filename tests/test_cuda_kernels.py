@@ -98,12 +98,21 @@ def test_lstm_forward_backward_and_inference_sweeps(dtype):
     for key in want_b:
         close(got_b[key], want_b[key], dtype)
 
-    inference = dict(x=forward["x"], w_cat=forward["w_cat"], lengths=LENGTHS,
-                     h=hs[0].copy(), c=cs[0].copy(), out=np.zeros((T, B, H), dtype))
-    want_i, got_i = run_both("lstm_inference_sweep", inference, ["h", "c", "out"])
-    for key in want_i:
-        close(got_i[key], want_i[key], dtype)
+    # the inference sweep is batch-first and writes its columns of a wider output
+    x_batch_first = np.ascontiguousarray(forward["x"].transpose(1, 0, 2))  # (B, T, F)
+    for reverse in (False, True):
+        inference = dict(x=x_batch_first, w_cat=forward["w_cat"], lengths=LENGTHS,
+                         h=hs[0].copy(), c=cs[0].copy(), out=np.full((B, T, 2 * H), 7, dtype),
+                         column=H, reverse=reverse)
+        want_i, got_i = run_both("lstm_inference_sweep", inference, ["h", "c", "out"])
+        for key in want_i:
+            close(got_i[key], want_i[key], dtype)
+        assert (got_i["out"][:, :, :H] == 7).all()  # the other columns are left alone
+    # forward reading: the training sweep's states, batch-first
+    want_i, got_i = run_both("lstm_inference_sweep", dict(inference, reverse=False), ["h", "out"])
     close(got_i["h"], want["hs"][T], dtype)  # the state at each row's last valid step
+    close(got_i["out"][:, :, H:],
+          cpu.zero_after_lengths(want["hs"][1:].copy(), LENGTHS).transpose(1, 0, 2), dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -225,9 +225,9 @@ def test_blas_is_single_threaded_during_fit_and_predict_and_restored_after(monke
     def spying_on(name):
         original = getattr(cpu, name)
 
-        def spy(*args):
+        def spy(*args, **kwargs):
             seen.append((name, blas_threads()))
-            return original(*args)
+            return original(*args, **kwargs)
 
         monkeypatch.setattr(cpu, name, spy)
 

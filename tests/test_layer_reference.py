@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from nlstm import LSTM
+from nlstm._threads import kernel_threads
 from reference import reference_backward, reference_forward
 
 F, H, B, T = 3, 4, 5, 6
@@ -190,3 +191,25 @@ def test_skipping_the_input_gradient_leaves_parameter_gradients_unchanged(cell, 
     assert d_none is None
     assert d_x.shape == x.shape and np.abs(d_x).max() > 0
     np.testing.assert_array_equal(flat, expected)
+
+
+@pytest.mark.parametrize("num_layers,bidirectional", [(1, False), (2, True), (3, True)])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_prediction_path_gives_the_forward_results_bit_for_bit(num_layers, bidirectional, dtype):
+    """The estimators predict through the batch-first inference sweeps (no saved
+    activations, the reverse direction read in place); they must give exactly
+    what the training forward gives, with ragged lengths and an initial state."""
+    layer = LSTM(F, H, num_layers, bidirectional=bidirectional, dtype=dtype, random_state=1)
+    x, h0, c0, *_ = make_inputs(4, "lstm", num_layers, bidirectional)
+    x, lengths, h0, c0 = layer._check_forward_args(x, RAGGED, (h0, c0), False)
+    out, (h_n, c_n) = layer.forward(x, lengths=lengths, initial_state=(h0, c0))
+    for want_output in (True, False):
+        with kernel_threads():
+            got_out, got_h, got_c = layer._forward(x, lengths, h0, c0, training=False,
+                                                   keep_cache=False, want_output=want_output)
+        if want_output:
+            np.testing.assert_array_equal(got_out, out)
+        else:
+            assert got_out is None
+        np.testing.assert_array_equal(got_h, h_n)
+        np.testing.assert_array_equal(got_c, c_n)

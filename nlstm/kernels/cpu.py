@@ -272,10 +272,12 @@ def _lstm_forward_row_shards(x, w_cat, lengths, shards, hs, cs, gates):
 
 
 @njit(**KERNEL_OPTIONS)
-def _lstm_inference_row_shards(x, w_cat, lengths, shards, h, c, out):
-    # x: (T, B, F), w_cat: (F+H+1, 4H), h/c: (B, H), out: (T, B, H)
-    T, F = x.shape[0], x.shape[2]
+def _lstm_inference_row_shards(x, w_cat, lengths, shards, reverse, h, c, out, column):
+    # x: (B, T, F) batch-first, w_cat: (F+H+1, 4H), h/c: (B, H),
+    # out: (B, T, W) written in columns [column, column + H), or (0, 0, 0): not kept
+    T, F = x.shape[1], x.shape[2]
     H = h.shape[1]
+    keep = out.shape[0] > 0
     for s in prange(len(shards) - 1):
         b0, b1 = shards[s], shards[s + 1]
         xh = np.empty((b1 - b0, F + H + 1), x.dtype)  # (rows, F+H+1): [x_t, h_{t-1}, 1]
@@ -288,21 +290,26 @@ def _lstm_inference_row_shards(x, w_cat, lengths, shards, h, c, out):
         c_new = np.empty(H, x.dtype)  # not c[b] itself: in-place aliasing stops vectorisation
         for t in range(T):
             for r in range(b1 - b0):
-                xh_x, x_r = xh[r, :F], x[t, b0 + r]  # (F)
+                n = lengths[b0 + r]
+                src = n - 1 - t if reverse and t < n else t  # the step this row reads
+                xh_x, x_r = xh[r, :F], x[b0 + r, src]  # (F)
                 for j in range(F):
                     xh_x[j] = x_r[j]
             np.dot(xh, w_cat, z)
             for r in range(b1 - b0):
                 b = b0 + r
-                if t < lengths[b]:
-                    c_r, out_r, xh_h = c[b], out[t, b], xh[r, F:F + H]  # (H)
-                    _lstm_cell_forward(z[r], c_r, c_new, out_r)
-                    for j in range(H):  # two loops: one with four arrays did not vectorise
-                        c_r[j] = c_new[j]
+                n = lengths[b]
+                if t < n:
+                    c_r, xh_h = c[b], xh[r, F:F + H]  # (H)
+                    _lstm_cell_forward(z[r], c_r, c_new, xh_h)
                     for j in range(H):
-                        xh_h[j] = out_r[j]
-                else:
-                    out[t, b, :] = 0
+                        c_r[j] = c_new[j]
+                    if keep:  # the output belongs to the step that was read
+                        out_r = out[b, n - 1 - t if reverse else t, column:column + H]  # (H)
+                        for j in range(H):
+                            out_r[j] = xh_h[j]
+                elif keep:
+                    out[b, t, column:column + H] = 0
         for r in range(b1 - b0):  # the state at each row's last valid step
             xh_h, h_r = xh[r, F:F + H], h[b0 + r]  # (H)
             for j in range(H):
@@ -392,18 +399,29 @@ def lstm_forward_sweep(x, w_cat, lengths, hs, cs, gates):
     _lstm_forward_row_shards(x, w_cat, lengths, shard_bounds(hs.shape[1]), hs, cs, gates)
 
 
-def lstm_inference_sweep(x, w_cat, lengths, h, c, out):
-    """Forward only: keeps the running state, not every step's activations.
+def lstm_inference_sweep(x, w_cat, lengths, h, c, out=None, column=0, reverse=False):
+    """Forward only, batch-first: keeps the running state, not every step's
+    activations, and reads and writes the layer's batch-first arrays directly
+    (no time-major copies, no reversed copies for the reverse direction).
 
     Parameters
     ----------
-    x, w_cat, lengths : as in `lstm_forward_sweep`
+    x : (B, T, F) layer input, batch-first, C-contiguous
+    w_cat, lengths : as in `lstm_forward_sweep`
     h, c : (B, H) initial state on entry, state at each row's last valid step
         on exit
-    out : (T, B, H) receives the hidden state of every step, zero past a
-        row's length
+    out : (B, T, W) or None
+        Receives the hidden state of every step in columns
+        ``[column, column + H)``, zero past a row's length (``W = D*H`` lets
+        both directions of a layer write one array). None: not kept.
+    reverse : bool
+        Read each row from its last valid step back to its first (the reverse
+        direction); the output of reading step ``s`` is written at step ``s``.
     """
-    _lstm_inference_row_shards(x, w_cat, lengths, shard_bounds(h.shape[0]), h, c, out)
+    if out is None:
+        out = np.empty((0, 0, 0), x.dtype)
+    _lstm_inference_row_shards(x, w_cat, lengths, shard_bounds(h.shape[0]), bool(reverse), h, c,
+                               out, column)
 
 
 def lstm_backward_sweep(d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, d_pre, d_h0, d_c0):

@@ -133,9 +133,10 @@ class _Edges:
 # --------------------------------------------------------------------------
 def _project_inputs(x, w_cat, x_proj):
     """``x_proj[:] = x @ W_ih^T + b`` for all steps at once, on device arrays.
-    x: (T, B, F), w_cat: (F + H + 1, GH) = ``[W_ih^T; W_hh^T; b]``, x_proj: (T, B, GH)."""
-    T, B, F = x.shape
-    _gemm(x.reshape(T * B, F), w_cat[:F], x_proj.reshape(T * B, x_proj.shape[2]),
+    x: (T, B, F) or (B, T, F), w_cat: (F + H + 1, GH) = ``[W_ih^T; W_hh^T; b]``,
+    x_proj: (T, B, GH) or (B, T, GH), the same leading axes as x."""
+    n0, n1, F = x.shape
+    _gemm(x.reshape(n0 * n1, F), w_cat[:F], x_proj.reshape(n0 * n1, x_proj.shape[2]),
           bias=w_cat[w_cat.shape[0] - 1])
 
 
@@ -258,17 +259,48 @@ def _lstm_step_forward_kernel(scalar):
                 c = fg * c_prev[b, j] + ig * gg
                 c_next[b, j] = c
                 h_next[b, j] = og * math.tanh(c)
-                if gates.shape[0] > 0:
-                    gates[t, b, j] = ig
-                    gates[t, b, H + j] = fg
-                    gates[t, b, 2 * H + j] = gg
-                    gates[t, b, 3 * H + j] = og
+                gates[t, b, j] = ig
+                gates[t, b, H + j] = fg
+                gates[t, b, 2 * H + j] = gg
+                gates[t, b, 3 * H + j] = og
             else:  # past this row's end: carry the state
                 c_next[b, j] = c_prev[b, j]
                 h_next[b, j] = h_prev[b, j]
-                if gates.shape[0] > 0:
-                    for k in range(4):
-                        gates[t, b, k * H + j] = 0
+                for k in range(4):
+                    gates[t, b, k * H + j] = 0
+
+    return kernel
+
+
+@_per_dtype
+def _lstm_inference_step_kernel(scalar):
+    """One LSTM step of the inference sweep for every (b, j), batch-first: the
+    state is updated in place and the output written at the step read."""
+    one = scalar(1)
+
+    @cuda.jit
+    def kernel(t, z, x_proj, lengths, reverse, h, c, out, column):
+        # z: (B, 4H) recurrent part of the pre-activations; x_proj: (B, T, 4H)
+        # h, c: (B, H) read and written; out: (B, T, W) or (0, 0, 0): not kept
+        i = cuda.grid(1)
+        B, H = h.shape[0], h.shape[1]
+        if i < B * H:
+            b, j = i // H, i % H
+            n = lengths[b]
+            if t < n:
+                s = n - 1 - t if reverse else t  # the step this row reads
+                ig = one / (one + math.exp(-(z[b, j] + x_proj[b, s, j])))
+                fg = one / (one + math.exp(-(z[b, H + j] + x_proj[b, s, H + j])))
+                gg = math.tanh(z[b, 2 * H + j] + x_proj[b, s, 2 * H + j])
+                og = one / (one + math.exp(-(z[b, 3 * H + j] + x_proj[b, s, 3 * H + j])))
+                c_new = fg * c[b, j] + ig * gg
+                h_new = og * math.tanh(c_new)
+                c[b, j] = c_new
+                h[b, j] = h_new
+                if out.shape[0] > 0:
+                    out[b, s, column + j] = h_new
+            elif out.shape[0] > 0:
+                out[b, t, column + j] = 0
 
     return kernel
 
@@ -338,26 +370,26 @@ def lstm_forward_sweep(x, w_cat, lengths, hs, cs, gates):
     edges.finish()
 
 
-def lstm_inference_sweep(x, w_cat, lengths, h, c, out):
-    """Forward only (arguments as the CPU version: h, c (B, H) in and out,
-    out (T, B, H) every step's hidden state, zero past a row's length)."""
+def lstm_inference_sweep(x, w_cat, lengths, h, c, out=None, column=0, reverse=False):
+    """Forward only, batch-first (arguments as the CPU version: x (B, T, F),
+    h, c (B, H) in and out, out (B, T, W) or None, written in columns
+    ``[column, column + H)``, zero past a row's length; ``reverse`` reads each
+    row from its end)."""
     edges = _Edges()
     d_x, d_w, d_len = edges.input(x), edges.input(w_cat), edges.input(lengths)
     d_h, d_c = edges.output(h, read=True), edges.output(c, read=True)
-    d_out = edges.output(out)
-    T, F, B, H = x.shape[0], x.shape[2], h.shape[0], h.shape[1]
-    x_proj = cuda.device_array((T, B, 4 * H), x.dtype)  # (T, B, 4H)
+    B, T = x.shape[0], x.shape[1]
+    H = h.shape[1]
+    d_out = cuda.device_array((0, 0, 0), x.dtype) if out is None else edges.output(out, read=True)
+    x_proj = cuda.device_array((B, T, 4 * H), x.dtype)  # (B, T, 4H)
     _project_inputs(d_x, d_w, x_proj)
-    w_hh_t = d_w[F:F + H]  # (H, 4H)
+    w_hh_t = d_w[x.shape[2]:x.shape[2] + H]  # (H, 4H)
     z = cuda.device_array((B, 4 * H), x.dtype)  # (B, 4H)
-    no_gates = cuda.device_array((0, B, 4 * H), x.dtype)
     for t in range(T):
         _gemm(d_h, w_hh_t, z)  # reads all of h before the step kernel overwrites it
         # state updated in place: each thread reads and writes only its own (b, j)
-        _lstm_step_forward_kernel(x.dtype)[_blocks(B * H), ELEMENTWISE](
-            t, z, x_proj, d_len, d_h, d_c, d_h, d_c, no_gates)
-        d_out[t].copy_to_device(d_h)
-    zero_after_lengths(d_out, d_len)
+        _lstm_inference_step_kernel(x.dtype)[_blocks(B * H), ELEMENTWISE](
+            t, z, x_proj, d_len, bool(reverse), d_h, d_c, d_out, column)
     edges.finish()
 
 
