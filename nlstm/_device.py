@@ -1,7 +1,7 @@
 """Which compute device a call runs on, and a clear error when it is unavailable."""
 from contextlib import contextmanager
 
-from .kernels import cpu_arrays
+from .kernels import cpu, cpu_arrays
 
 DEVICES = ("cpu", "cuda")
 
@@ -34,10 +34,9 @@ def check_device(device):
 def kernels_for(device):
     """The kernels module for ``device`` (checked first): `nlstm.kernels.cpu` or
     `nlstm.kernels.cuda`, which share their function names and signatures."""
-    check_device(device)
-    if device == "cpu":
-        from .kernels import cpu
+    if device == "cpu":  # the common case first: called several times per batch
         return cpu
+    check_device(device)
     from .kernels import cuda
     return cuda
 

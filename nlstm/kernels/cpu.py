@@ -33,6 +33,8 @@ row ``b`` is carried unchanged, so ``hs[T]`` holds the state at each row's last
 valid step, and in the backward sweep the gradient of the final state flows
 back unchanged to that step.
 """
+from functools import lru_cache
+
 import numba
 import numpy as np
 from numba import njit, prange
@@ -55,6 +57,7 @@ ROW_BLOCK = 256  # rows per block of the hoisted input-gradient GEMM
 GRAD_COLUMN_BLOCK = 256  # gate columns per block of the weight-gradient GEMMs
 
 
+@lru_cache(maxsize=256)  # called for every batch; callers never modify it
 def shard_bounds(batch_size):
     """Split ``batch_size`` rows into at most `numba.config.NUMBA_NUM_THREADS`
     shards of >= 2 rows. Returns an int64 array of ``n_shards + 1`` boundaries.
@@ -72,6 +75,7 @@ def shard_bounds(batch_size):
     return np.linspace(0, batch_size, n_shards + 1).round().astype(np.int64)
 
 
+@lru_cache(maxsize=256)  # called for every batch; callers never modify it
 def grad_column_bounds(n_columns):
     """Fixed column blocks of the weight gradients (size-dependent only): at
     least two, so two threads share even a small layer, of at most
@@ -81,6 +85,7 @@ def grad_column_bounds(n_columns):
     return np.linspace(0, n_columns, n_blocks + 1).round().astype(np.int64)
 
 
+@lru_cache(maxsize=256)  # called for every batch; callers never modify it
 def _row_block_bounds(n_rows):
     n_blocks = max(1, n_rows // ROW_BLOCK)  # the last block absorbs the tail (>= 2 rows)
     return np.linspace(0, n_rows, n_blocks + 1).round().astype(np.int64)
@@ -308,8 +313,10 @@ def _lstm_inference_row_shards(x, w_cat, lengths, shards, reverse, h, c, out, co
                         out_r = out[b, n - 1 - t if reverse else t, column:column + H]  # (H)
                         for j in range(H):
                             out_r[j] = xh_h[j]
-                elif keep:
-                    out[b, t, column:column + H] = 0
+                elif keep:  # a loop: the slice assignment compiled 0.3-0.8 s slower
+                    out_r = out[b, t, column:column + H]  # (H)
+                    for j in range(H):
+                        out_r[j] = 0
         for r in range(b1 - b0):  # the state at each row's last valid step
             xh_h, h_r = xh[r, F:F + H], h[b0 + r]  # (H)
             for j in range(H):
