@@ -3,8 +3,8 @@
 NumPy in, NumPy out, with PyTorch's parameter names, shapes and semantics
 (batch-first input, packed-sequence handling of ragged lengths). The compute is
 in `nlstm.kernels.cpu` (or `nlstm.kernels.cuda`, same functions, for
-``device="cuda"``); this module validates arguments, lays data out time-major,
-and chains layers and directions.
+``device="cuda"``); this module validates arguments, lays data out time-major
+for training (prediction stays batch-first), and chains layers and directions.
 """
 from contextlib import contextmanager
 

@@ -1,8 +1,12 @@
 """Numba CPU kernels: the recurrent sweeps of one layer direction and the
 hoisted (non-recurrent) matrix products around them.
 
-Layout is time-major inside the kernels, so that the rows of one batch shard at
-one timestep are a contiguous ``(rows, width)`` block that BLAS takes directly.
+Layout is time-major inside the training kernels, so that the rows of one
+batch shard at one timestep are a contiguous ``(rows, width)`` block that BLAS
+takes directly (the gates, the pre-activation gradients, the weight-gradient
+GEMMs). The inference sweep keeps nothing per step: it reads and writes the
+layer's batch-first arrays directly, each row copied into its step GEMM's input
+anyway, so prediction makes no time-major or reversed copies.
 
 Parallelism (see ``DESIGN.md`` section 2):
 
