@@ -12,7 +12,8 @@ For each (B, T, F, H, N), float32, one layer:
 Runs alternate between the two libraries in one process on the same data; the
 table holds medians. GFLOP/s count the GEMM work (2*T*N*(F+H)*4H for a forward
 pass, 3x that for forward+backward); "% peak" is against this machine's float32
-matrix-product speed measured with NumPy at 2048^3.
+matrix-product speed measured with NumPy at 2048^3 before every config (the
+highest of those measurements: the speed of a shared machine drifts).
 
 Usage: ``python benchmarks/compare_torch.py [--repeats 5] [--quick]``
 """
@@ -20,6 +21,7 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
 import warnings
 
@@ -121,18 +123,25 @@ def main():
     repeats = 2 if args.quick else args.repeats
     import numba
     import torch
-    peak = gemm_peak_gflops()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
           f"numba threads {numba.get_num_threads()}, torch threads {torch.get_num_threads()}, "
-          f"torch {torch.__version__}")
-    print(f"float32 GEMM peak (NumPy, 2048^3): {peak:.0f} GFLOP/s; medians of {repeats} "
-          f"alternated runs\n")
-    header = ("| B | T | F | H | N | train s/epoch nlstm | torch | speed-up | "
-              "predict s nlstm | torch | speed-up | fwd GFLOP/s (% peak) | fwd+bwd GFLOP/s (% peak) |")
-    print(header)
-    print("|" + "---|" * 13)
+          f"torch {torch.__version__}", flush=True)
+    # The machine's speed can drift during the run: the GEMM peak is measured
+    # before every config, and "% peak" is against the highest measurement.
+    peaks, rows = [], []
     for B, T, F, H, N in GRID:
+        peaks.append(gemm_peak_gflops())
         m = measure(B, T, F, H, N, repeats)
+        rows.append(((B, T, F, H, N), m))
+        print(f"measured {(B, T, F, H, N)}", file=sys.stderr, flush=True)
+    peak = max(peaks)
+    print(f"float32 GEMM peak (NumPy, 2048^3), measured before each config: "
+          f"{min(peaks):.0f}-{peak:.0f} GFLOP/s, \"% peak\" against {peak:.0f}; medians of "
+          f"{repeats} alternated runs\n")
+    print("| B | T | F | H | N | train s/epoch nlstm | torch | speed-up | "
+          "predict s nlstm | torch | speed-up | fwd GFLOP/s (% peak) | fwd+bwd GFLOP/s (% peak) |")
+    print("|" + "---|" * 13)
+    for (B, T, F, H, N), m in rows:
         fwd = forward_flops(B, T, F, H, N)
         tr_n, tr_t = m[("nlstm", "train")], m[("torch", "train")]
         pr_n, pr_t = m[("nlstm", "predict")], m[("torch", "predict")]
@@ -140,7 +149,6 @@ def main():
         print(f"| {B} | {T} | {F} | {H} | {N} | {tr_n:.4f} | {tr_t:.4f} | {tr_t / tr_n:.2f}x | "
               f"{pr_n:.4f} | {pr_t:.4f} | {pr_t / pr_n:.2f}x | {g_fwd:.1f} ({100 * g_fwd / peak:.0f}%) | "
               f"{g_train:.1f} ({100 * g_train / peak:.0f}%) |", flush=True)
-
 
 if __name__ == "__main__":
     main()
