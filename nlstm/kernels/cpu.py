@@ -431,6 +431,7 @@ def lstm_inference_sweep(x, w_cat, lengths, h, c, out=None, column=0, reverse=Fa
     """
     if out is None:
         out = np.empty((0, 0, 0), x.dtype)
+    x = np.ascontiguousarray(x)  # a strided view would compile a second kernel
     _lstm_inference_row_shards(x, w_cat, lengths, shard_bounds(h.shape[0]), bool(reverse), h, c,
                                out, column)
 
