@@ -1,4 +1,5 @@
 """Estimator-level benchmarks: a fit epoch, predict, peak memory, the torch ratio."""
+import tracemalloc
 import warnings
 
 from nlstm import LSTMRegressor
@@ -32,6 +33,18 @@ class EstimatorEpoch:
 
     def peakmem_fit_epoch(self, config):
         _fit_one_epoch(self.model, self.X, self.y)
+
+    def track_predict_allocated_mib(self, config):
+        """Peak of the NumPy arrays a predict call allocates (tracemalloc; a
+        ``peakmem_`` would report the fit in ``setup``)."""
+        tracemalloc.start()
+        try:
+            self.model.predict(self.X)
+            return tracemalloc.get_traced_memory()[1] / 2 ** 20
+        finally:
+            tracemalloc.stop()
+
+    track_predict_allocated_mib.unit = "MiB"
 
 
 class TorchRatio:
