@@ -289,6 +289,9 @@ def _lstm_inference_step_kernel(scalar):
             n = lengths[b]
             if t < n:
                 s = n - 1 - t if reverse else t  # the step this row reads
+                # the gate lines of _lstm_step_forward_kernel again: a shared device
+                # function (cuda.jit(device=True) or register_jitable) makes
+                # compile_ptx ask the CUDA driver for a device (numba 0.68)
                 ig = one / (one + math.exp(-(z[b, j] + x_proj[b, s, j])))
                 fg = one / (one + math.exp(-(z[b, H + j] + x_proj[b, s, H + j])))
                 gg = math.tanh(z[b, 2 * H + j] + x_proj[b, s, 2 * H + j])
