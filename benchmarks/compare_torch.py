@@ -12,8 +12,8 @@ For each (B, T, F, H, N), float32, one layer:
 Runs alternate between the two libraries in one process on the same data; the
 table holds medians. GFLOP/s count the GEMM work (2*T*N*(F+H)*4H for a forward
 pass, 3x that for forward+backward); "% peak" is against this machine's float32
-matrix-product speed measured with NumPy at 2048^3 before every config (the
-highest of those measurements: the speed of a shared machine drifts).
+matrix-product speed measured with NumPy at 2048^3 just before each config (the
+speed of a shared virtual machine drifts during a run; each row shows its own).
 
 Usage: ``python benchmarks/compare_torch.py [--repeats 5] [--quick]``
 """
@@ -126,29 +126,28 @@ def main():
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
           f"numba threads {numba.get_num_threads()}, torch threads {torch.get_num_threads()}, "
           f"torch {torch.__version__}", flush=True)
-    # The machine's speed can drift during the run: the GEMM peak is measured
-    # before every config, and "% peak" is against the highest measurement.
-    peaks, rows = [], []
+    # The machine's speed can drift during the run (a shared virtual machine):
+    # the GEMM peak is measured just before every config, and that config's
+    # "% peak" is against its own measurement.
+    rows = []
     for B, T, F, H, N in GRID:
-        peaks.append(gemm_peak_gflops())
-        m = measure(B, T, F, H, N, repeats)
-        rows.append(((B, T, F, H, N), m))
+        peak = gemm_peak_gflops()
+        rows.append(((B, T, F, H, N), peak, measure(B, T, F, H, N, repeats)))
         print(f"measured {(B, T, F, H, N)}", file=sys.stderr, flush=True)
-    peak = max(peaks)
+    peaks = [peak for _, peak, _ in rows]
     print(f"float32 GEMM peak (NumPy, 2048^3), measured before each config: "
-          f"{min(peaks):.0f}-{peak:.0f} GFLOP/s, \"% peak\" against {peak:.0f}; medians of "
-          f"{repeats} alternated runs\n")
-    print("| B | T | F | H | N | train s/epoch nlstm | torch | speed-up | "
-          "predict s nlstm | torch | speed-up | fwd GFLOP/s (% peak) | fwd+bwd GFLOP/s (% peak) |")
-    print("|" + "---|" * 13)
-    for (B, T, F, H, N), m in rows:
+          f"{min(peaks):.0f}-{max(peaks):.0f} GFLOP/s; medians of {repeats} alternated runs\n")
+    print("| B | T | F | H | N | train s/epoch nlstm | torch | speed-up | predict s nlstm | torch | "
+          "speed-up | fwd GFLOP/s (% peak) | fwd+bwd GFLOP/s (% peak) | GEMM peak GFLOP/s |")
+    print("|" + "---|" * 14)
+    for (B, T, F, H, N), peak, m in rows:
         fwd = forward_flops(B, T, F, H, N)
         tr_n, tr_t = m[("nlstm", "train")], m[("torch", "train")]
         pr_n, pr_t = m[("nlstm", "predict")], m[("torch", "predict")]
         g_fwd, g_train = fwd / pr_n / 1e9, 3 * fwd / tr_n / 1e9
         print(f"| {B} | {T} | {F} | {H} | {N} | {tr_n:.4f} | {tr_t:.4f} | {tr_t / tr_n:.2f}x | "
               f"{pr_n:.4f} | {pr_t:.4f} | {pr_t / pr_n:.2f}x | {g_fwd:.1f} ({100 * g_fwd / peak:.0f}%) | "
-              f"{g_train:.1f} ({100 * g_train / peak:.0f}%) |", flush=True)
+              f"{g_train:.1f} ({100 * g_train / peak:.0f}%) | {peak:.0f} |", flush=True)
 
 if __name__ == "__main__":
     main()
