@@ -62,7 +62,6 @@ ROW_BLOCK = 256  # rows per block of the hoisted input-gradient GEMM
 GRAD_ROW_BLOCK_MIN = 64  # fewest rows per block of the weight-gradient GEMMs
 
 
-@lru_cache(maxsize=256)  # called for every batch; callers never modify it
 def shard_bounds(batch_size):
     """Split ``batch_size`` rows into at most `numba.config.NUMBA_NUM_THREADS`
     shards of >= 2 rows. Returns an int64 array of ``n_shards + 1`` boundaries.
@@ -75,23 +74,32 @@ def shard_bounds(batch_size):
     results, must not change with the thread count. A call with fewer threads
     runs several shards per thread.
     """
-    n_shards = 1 if batch_size < 4 else max(1, min(numba.config.NUMBA_NUM_THREADS,
-                                                   batch_size // 2))
-    return np.linspace(0, batch_size, n_shards + 1).round().astype(np.int64)
+    return _pool_bounds(batch_size, 2)
+
+
+def grad_row_bounds(n_rows):
+    """Row blocks of the weight-gradient GEMMs: one per thread of Numba's pool,
+    split as `shard_bounds` splits a batch (so that no result depends on the
+    thread count of a call), of at least `GRAD_ROW_BLOCK_MIN` rows."""
+    return _pool_bounds(n_rows, GRAD_ROW_BLOCK_MIN)
 
 
 @lru_cache(maxsize=256)  # called for every batch; callers never modify it
-def grad_row_bounds(n_rows):
-    """Row blocks of the weight-gradient GEMMs: one per thread of Numba's pool
-    (fixed per process, like `shard_bounds`, so that no result depends on the
-    thread count of a call), of at least `GRAD_ROW_BLOCK_MIN` rows."""
-    n_blocks = max(1, min(numba.config.NUMBA_NUM_THREADS, n_rows // GRAD_ROW_BLOCK_MIN))
-    return np.linspace(0, n_rows, n_blocks + 1).round().astype(np.int64)
+def _pool_bounds(n_rows, min_rows):
+    """One block per thread of Numba's pool (fixed per process), each of at
+    least ``min_rows`` rows (one block when there are fewer)."""
+    n_blocks = max(1, min(numba.config.NUMBA_NUM_THREADS, n_rows // min_rows))
+    return _even_bounds(n_rows, n_blocks)
 
 
 @lru_cache(maxsize=256)  # called for every batch; callers never modify it
 def _row_block_bounds(n_rows):
-    n_blocks = max(1, n_rows // ROW_BLOCK)  # the last block absorbs the tail (>= 2 rows)
+    # size-dependent only; the last block absorbs the tail (>= 2 rows)
+    return _even_bounds(n_rows, max(1, n_rows // ROW_BLOCK))
+
+
+def _even_bounds(n_rows, n_blocks):
+    """``n_blocks + 1`` int64 boundaries splitting ``n_rows`` as evenly as possible."""
     return np.linspace(0, n_rows, n_blocks + 1).round().astype(np.int64)
 
 
