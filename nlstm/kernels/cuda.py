@@ -98,6 +98,11 @@ def _on_device(array):
     return hasattr(array, "copy_to_host")
 
 
+def _to_device(array):
+    """``array`` on the GPU (a device array is returned as it is)."""
+    return array if _on_device(array) else cuda.to_device(np.ascontiguousarray(array))
+
+
 def _blocks(n):
     return (n + ELEMENTWISE - 1) // ELEMENTWISE
 
@@ -112,7 +117,7 @@ class _Edges:
         self._copy_back = []
 
     def input(self, array):
-        return array if _on_device(array) else cuda.to_device(np.ascontiguousarray(array))
+        return _to_device(array)
 
     def output(self, array, read=False):
         """A device array for ``array``; a host array is copied back by `finish`.

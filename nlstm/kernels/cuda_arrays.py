@@ -17,7 +17,8 @@ import math
 import numpy as np
 from numba import cuda
 
-from .cuda import ELEMENTWISE, _blocks, _column_sums_kernel, _gemm, _on_device, _per_dtype
+from .cuda import (ELEMENTWISE, _blocks, _column_sums_kernel, _gemm, _on_device, _per_dtype,
+                   _to_device)
 
 REDUCE_THREADS = 4 * ELEMENTWISE  # partial sums of a reduction, summed in a fixed order
 
@@ -27,7 +28,7 @@ REDUCE_THREADS = 4 * ELEMENTWISE  # partial sums of a reduction, summed in a fix
 # --------------------------------------------------------------------------
 def to_device(array):
     """``array`` on the GPU (a device array is returned as it is)."""
-    return array if _on_device(array) else cuda.to_device(np.ascontiguousarray(array))
+    return _to_device(array)
 
 
 def to_host(array):
