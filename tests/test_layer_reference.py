@@ -195,12 +195,19 @@ def test_skipping_the_input_gradient_leaves_parameter_gradients_unchanged(cell, 
 
 @pytest.mark.parametrize("num_layers,bidirectional", [(1, False), (2, True), (3, True)])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_prediction_path_gives_the_forward_results_bit_for_bit(num_layers, bidirectional, dtype):
+@pytest.mark.parametrize("hidden_size", [H, 37])
+def test_prediction_path_gives_the_forward_results_bit_for_bit(num_layers, bidirectional, dtype,
+                                                               hidden_size):
     """The estimators predict through the batch-first inference sweeps (no saved
     activations, the reverse direction read in place); they must give exactly
-    what the training forward gives, with ragged lengths and an initial state."""
-    layer = LSTM(F, H, num_layers, bidirectional=bidirectional, dtype=dtype, random_state=1)
-    x, h0, c0, *_ = make_inputs(4, "lstm", num_layers, bidirectional)
+    what the training forward gives, with ragged lengths and an initial state.
+    37 hidden units: the cell loops run vector bodies and scalar remainders."""
+    layer = LSTM(F, hidden_size, num_layers, bidirectional=bidirectional, dtype=dtype,
+                 random_state=1)
+    x, *_ = make_inputs(4, "lstm", num_layers, bidirectional)
+    rng = np.random.default_rng(5)
+    D = 2 if bidirectional else 1
+    h0, c0 = (rng.standard_normal((num_layers * D, B, hidden_size)) * 0.5 for _ in range(2))
     x, lengths, h0, c0 = layer._check_forward_args(x, RAGGED, (h0, c0), False)
     out, (h_n, c_n) = layer.forward(x, lengths=lengths, initial_state=(h0, c0))
     for want_output in (True, False):

@@ -26,6 +26,11 @@ Parallelism (see ``DESIGN.md`` section 2):
   pre-activation gradients, giving its part of ``[dW_ih^T; dW_hh^T; db]``
   (the bias from the column of ones); the parts are summed in a fixed order;
 * BLAS must be single-threaded while these run (``nlstm._threads``).
+* every function whose loops carry the gate math (the cell helpers, each
+  ``prange`` body) calls `use_wide_vectors()`, which lets LLVM use 512-bit
+  vectors on AVX-512 CPUs (``vector_width``): 4-20% faster inference sweeps,
+  2-4% faster training sweeps at H <= 128, measured in one process against the
+  256-bit build.
 
 Determinism: no result depends on the number of threads a call runs with. The
 batch shards and the weight-gradient row blocks follow the size of Numba's
@@ -45,6 +50,7 @@ import numpy as np
 from numba import njit, prange
 
 from .activations import sigmoid, sigmoid_grad, tanh, tanh_grad
+from .vector_width import use_wide_vectors
 
 # Everything but 'nnan'/'ninf': a diverging fit must still be able to see NaN.
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
@@ -122,6 +128,7 @@ def _even_bounds(n_rows, n_blocks):
 def _matmul_rows_kernel(a, b, bounds, out):
     # a: (N, K), b: (K, M), out: (N, M) = a @ b
     for k in prange(len(bounds) - 1):
+        use_wide_vectors()
         r0, r1 = bounds[k], bounds[k + 1]
         np.dot(a[r0:r1], b, out[r0:r1])
 
@@ -147,6 +154,7 @@ def _weight_grads_kernel(d_pre, inputs, h_prev, bounds, xh, parts):
     # parts: (P, K+H+1, GH): block p of rows gives xh[rows]^T @ d_pre[rows]
     K, H = inputs.shape[1], h_prev.shape[1]
     for p in prange(len(bounds) - 1):
+        use_wide_vectors()
         r0, r1 = bounds[p], bounds[p + 1]
         block = xh[r0:r1]  # (rows, K+H+1)
         for r in range(r1 - r0):
@@ -200,6 +208,7 @@ def reverse_within_lengths(x, lengths, out):
     """
     T, B = x.shape[0], x.shape[1]
     for b in prange(B):
+        use_wide_vectors()
         n = lengths[b]
         for t in range(T):
             src = n - 1 - t if t < n else t
@@ -235,6 +244,7 @@ def _lstm_cell_forward(z, c_prev, c_out, h_out):
     negative-index wraparound then stops the loop from vectorising (3.4x
     slower, measured).
     """
+    use_wide_vectors()
     H = c_out.shape[0]
     z_if, z_g, z_o = z[:2 * H], z[2 * H:3 * H], z[3 * H:]  # (2H), (H), (H)
     for j in range(2 * H):
@@ -256,6 +266,7 @@ def _lstm_forward_row_shards(x, w_cat, lengths, shards, hs, cs, gates):
     T, F = x.shape[0], x.shape[2]
     H = hs.shape[2]
     for s in prange(len(shards) - 1):
+        use_wide_vectors()
         b0, b1 = shards[s], shards[s + 1]
         xh = np.empty((b1 - b0, F + H + 1), x.dtype)  # (rows, F+H+1): [x_t, h_{t-1}, 1]
         for r in range(b1 - b0):
@@ -294,6 +305,7 @@ def _lstm_inference_row_shards(x, w_cat, lengths, shards, reverse, h, c, out, co
     H = h.shape[1]
     keep = out.shape[0] > 0
     for s in prange(len(shards) - 1):
+        use_wide_vectors()
         b0, b1 = shards[s], shards[s + 1]
         xh = np.empty((b1 - b0, F + H + 1), x.dtype)  # (rows, F+H+1): [x_t, h_{t-1}, 1]
         for r in range(b1 - b0):
@@ -349,6 +361,7 @@ def _lstm_cell_backward(t, b0, lengths, gates, c_prev, c, d_out, dh, dc, dz):
     reshape) left LLVM unable to vectorise it, and the row views are 3.5-4.7x
     faster (measured: 17-21 -> 4.5-5.3 ns per element per thread).
     """
+    use_wide_vectors()
     H = c.shape[1]
     for r in range(c.shape[0]):
         dz_r = dz[r]  # (4H)
@@ -379,6 +392,7 @@ def _lstm_backward_row_shards(d_hs, d_h_n, d_c_n, w_hh, lengths, shards, cs, gat
     # cs: (T+1, B, H), gates/d_pre: (T, B, 4H)
     T, H = d_hs.shape[0], d_hs.shape[2]
     for s in prange(len(shards) - 1):
+        use_wide_vectors()
         b0, b1 = shards[s], shards[s + 1]
         dh = d_h_n[b0:b1].copy()  # (rows, H) recurrent gradient flowing into h_t
         dc = d_c_n[b0:b1].copy()  # (rows, H) gradient flowing into c_t
@@ -468,6 +482,7 @@ def _rnn_forward_row_shards(x, w_cat, lengths, shards, hs):
     T, F = x.shape[0], x.shape[2]
     H = hs.shape[2]
     for s in prange(len(shards) - 1):
+        use_wide_vectors()
         b0, b1 = shards[s], shards[s + 1]
         xh = np.empty((b1 - b0, F + H + 1), x.dtype)  # (rows, F+H+1): [x_t, h_{t-1}, 1]
         for r in range(b1 - b0):
@@ -501,6 +516,7 @@ def _rnn_backward_row_shards(d_hs, d_h_n, w_hh, lengths, shards, hs, d_pre, d_h0
     T = d_hs.shape[0]
     H = d_hs.shape[2]
     for s in prange(len(shards) - 1):
+        use_wide_vectors()
         b0, b1 = shards[s], shards[s + 1]
         dh = d_h_n[b0:b1].copy()  # (rows, H)
         dh_rec = np.empty_like(dh)

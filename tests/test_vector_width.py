@@ -1,0 +1,55 @@
+"""The kernels ask LLVM for the CPU's widest vectors (nlstm.kernels.vector_width)."""
+import llvmlite.binding as llvm
+import numpy as np
+import pytest
+from numba import njit
+
+from nlstm.kernels import cpu
+from nlstm.kernels.vector_width import WIDE_VECTOR_ATTRIBUTE, use_wide_vectors
+
+HOST_HAS_AVX512 = "+avx512f" in llvm.get_host_cpu_features().flatten().split(",")
+
+
+@njit(fastmath=True)
+def _scaled(x, factor):
+    use_wide_vectors()
+    out = np.empty_like(x)
+    for j in range(x.shape[0]):
+        out[j] = x[j] * factor
+    return out
+
+
+@njit(fastmath=True)
+def _scaled_default_width(x, factor):
+    out = np.empty_like(x)
+    for j in range(x.shape[0]):
+        out[j] = x[j] * factor
+    return out
+
+
+def test_the_attribute_reaches_the_function_and_changes_nothing_else():
+    x = np.arange(100, dtype=np.float32)
+    np.testing.assert_array_equal(_scaled(x, np.float32(3)), x * 3)
+    np.testing.assert_array_equal(_scaled_default_width(x, np.float32(3)), x * 3)
+    assert WIDE_VECTOR_ATTRIBUTE in _scaled.inspect_llvm(_scaled.signatures[0])
+    default_ir = _scaled_default_width.inspect_llvm(_scaled_default_width.signatures[0])
+    assert WIDE_VECTOR_ATTRIBUTE not in default_ir
+
+
+@pytest.mark.skipif(not HOST_HAS_AVX512, reason="512-bit vectors need an AVX-512 CPU")
+def test_the_gate_math_of_the_kernels_runs_on_512_bit_vectors():
+    """The inference sweep's cell (a helper) and its prange body (an outlined
+    function) both compile to zmm (512-bit) instructions on an AVX-512 CPU.
+    Compiled afresh from the kernel's Python source: Numba cannot show the
+    machine code of a kernel loaded from its cache."""
+    options = {k: v for k, v in cpu.KERNEL_OPTIONS.items() if k != "cache"}
+    kernel = njit(**options)(cpu._lstm_inference_row_shards.py_func)
+    B, T, F, H = 4, 3, 2, 64
+    x = np.zeros((B, T, F), np.float32)
+    w_cat = np.zeros((F + H + 1, 4 * H), np.float32)
+    h, c = np.zeros((B, H), np.float32), np.zeros((B, H), np.float32)
+    kernel(x, w_cat, np.full(B, T, np.int64), cpu.shard_bounds(B), False, h, c,
+           np.empty((0, 0, 0), np.float32), 0)
+    assert "zmm" in kernel.inspect_asm(kernel.signatures[0])
+    cell = cpu._lstm_cell_forward
+    assert "zmm" in cell.inspect_asm(cell.signatures[0])
