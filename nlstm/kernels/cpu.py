@@ -26,11 +26,10 @@ Parallelism (see ``DESIGN.md`` section 2):
   pre-activation gradients, giving its part of ``[dW_ih^T; dW_hh^T; db]``
   (the bias from the column of ones); the parts are summed in a fixed order;
 * BLAS must be single-threaded while these run (``nlstm._threads``).
-* every function whose loops carry the gate math (the cell helpers, each
-  ``prange`` body) calls `use_wide_vectors()`, which lets LLVM use 512-bit
-  vectors on AVX-512 CPUs (``vector_width``): 4-20% faster inference sweeps,
-  2-4% faster training sweeps at H <= 128, measured in one process against the
-  256-bit build.
+* the cell helpers and every ``prange`` body call `use_wide_vectors()`,
+  which lets LLVM use 512-bit vectors on AVX-512 CPUs (``vector_width``):
+  inference sweeps 1.01-1.20x, training sweeps 0.95-1.13x (about even within
+  the noise), measured in one process against the 256-bit build.
 
 Determinism: no result depends on the number of threads a call runs with. The
 batch shards and the weight-gradient row blocks follow the size of Numba's
