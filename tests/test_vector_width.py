@@ -38,18 +38,19 @@ def test_the_attribute_reaches_the_function_and_changes_nothing_else():
 
 @pytest.mark.skipif(not HOST_HAS_AVX512, reason="512-bit vectors need an AVX-512 CPU")
 def test_the_gate_math_of_the_kernels_runs_on_512_bit_vectors():
-    """The inference sweep's cell (a helper) and its prange body (an outlined
-    function) both compile to zmm (512-bit) instructions on an AVX-512 CPU.
-    Compiled afresh from the kernel's Python source: Numba cannot show the
-    machine code of a kernel loaded from its cache."""
-    options = {k: v for k, v in cpu.KERNEL_OPTIONS.items() if k != "cache"}
-    kernel = njit(**options)(cpu._lstm_inference_row_shards.py_func)
+    """The inference sweep's cell (a helper) and its shard function (the block
+    that `run_blocks` runs on each thread) both compile to zmm (512-bit)
+    instructions on an AVX-512 CPU. Compiled afresh from the kernel's Python
+    source: Numba cannot show the machine code of a kernel loaded from its
+    cache."""
+    options = {k: v for k, v in cpu.BLOCK_OPTIONS.items() if k != "cache"}
+    shard = njit(**options)(cpu._lstm_inference_shard.py_func)
     B, T, F, H = 4, 3, 2, 64
     x = np.zeros((B, T, F), np.float32)
     w_cat = np.zeros((F + H + 1, 4 * H), np.float32)
     h, c = np.zeros((B, H), np.float32), np.zeros((B, H), np.float32)
-    kernel(x, w_cat, np.full(B, T, np.int64), cpu.shard_bounds(B), False, h, c,
-           np.empty((0, 0, 0), np.float32), 0)
-    assert "zmm" in kernel.inspect_asm(kernel.signatures[0])
+    shard(0, 0, B, x, w_cat, np.full(B, T, np.int64), False, h, c,
+          np.empty((0, 0, 0), np.float32), 0)
+    assert "zmm" in shard.inspect_asm(shard.signatures[0])
     cell = cpu._lstm_cell_forward
     assert "zmm" in cell.inspect_asm(cell.signatures[0])

@@ -10,10 +10,15 @@ anyway, so prediction makes no time-major or reversed copies.
 
 Parallelism (see ``DESIGN.md`` section 2):
 
-* the sweeps run one parallel region per sweep: ``prange`` over batch shards,
-  each thread runs all T steps of its shard with its own small GEMM, so there
-  is no barrier per timestep (the public functions pick the shards; the
-  kernels behind them take them as an argument);
+* each kernel is a block function ``(k, r0, r1, *args)`` for one block of
+  rows, and ``blocks.run_blocks`` runs all blocks in one parallel region
+  (``prange`` over the blocks). Its code is compiled once, not once more in
+  each module of the parallel region as a ``prange`` body is (numba#8085):
+  the cold start of a first fit and predict fell from 13.4-14.3 s to
+  7.1-7.9 s, measured, with the same code and the same results;
+* the sweeps run one parallel region per sweep over batch shards: each
+  thread runs all T steps of its shard with its own small GEMM, so there is
+  no barrier per timestep (the public functions pick the shards);
 * the forward sweeps fuse the input projection and the bias into that GEMM:
   each step multiplies the shard's ``[x_t, h_{t-1}, 1]`` rows by
   ``W_cat = [W_ih^T; W_hh^T; b]`` (one GEMM with depth F+H+1), so the
@@ -26,7 +31,7 @@ Parallelism (see ``DESIGN.md`` section 2):
   pre-activation gradients, giving its part of ``[dW_ih^T; dW_hh^T; db]``
   (the bias from the column of ones); the parts are summed in a fixed order;
 * BLAS must be single-threaded while these run (``nlstm._threads``).
-* the cell helpers and every ``prange`` body call `use_wide_vectors()`,
+* the cell helpers and every block function call `use_wide_vectors()`,
   which lets LLVM use 512-bit vectors on AVX-512 CPUs (``vector_width``):
   inference sweeps 1.01-1.20x, training sweeps 0.95-1.13x (about even within
   the noise), measured in one process against the 256-bit build.
@@ -46,9 +51,10 @@ from functools import lru_cache
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .activations import sigmoid, sigmoid_grad, tanh, tanh_grad
+from .blocks import run_blocks
 from .vector_width import use_wide_vectors
 
 # Everything but 'nnan'/'ninf': a diverging fit must still be able to see NaN.
@@ -61,7 +67,8 @@ FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 # inline="always" re-types and re-lowers their bodies inside every kernel,
 # which cost about 4 s of the cold start.
 HELPER_OPTIONS = dict(fastmath=FASTMATH, error_model="numpy")
-KERNEL_OPTIONS = dict(parallel=True, cache=True, nogil=True, **HELPER_OPTIONS)
+# The kernels are block functions run in parallel by `blocks.run_blocks`.
+BLOCK_OPTIONS = dict(cache=True, **HELPER_OPTIONS)
 
 ROW_BLOCK = 256  # rows per block of the hoisted input-gradient GEMM
 GRAD_ROW_BLOCK_MIN = 64  # fewest rows per block of the weight-gradient GEMMs
@@ -123,13 +130,11 @@ def _even_bounds(n_rows, n_blocks):
 # --------------------------------------------------------------------------
 # Hoisted products
 # --------------------------------------------------------------------------
-@njit(**KERNEL_OPTIONS)
-def _matmul_rows_kernel(a, b, bounds, out):
+@njit(**BLOCK_OPTIONS)
+def _matmul_rows_block(k, r0, r1, a, b, out):
     # a: (N, K), b: (K, M), out: (N, M) = a @ b
-    for k in prange(len(bounds) - 1):
-        use_wide_vectors()
-        r0, r1 = bounds[k], bounds[k + 1]
-        np.dot(a[r0:r1], b, out[r0:r1])
+    use_wide_vectors()  # no loop of its own: kept so that every block function has it
+    np.dot(a[r0:r1], b, out[r0:r1])
 
 
 def matmul_rows(a, b, out):
@@ -141,30 +146,28 @@ def matmul_rows(a, b, out):
     b : ndarray, shape (K, M), C- or F-contiguous
     out : ndarray, shape (N, M), C-contiguous, written in place
     """
-    _matmul_rows_kernel(a, b, _row_block_bounds(a.shape[0]), out)
+    run_blocks(_matmul_rows_block, _row_block_bounds(a.shape[0]), a, b, out)
     return out
 
 
-@njit(**KERNEL_OPTIONS)
-def _weight_grads_kernel(d_pre, inputs, h_prev, bounds, xh, parts):
+@njit(**BLOCK_OPTIONS)
+def _weight_grads_block(p, r0, r1, d_pre, inputs, h_prev, xh, parts):
     # d_pre: (N, GH) gradient of the gate pre-activations, N = T*B
     # inputs: (N, K) layer input, h_prev: (N, H) previous hidden state
     # xh: (N, K+H+1) scratch for the rows [inputs, h_prev, 1]
     # parts: (P, K+H+1, GH): block p of rows gives xh[rows]^T @ d_pre[rows]
+    use_wide_vectors()
     K, H = inputs.shape[1], h_prev.shape[1]
-    for p in prange(len(bounds) - 1):
-        use_wide_vectors()
-        r0, r1 = bounds[p], bounds[p + 1]
-        block = xh[r0:r1]  # (rows, K+H+1)
-        for r in range(r1 - r0):
-            x_r, in_r = block[r, :K], inputs[r0 + r]  # (K)
-            for j in range(K):
-                x_r[j] = in_r[j]
-            h_r, h_prev_r = block[r, K:K + H], h_prev[r0 + r]  # (H)
-            for j in range(H):
-                h_r[j] = h_prev_r[j]
-            block[r, K + H] = 1
-        np.dot(block.T, d_pre[r0:r1], parts[p])  # (K+H+1, GH)
+    block = xh[r0:r1]  # (rows, K+H+1)
+    for r in range(r1 - r0):
+        x_r, in_r = block[r, :K], inputs[r0 + r]  # (K)
+        for j in range(K):
+            x_r[j] = in_r[j]
+        h_r, h_prev_r = block[r, K:K + H], h_prev[r0 + r]  # (H)
+        for j in range(H):
+            h_r[j] = h_prev_r[j]
+        block[r, K + H] = 1
+    np.dot(block.T, d_pre[r0:r1], parts[p])  # (K+H+1, GH)
 
 
 def weight_grads(d_pre, inputs, h_prev):
@@ -191,29 +194,33 @@ def weight_grads(d_pre, inputs, h_prev):
     bounds = grad_row_bounds(n)
     xh = np.empty((n, k + h + 1), dtype)  # (N, K+H+1)
     parts = np.empty((len(bounds) - 1, k + h + 1, gh), dtype)  # (P, K+H+1, GH)
-    _weight_grads_kernel(d_pre, inputs, h_prev, bounds, xh, parts)
+    run_blocks(_weight_grads_block, bounds, d_pre, inputs, h_prev, xh, parts)
     total = parts[0]
     for part in parts[1:]:  # a fixed order: the same bits for any thread count
         total += part
     return total[:k].T, total[k:k + h].T, total[k + h]
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(**BLOCK_OPTIONS)
+def _reverse_within_lengths_block(k, b0, b1, x, lengths, out):
+    # x, out: (T, B, F); rows [b0, b1) of the batch
+    use_wide_vectors()
+    for b in range(b0, b1):
+        n = lengths[b]
+        for t in range(x.shape[0]):
+            src = n - 1 - t if t < n else t
+            x_row, out_row = x[src, b], out[t, b]  # (F)
+            for f in range(x.shape[2]):
+                out_row[f] = x_row[f]
+
+
 def reverse_within_lengths(x, lengths, out):
     """``out[t, b] = x[lengths[b] - 1 - t, b]`` for ``t < lengths[b]``, else ``x[t, b]``.
 
     Turns a reverse-direction pass into a forward one (and back: it is an
-    involution). x, out: (T, B, F).
+    involution). x, out: (T, B, F). Returns out.
     """
-    T, B = x.shape[0], x.shape[1]
-    for b in prange(B):
-        use_wide_vectors()
-        n = lengths[b]
-        for t in range(T):
-            src = n - 1 - t if t < n else t
-            x_row, out_row = x[src, b], out[t, b]
-            for f in range(x.shape[2]):
-                out_row[f] = x_row[f]
+    run_blocks(_reverse_within_lengths_block, _pool_bounds(x.shape[1], 1), x, lengths, out)
     return out
 
 
@@ -259,89 +266,85 @@ def _lstm_cell_forward(z, c_prev, c_out, h_out):
         h_out[j] = z_o[j] * tanh(c)
 
 
-@njit(**KERNEL_OPTIONS)
-def _lstm_forward_row_shards(x, w_cat, lengths, shards, hs, cs, gates):
+@njit(**BLOCK_OPTIONS)
+def _lstm_forward_shard(s, b0, b1, x, w_cat, lengths, hs, cs, gates):
+    use_wide_vectors()
     # x: (T, B, F), w_cat: (F+H+1, 4H), hs/cs: (T+1, B, H), gates: (T, B, 4H)
     T, F = x.shape[0], x.shape[2]
     H = hs.shape[2]
-    for s in prange(len(shards) - 1):
-        use_wide_vectors()
-        b0, b1 = shards[s], shards[s + 1]
-        xh = np.empty((b1 - b0, F + H + 1), x.dtype)  # (rows, F+H+1): [x_t, h_{t-1}, 1]
+    xh = np.empty((b1 - b0, F + H + 1), x.dtype)  # (rows, F+H+1): [x_t, h_{t-1}, 1]
+    for r in range(b1 - b0):
+        xh_h, h0_r = xh[r, F:F + H], hs[0, b0 + r]  # (H)
+        for j in range(H):
+            xh_h[j] = h0_r[j]
+        xh[r, F + H] = 1
+    for t in range(T):
         for r in range(b1 - b0):
-            xh_h, h0_r = xh[r, F:F + H], hs[0, b0 + r]  # (H)
-            for j in range(H):
-                xh_h[j] = h0_r[j]
-            xh[r, F + H] = 1
-        for t in range(T):
-            for r in range(b1 - b0):
-                xh_x, x_r = xh[r, :F], x[t, b0 + r]  # (F)
-                for j in range(F):
-                    xh_x[j] = x_r[j]
-            z = gates[t, b0:b1]  # (rows, 4H), contiguous in the time-major layout
-            np.dot(xh, w_cat, z)
-            for r in range(b1 - b0):
-                b = b0 + r
-                h_prev, h_next = hs[t, b], hs[t + 1, b]  # (H)
-                c_prev, c_next = cs[t, b], cs[t + 1, b]  # (H)
-                if t < lengths[b]:
-                    _lstm_cell_forward(z[r], c_prev, c_next, h_next)
-                    xh_h = xh[r, F:F + H]  # (H)
-                    for j in range(H):
-                        xh_h[j] = h_next[j]
-                else:  # past this row's end: carry the state
-                    for j in range(H):
-                        h_next[j] = h_prev[j]
-                        c_next[j] = c_prev[j]
-                    z[r, :] = 0
+            xh_x, x_r = xh[r, :F], x[t, b0 + r]  # (F)
+            for j in range(F):
+                xh_x[j] = x_r[j]
+        z = gates[t, b0:b1]  # (rows, 4H), contiguous in the time-major layout
+        np.dot(xh, w_cat, z)
+        for r in range(b1 - b0):
+            b = b0 + r
+            h_prev, h_next = hs[t, b], hs[t + 1, b]  # (H)
+            c_prev, c_next = cs[t, b], cs[t + 1, b]  # (H)
+            if t < lengths[b]:
+                _lstm_cell_forward(z[r], c_prev, c_next, h_next)
+                xh_h = xh[r, F:F + H]  # (H)
+                for j in range(H):
+                    xh_h[j] = h_next[j]
+            else:  # past this row's end: carry the state
+                for j in range(H):
+                    h_next[j] = h_prev[j]
+                    c_next[j] = c_prev[j]
+                z[r, :] = 0
 
 
-@njit(**KERNEL_OPTIONS)
-def _lstm_inference_row_shards(x, w_cat, lengths, shards, reverse, h, c, out, column):
+@njit(**BLOCK_OPTIONS)
+def _lstm_inference_shard(s, b0, b1, x, w_cat, lengths, reverse, h, c, out, column):
+    use_wide_vectors()
     # x: (B, T, F) batch-first, w_cat: (F+H+1, 4H), h/c: (B, H),
     # out: (B, T, W) written in columns [column, column + H), or (0, 0, 0): not kept
     T, F = x.shape[1], x.shape[2]
     H = h.shape[1]
     keep = out.shape[0] > 0
-    for s in prange(len(shards) - 1):
-        use_wide_vectors()
-        b0, b1 = shards[s], shards[s + 1]
-        xh = np.empty((b1 - b0, F + H + 1), x.dtype)  # (rows, F+H+1): [x_t, h_{t-1}, 1]
+    xh = np.empty((b1 - b0, F + H + 1), x.dtype)  # (rows, F+H+1): [x_t, h_{t-1}, 1]
+    for r in range(b1 - b0):
+        xh_h, h_r = xh[r, F:F + H], h[b0 + r]  # (H)
+        for j in range(H):
+            xh_h[j] = h_r[j]
+        xh[r, F + H] = 1
+    z = np.empty((b1 - b0, 4 * H), x.dtype)  # (rows, 4H)
+    c_new = np.empty(H, x.dtype)  # not c[b] itself: in-place aliasing stops vectorisation
+    for t in range(T):
         for r in range(b1 - b0):
-            xh_h, h_r = xh[r, F:F + H], h[b0 + r]  # (H)
-            for j in range(H):
-                xh_h[j] = h_r[j]
-            xh[r, F + H] = 1
-        z = np.empty((b1 - b0, 4 * H), x.dtype)  # (rows, 4H)
-        c_new = np.empty(H, x.dtype)  # not c[b] itself: in-place aliasing stops vectorisation
-        for t in range(T):
-            for r in range(b1 - b0):
-                n = lengths[b0 + r]
-                src = n - 1 - t if reverse and t < n else t  # the step this row reads
-                xh_x, x_r = xh[r, :F], x[b0 + r, src]  # (F)
-                for j in range(F):
-                    xh_x[j] = x_r[j]
-            np.dot(xh, w_cat, z)
-            for r in range(b1 - b0):
-                b = b0 + r
-                n = lengths[b]
-                if t < n:
-                    c_r, xh_h = c[b], xh[r, F:F + H]  # (H)
-                    _lstm_cell_forward(z[r], c_r, c_new, xh_h)
+            n = lengths[b0 + r]
+            src = n - 1 - t if reverse and t < n else t  # the step this row reads
+            xh_x, x_r = xh[r, :F], x[b0 + r, src]  # (F)
+            for j in range(F):
+                xh_x[j] = x_r[j]
+        np.dot(xh, w_cat, z)
+        for r in range(b1 - b0):
+            b = b0 + r
+            n = lengths[b]
+            if t < n:
+                c_r, xh_h = c[b], xh[r, F:F + H]  # (H)
+                _lstm_cell_forward(z[r], c_r, c_new, xh_h)
+                for j in range(H):
+                    c_r[j] = c_new[j]
+                if keep:  # the output belongs to the step that was read
+                    out_r = out[b, n - 1 - t if reverse else t, column:column + H]  # (H)
                     for j in range(H):
-                        c_r[j] = c_new[j]
-                    if keep:  # the output belongs to the step that was read
-                        out_r = out[b, n - 1 - t if reverse else t, column:column + H]  # (H)
-                        for j in range(H):
-                            out_r[j] = xh_h[j]
-                elif keep:  # a loop: the slice assignment compiled 0.3-0.8 s slower
-                    out_r = out[b, t, column:column + H]  # (H)
-                    for j in range(H):
-                        out_r[j] = 0
-        for r in range(b1 - b0):  # the state at each row's last valid step
-            xh_h, h_r = xh[r, F:F + H], h[b0 + r]  # (H)
-            for j in range(H):
-                h_r[j] = xh_h[j]
+                        out_r[j] = xh_h[j]
+            elif keep:  # a loop: the slice assignment compiled 0.3-0.8 s slower
+                out_r = out[b, t, column:column + H]  # (H)
+                for j in range(H):
+                    out_r[j] = 0
+    for r in range(b1 - b0):  # the state at each row's last valid step
+        xh_h, h_r = xh[r, F:F + H], h[b0 + r]  # (H)
+        for j in range(H):
+            h_r[j] = xh_h[j]
 
 
 @njit(**HELPER_OPTIONS)
@@ -384,33 +387,31 @@ def _lstm_cell_backward(t, b0, lengths, gates, c_prev, c, d_out, dh, dc, dz):
                 dz_r[j] = 0
 
 
-@njit(**KERNEL_OPTIONS)
-def _lstm_backward_row_shards(d_hs, d_h_n, d_c_n, w_hh, lengths, shards, cs, gates,
-                              d_pre, d_h0, d_c0):
+@njit(**BLOCK_OPTIONS)
+def _lstm_backward_shard(s, b0, b1, d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, d_pre,
+                         d_h0, d_c0):
+    use_wide_vectors()
     # d_hs: (T, B, H), d_h_n/d_c_n/d_h0/d_c0: (B, H), w_hh: (4H, H),
     # cs: (T+1, B, H), gates/d_pre: (T, B, 4H)
     T, H = d_hs.shape[0], d_hs.shape[2]
-    for s in prange(len(shards) - 1):
-        use_wide_vectors()
-        b0, b1 = shards[s], shards[s + 1]
-        dh = d_h_n[b0:b1].copy()  # (rows, H) recurrent gradient flowing into h_t
-        dc = d_c_n[b0:b1].copy()  # (rows, H) gradient flowing into c_t
-        dh_rec = np.empty_like(dh)  # (rows, H)
-        for t in range(T - 1, -1, -1):
-            dz = d_pre[t, b0:b1]  # (rows, 4H), contiguous in the time-major layout
-            _lstm_cell_backward(t, b0, lengths, gates[t, b0:b1], cs[t, b0:b1], cs[t + 1, b0:b1],
-                                d_hs[t, b0:b1], dh, dc, dz)
-            np.dot(dz, w_hh, dh_rec)
-            for r in range(b1 - b0):
-                if t < lengths[b0 + r]:
-                    dh_r, dh_rec_r = dh[r], dh_rec[r]  # (H)
-                    for j in range(H):
-                        dh_r[j] = dh_rec_r[j]
+    dh = d_h_n[b0:b1].copy()  # (rows, H) recurrent gradient flowing into h_t
+    dc = d_c_n[b0:b1].copy()  # (rows, H) gradient flowing into c_t
+    dh_rec = np.empty_like(dh)  # (rows, H)
+    for t in range(T - 1, -1, -1):
+        dz = d_pre[t, b0:b1]  # (rows, 4H), contiguous in the time-major layout
+        _lstm_cell_backward(t, b0, lengths, gates[t, b0:b1], cs[t, b0:b1], cs[t + 1, b0:b1],
+                            d_hs[t, b0:b1], dh, dc, dz)
+        np.dot(dz, w_hh, dh_rec)
         for r in range(b1 - b0):
-            dh_r, dc_r, d_h0_r, d_c0_r = dh[r], dc[r], d_h0[b0 + r], d_c0[b0 + r]  # (H)
-            for j in range(H):
-                d_h0_r[j] = dh_r[j]
-                d_c0_r[j] = dc_r[j]
+            if t < lengths[b0 + r]:
+                dh_r, dh_rec_r = dh[r], dh_rec[r]  # (H)
+                for j in range(H):
+                    dh_r[j] = dh_rec_r[j]
+    for r in range(b1 - b0):
+        dh_r, dc_r, d_h0_r, d_c0_r = dh[r], dc[r], d_h0[b0 + r], d_c0[b0 + r]  # (H)
+        for j in range(H):
+            d_h0_r[j] = dh_r[j]
+            d_c0_r[j] = dc_r[j]
 
 
 def lstm_forward_sweep(x, w_cat, lengths, hs, cs, gates):
@@ -426,7 +427,7 @@ def lstm_forward_sweep(x, w_cat, lengths, hs, cs, gates):
     gates : (T, B, 4H) receives the activated gates i, f, g, o (zero past a
         row's length)
     """
-    _lstm_forward_row_shards(x, w_cat, lengths, shard_bounds(hs.shape[1]), hs, cs, gates)
+    run_blocks(_lstm_forward_shard, shard_bounds(hs.shape[1]), x, w_cat, lengths, hs, cs, gates)
 
 
 def lstm_inference_sweep(x, w_cat, lengths, h, c, out=None, column=0, reverse=False):
@@ -451,8 +452,8 @@ def lstm_inference_sweep(x, w_cat, lengths, h, c, out=None, column=0, reverse=Fa
     if out is None:
         out = np.empty((0, 0, 0), x.dtype)
     x = np.ascontiguousarray(x)  # a strided view would compile a second kernel
-    _lstm_inference_row_shards(x, w_cat, lengths, shard_bounds(h.shape[0]), bool(reverse), h, c,
-                               out, column)
+    run_blocks(_lstm_inference_shard, shard_bounds(h.shape[0]), x, w_cat, lengths, bool(reverse),
+               h, c, out, int(column))
 
 
 def lstm_backward_sweep(d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, d_pre, d_h0, d_c0):
@@ -468,77 +469,73 @@ def lstm_backward_sweep(d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, d_pre, d_h
     d_pre : (T, B, 4H) receives the gradient of the gate pre-activations
     d_h0, d_c0 : (B, H) receive the gradient w.r.t. the initial state
     """
-    _lstm_backward_row_shards(d_hs, d_h_n, d_c_n, w_hh, lengths, shard_bounds(d_hs.shape[1]),
-                              cs, gates, d_pre, d_h0, d_c0)
+    run_blocks(_lstm_backward_shard, shard_bounds(d_hs.shape[1]), d_hs, d_h_n, d_c_n, w_hh,
+               lengths, cs, gates, d_pre, d_h0, d_c0)
 
 
 # --------------------------------------------------------------------------
 # Plain tanh RNN cell: h_t = tanh(x_t @ W_ih^T + h_{t-1} @ W_hh^T + b)
 # --------------------------------------------------------------------------
-@njit(**KERNEL_OPTIONS)
-def _rnn_forward_row_shards(x, w_cat, lengths, shards, hs):
+@njit(**BLOCK_OPTIONS)
+def _rnn_forward_shard(s, b0, b1, x, w_cat, lengths, hs):
+    use_wide_vectors()
     # x: (T, B, F), w_cat: (F+H+1, H), hs: (T+1, B, H)
     T, F = x.shape[0], x.shape[2]
     H = hs.shape[2]
-    for s in prange(len(shards) - 1):
-        use_wide_vectors()
-        b0, b1 = shards[s], shards[s + 1]
-        xh = np.empty((b1 - b0, F + H + 1), x.dtype)  # (rows, F+H+1): [x_t, h_{t-1}, 1]
+    xh = np.empty((b1 - b0, F + H + 1), x.dtype)  # (rows, F+H+1): [x_t, h_{t-1}, 1]
+    for r in range(b1 - b0):
+        xh_h, h0_r = xh[r, F:F + H], hs[0, b0 + r]  # (H)
+        for j in range(H):
+            xh_h[j] = h0_r[j]
+        xh[r, F + H] = 1
+    z = np.empty((b1 - b0, H), x.dtype)  # (rows, H)
+    for t in range(T):
         for r in range(b1 - b0):
-            xh_h, h0_r = xh[r, F:F + H], hs[0, b0 + r]  # (H)
-            for j in range(H):
-                xh_h[j] = h0_r[j]
-            xh[r, F + H] = 1
-        z = np.empty((b1 - b0, H), x.dtype)  # (rows, H)
-        for t in range(T):
-            for r in range(b1 - b0):
-                xh_x, x_r = xh[r, :F], x[t, b0 + r]  # (F)
-                for j in range(F):
-                    xh_x[j] = x_r[j]
-            np.dot(xh, w_cat, z)
-            for r in range(b1 - b0):
-                b = b0 + r
-                h_prev, h_next = hs[t, b], hs[t + 1, b]  # (H)
-                if t < lengths[b]:
-                    z_r, xh_h = z[r], xh[r, F:F + H]  # (H)
-                    for j in range(H):
-                        h_next[j] = tanh(z_r[j])
-                        xh_h[j] = h_next[j]
-                else:
-                    for j in range(H):
-                        h_next[j] = h_prev[j]
+            xh_x, x_r = xh[r, :F], x[t, b0 + r]  # (F)
+            for j in range(F):
+                xh_x[j] = x_r[j]
+        np.dot(xh, w_cat, z)
+        for r in range(b1 - b0):
+            b = b0 + r
+            h_prev, h_next = hs[t, b], hs[t + 1, b]  # (H)
+            if t < lengths[b]:
+                z_r, xh_h = z[r], xh[r, F:F + H]  # (H)
+                for j in range(H):
+                    h_next[j] = tanh(z_r[j])
+                    xh_h[j] = h_next[j]
+            else:
+                for j in range(H):
+                    h_next[j] = h_prev[j]
 
 
-@njit(**KERNEL_OPTIONS)
-def _rnn_backward_row_shards(d_hs, d_h_n, w_hh, lengths, shards, hs, d_pre, d_h0):
+@njit(**BLOCK_OPTIONS)
+def _rnn_backward_shard(s, b0, b1, d_hs, d_h_n, w_hh, lengths, hs, d_pre, d_h0):
+    use_wide_vectors()
     # d_hs/d_pre: (T, B, H), d_h_n/d_h0: (B, H), w_hh: (H, H), hs: (T+1, B, H)
     T = d_hs.shape[0]
     H = d_hs.shape[2]
-    for s in prange(len(shards) - 1):
-        use_wide_vectors()
-        b0, b1 = shards[s], shards[s + 1]
-        dh = d_h_n[b0:b1].copy()  # (rows, H)
-        dh_rec = np.empty_like(dh)
-        for t in range(T - 1, -1, -1):
-            for r in range(b1 - b0):  # 1-d row views, so that the loop vectorises
-                b = b0 + r
-                d_pre_r = d_pre[t, b]  # (H)
-                if t < lengths[b]:
-                    dh_r, d_out_r, h_r = dh[r], d_hs[t, b], hs[t + 1, b]
-                    for j in range(H):
-                        d_pre_r[j] = (dh_r[j] + d_out_r[j]) * tanh_grad(h_r[j])
-                else:
-                    d_pre_r[:] = 0
-            np.dot(d_pre[t, b0:b1], w_hh, dh_rec)
-            for r in range(b1 - b0):
-                if t < lengths[b0 + r]:
-                    dh_r, dh_rec_r = dh[r], dh_rec[r]  # (H)
-                    for j in range(H):
-                        dh_r[j] = dh_rec_r[j]
+    dh = d_h_n[b0:b1].copy()  # (rows, H)
+    dh_rec = np.empty_like(dh)
+    for t in range(T - 1, -1, -1):
+        for r in range(b1 - b0):  # 1-d row views, so that the loop vectorises
+            b = b0 + r
+            d_pre_r = d_pre[t, b]  # (H)
+            if t < lengths[b]:
+                dh_r, d_out_r, h_r = dh[r], d_hs[t, b], hs[t + 1, b]
+                for j in range(H):
+                    d_pre_r[j] = (dh_r[j] + d_out_r[j]) * tanh_grad(h_r[j])
+            else:
+                d_pre_r[:] = 0
+        np.dot(d_pre[t, b0:b1], w_hh, dh_rec)
         for r in range(b1 - b0):
-            dh_r, d_h0_r = dh[r], d_h0[b0 + r]  # (H)
-            for j in range(H):
-                d_h0_r[j] = dh_r[j]
+            if t < lengths[b0 + r]:
+                dh_r, dh_rec_r = dh[r], dh_rec[r]  # (H)
+                for j in range(H):
+                    dh_r[j] = dh_rec_r[j]
+    for r in range(b1 - b0):
+        dh_r, d_h0_r = dh[r], d_h0[b0 + r]  # (H)
+        for j in range(H):
+            d_h0_r[j] = dh_r[j]
 
 
 def rnn_forward_sweep(x, w_cat, lengths, hs):
@@ -548,7 +545,7 @@ def rnn_forward_sweep(x, w_cat, lengths, hs):
     hs : (T + 1, B, H) with ``hs[0]`` the initial state on entry; the rest as
     in `lstm_forward_sweep`.
     """
-    _rnn_forward_row_shards(x, w_cat, lengths, shard_bounds(hs.shape[1]), hs)
+    run_blocks(_rnn_forward_shard, shard_bounds(hs.shape[1]), x, w_cat, lengths, hs)
 
 
 def rnn_backward_sweep(d_hs, d_h_n, w_hh, lengths, hs, d_pre, d_h0):
@@ -557,5 +554,5 @@ def rnn_backward_sweep(d_hs, d_h_n, w_hh, lengths, hs, d_pre, d_h0):
     d_hs : (T, B, H), d_h_n : (B, H), w_hh : (H, H), hs : (T + 1, B, H) from
     the forward sweep, d_pre : (T, B, H) and d_h0 : (B, H) receive gradients.
     """
-    _rnn_backward_row_shards(d_hs, d_h_n, w_hh, lengths, shard_bounds(hs.shape[1]), hs, d_pre,
-                             d_h0)
+    run_blocks(_rnn_backward_shard, shard_bounds(hs.shape[1]), d_hs, d_h_n, w_hh, lengths, hs,
+               d_pre, d_h0)

@@ -1,0 +1,65 @@
+"""run_blocks runs a compiled block function on every row block, in parallel,
+without linking the block's code into the parallel kernel (nlstm.kernels.blocks)."""
+import math
+
+import numpy as np
+import pytest
+from numba import njit, prange
+
+from nlstm.kernels import blocks
+
+
+@njit
+def _label_rows(k, r0, r1, scale, out):
+    for r in range(r0, r1):
+        out[r, 0] = k
+        out[r, 1] = r0
+        out[r, 2] = math.sqrt(r1 * scale)  # @sqrt shows where this code is linked
+
+
+@njit
+def _fail_on_second_block(k, r0, r1, out):
+    if k == 1:
+        raise ValueError("block 1 refuses")
+    for r in range(r0, r1):
+        out[r] = 1.0
+
+
+def test_every_block_runs_once_with_its_index_and_rows():
+    bounds = np.array([0, 3, 4, 9, 9, 12], np.int64)  # an empty block too
+    out = np.full((12, 3), -1.0)
+    blocks.run_blocks(_label_rows, bounds, 2.0, out)
+    expected = np.full((12, 3), -1.0)
+    for k in range(len(bounds) - 1):
+        r0, r1 = bounds[k], bounds[k + 1]
+        expected[r0:r1] = [k, r0, math.sqrt(r1 * 2.0)]
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_an_exception_in_a_block_reaches_the_caller():
+    out = np.zeros(8)
+    with pytest.raises(ValueError, match="block 1 refuses"):
+        blocks.run_blocks(_fail_on_second_block, np.array([0, 4, 8], np.int64), out)
+
+
+def _label_rows_in_prange(bounds, scale, out):  # the usual way: the block inside prange
+    for k in prange(len(bounds) - 1):
+        _label_rows(k, bounds[k], bounds[k + 1], scale, out)
+
+
+def test_the_parallel_kernel_calls_the_block_without_linking_its_code():
+    """The point of run_blocks: the block's code is compiled once, not once
+    more inside each module of the parallel kernel (numba#8085). Control: a
+    prange kernel calling the block directly does contain it."""
+    out = np.zeros((4, 3))
+    bounds = np.array([0, 2, 4], np.int64)
+    linked = njit(parallel=True)(_label_rows_in_prange)
+    linked(bounds, 1.0, out)
+    assert "@sqrt" in linked.inspect_llvm(linked.signatures[0])
+
+    out[:] = 0
+    address = blocks._address_of(_label_rows, (1.0, out))
+    kernel = njit(parallel=True)(blocks._run_blocks.py_func)  # fresh: its IR can be shown
+    kernel(address, bounds, (1.0, out), np.zeros(2, np.bool_))
+    np.testing.assert_array_equal(out[:, 0], [0, 0, 1, 1])  # the call through the address ran
+    assert "@sqrt" not in kernel.inspect_llvm(kernel.signatures[0])
