@@ -1,6 +1,7 @@
 """run_blocks runs a compiled block function on every row block, in parallel,
 without linking the block's code into the parallel kernel (nlstm.kernels.blocks)."""
 import math
+import re
 
 import numpy as np
 import pytest
@@ -63,3 +64,23 @@ def test_the_parallel_kernel_calls_the_block_without_linking_its_code():
     kernel(address, bounds, (1.0, out), np.zeros(2, np.bool_))
     np.testing.assert_array_equal(out[:, 0], [0, 0, 1, 1])  # the call through the address ran
     assert "@sqrt" not in kernel.inspect_llvm(kernel.signatures[0])
+
+
+@njit
+def _scale_rows(k, r0, r1, x, out):
+    blocks.arguments_do_not_alias()
+    for r in range(r0, r1):
+        out[r] = 2 * x[r]
+
+
+def test_block_arguments_are_marked_noalias():
+    x = np.arange(6.0)
+    out = np.zeros(6)
+    blocks.run_blocks(_scale_rows, np.array([0, 3, 6], np.int64), x, out)
+    np.testing.assert_array_equal(out, 2 * x)
+    for function, marked in ((_scale_rows, True), (_label_rows, False)):
+        ir = function.inspect_llvm(function.signatures[0])
+        definition = next(line for line in ir.splitlines()
+                          if line.startswith("define") and function.__name__ in line)
+        # the data pointer of the array argument "out" (field 4 of Numba's array struct)
+        assert bool(re.search(r"ptr noalias [^,]*%arg\.out\.4\b", definition)) is marked

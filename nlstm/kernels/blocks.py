@@ -17,6 +17,7 @@ The block's code is the same as a ``prange`` body's: results are bit for bit
 those of the ``prange`` kernels.
 """
 import numpy as np
+from llvmlite import ir
 from numba import njit, prange, typeof, types
 from numba.extending import intrinsic
 
@@ -44,6 +45,23 @@ def _call_block(typingctx, address, k, r0, r1, args):
         return status.is_error
 
     return types.boolean(address, k, r0, r1, args), codegen
+
+
+@intrinsic
+def arguments_do_not_alias(typingctx):
+    """Mark the calling jitted function's pointer arguments ``noalias``, as
+    Numba marks a ``prange`` body's when it finds no aliases in it: LLVM may
+    then vectorise loops without run-time overlap checks. Every block function
+    calls it (without it the backward sweep was about 5% slower at 16 rows
+    per shard, measured), so no array a block writes may overlap another of
+    its arguments."""
+    def codegen(context, builder, signature, args):
+        for argument in builder.function.args:
+            if isinstance(argument.type, ir.PointerType):
+                argument.add_attribute("noalias")
+        return context.get_dummy_value()
+
+    return types.none(), codegen
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -82,11 +100,12 @@ def run_blocks(block_function, bounds, *args):
     block_function : numba dispatcher
         A ``@njit(cache=True)`` function ``(k, r0, r1, *args) -> None`` for
         block k, rows ``[r0, r1)``, that writes only its own block's parts of
-        the outputs.
+        the outputs and calls `arguments_do_not_alias`.
     bounds : ndarray of int64, shape (n_blocks + 1,)
         Increasing row bounds.
     *args
-        Passed unchanged to every call (arrays are shared, not copied).
+        Passed unchanged to every call (arrays are shared, not copied). An
+        array the blocks write must not overlap any other argument.
 
     Raises
     ------

@@ -15,7 +15,9 @@ Parallelism (see ``DESIGN.md`` section 2):
   (``prange`` over the blocks). Its code is compiled once, not once more in
   each module of the parallel region as a ``prange`` body is (numba#8085):
   the cold start of a first fit and predict fell from 13.4-14.3 s to
-  7.1-7.9 s, measured, with the same code and the same results;
+  7.1-7.9 s, measured, with the same results. Each block function starts
+  with `arguments_do_not_alias()` (the ``noalias`` Numba gives a ``prange``
+  body) and `use_wide_vectors()`;
 * the sweeps run one parallel region per sweep over batch shards: each
   thread runs all T steps of its shard with its own small GEMM, so there is
   no barrier per timestep (the public functions pick the shards);
@@ -54,7 +56,7 @@ import numpy as np
 from numba import njit
 
 from .activations import sigmoid, sigmoid_grad, tanh, tanh_grad
-from .blocks import run_blocks
+from .blocks import arguments_do_not_alias, run_blocks
 from .vector_width import use_wide_vectors
 
 # Everything but 'nnan'/'ninf': a diverging fit must still be able to see NaN.
@@ -133,6 +135,7 @@ def _even_bounds(n_rows, n_blocks):
 @njit(**BLOCK_OPTIONS)
 def _matmul_rows_block(k, r0, r1, a, b, out):
     # a: (N, K), b: (K, M), out: (N, M) = a @ b
+    arguments_do_not_alias()
     use_wide_vectors()  # no loop of its own: kept so that every block function has it
     np.dot(a[r0:r1], b, out[r0:r1])
 
@@ -156,6 +159,7 @@ def _weight_grads_block(p, r0, r1, d_pre, inputs, h_prev, xh, parts):
     # inputs: (N, K) layer input, h_prev: (N, H) previous hidden state
     # xh: (N, K+H+1) scratch for the rows [inputs, h_prev, 1]
     # parts: (P, K+H+1, GH): block p of rows gives xh[rows]^T @ d_pre[rows]
+    arguments_do_not_alias()
     use_wide_vectors()
     K, H = inputs.shape[1], h_prev.shape[1]
     block = xh[r0:r1]  # (rows, K+H+1)
@@ -204,6 +208,7 @@ def weight_grads(d_pre, inputs, h_prev):
 @njit(**BLOCK_OPTIONS)
 def _reverse_within_lengths_block(k, b0, b1, x, lengths, out):
     # x, out: (T, B, F); rows [b0, b1) of the batch
+    arguments_do_not_alias()
     use_wide_vectors()
     for b in range(b0, b1):
         n = lengths[b]
@@ -268,6 +273,7 @@ def _lstm_cell_forward(z, c_prev, c_out, h_out):
 
 @njit(**BLOCK_OPTIONS)
 def _lstm_forward_shard(s, b0, b1, x, w_cat, lengths, hs, cs, gates):
+    arguments_do_not_alias()
     use_wide_vectors()
     # x: (T, B, F), w_cat: (F+H+1, 4H), hs/cs: (T+1, B, H), gates: (T, B, 4H)
     T, F = x.shape[0], x.shape[2]
@@ -303,6 +309,7 @@ def _lstm_forward_shard(s, b0, b1, x, w_cat, lengths, hs, cs, gates):
 
 @njit(**BLOCK_OPTIONS)
 def _lstm_inference_shard(s, b0, b1, x, w_cat, lengths, reverse, h, c, out, column):
+    arguments_do_not_alias()
     use_wide_vectors()
     # x: (B, T, F) batch-first, w_cat: (F+H+1, 4H), h/c: (B, H),
     # out: (B, T, W) written in columns [column, column + H), or (0, 0, 0): not kept
@@ -390,6 +397,7 @@ def _lstm_cell_backward(t, b0, lengths, gates, c_prev, c, d_out, dh, dc, dz):
 @njit(**BLOCK_OPTIONS)
 def _lstm_backward_shard(s, b0, b1, d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, d_pre,
                          d_h0, d_c0):
+    arguments_do_not_alias()
     use_wide_vectors()
     # d_hs: (T, B, H), d_h_n/d_c_n/d_h0/d_c0: (B, H), w_hh: (4H, H),
     # cs: (T+1, B, H), gates/d_pre: (T, B, 4H)
@@ -478,6 +486,7 @@ def lstm_backward_sweep(d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, d_pre, d_h
 # --------------------------------------------------------------------------
 @njit(**BLOCK_OPTIONS)
 def _rnn_forward_shard(s, b0, b1, x, w_cat, lengths, hs):
+    arguments_do_not_alias()
     use_wide_vectors()
     # x: (T, B, F), w_cat: (F+H+1, H), hs: (T+1, B, H)
     T, F = x.shape[0], x.shape[2]
@@ -510,6 +519,7 @@ def _rnn_forward_shard(s, b0, b1, x, w_cat, lengths, hs):
 
 @njit(**BLOCK_OPTIONS)
 def _rnn_backward_shard(s, b0, b1, d_hs, d_h_n, w_hh, lengths, hs, d_pre, d_h0):
+    arguments_do_not_alias()
     use_wide_vectors()
     # d_hs/d_pre: (T, B, H), d_h_n/d_h0: (B, H), w_hh: (H, H), hs: (T+1, B, H)
     T = d_hs.shape[0]
