@@ -220,3 +220,35 @@ def test_prediction_path_gives_the_forward_results_bit_for_bit(num_layers, bidir
             assert got_out is None
         np.testing.assert_array_equal(got_h, h_n)
         np.testing.assert_array_equal(got_c, c_n)
+
+
+def test_cell_chunks_of_rows_match_reference():
+    """The forward sweeps activate the gates chunk by chunk of rows
+    (``cpu.CELL_CHUNK`` pre-activations per chunk): at 700 hidden units a chunk
+    holds 2 rows, so a shard of 4-5 rows ends with a partial chunk. Forward,
+    backward and the prediction path against the NumPy reference."""
+    from nlstm.kernels.cpu import CELL_CHUNK
+
+    hidden, batch = 700, 9
+    assert CELL_CHUNK // (4 * hidden) == 2  # the case this test is for
+    layer = LSTM(F, hidden, dtype="float64", random_state=2)
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((batch, T, F))
+    lengths = np.array([6, 2, 5, 1, 3, 6, 4, 6, 1])
+    d_out = rng.standard_normal((batch, T, hidden))
+    out, (h_n, c_n) = layer.forward(x, lengths=lengths)
+    d_x, grads = layer.backward(d_out)
+    params = layer.state_dict()
+    ref_out, ref_h, ref_c, tape = reference_forward(params, x, lengths, "lstm", 1, False)
+    ref_dx, ref_grads, _, _ = reference_backward(params, tape, d_out, lengths, "lstm", 1,
+                                                 False, F)
+    for got, want in [(out, ref_out), (h_n, ref_h), (c_n, ref_c), (d_x, ref_dx)]:
+        assert rel_err(got, want) < TOL["float64"]
+    for name in params:
+        assert rel_err(grads[name], ref_grads[name]) < TOL["float64"], name
+    x, lengths, h0, c0 = layer._check_forward_args(x, lengths, None, False)
+    with kernel_threads():
+        got_out, got_h, got_c = layer._forward(x, lengths, h0, c0, training=False,
+                                               keep_cache=False, want_output=True)
+    np.testing.assert_array_equal(got_out, out)
+    np.testing.assert_array_equal(got_c, c_n)

@@ -38,8 +38,9 @@ def test_the_attribute_reaches_the_function_and_changes_nothing_else():
 
 @pytest.mark.skipif(not HOST_HAS_AVX512, reason="512-bit vectors need an AVX-512 CPU")
 def test_the_gate_math_of_the_kernels_runs_on_512_bit_vectors():
-    """The inference sweep's cell (a helper) and its shard function (the block
-    that `run_blocks` runs on each thread) both compile to zmm (512-bit)
+    """The gate activations (`_gate_tanh`, a helper) and the inference
+    sweep's shard function (the block that `run_blocks` runs on each thread,
+    which holds the rest of the cell) both compile to zmm (512-bit)
     instructions on an AVX-512 CPU. Compiled afresh from the kernel's Python
     source: Numba cannot show the machine code of a kernel loaded from its
     cache."""
@@ -52,5 +53,5 @@ def test_the_gate_math_of_the_kernels_runs_on_512_bit_vectors():
     shard(0, 0, B, x, w_cat, np.full(B, T, np.int64), False, h, c,
           np.empty((0, 0, 0), np.float32), 0)
     assert "zmm" in shard.inspect_asm(shard.signatures[0])
-    cell = cpu._lstm_cell_forward
+    cell = cpu._gate_tanh
     assert "zmm" in cell.inspect_asm(cell.signatures[0])

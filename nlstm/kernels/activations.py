@@ -11,6 +11,10 @@ dispatch on the argument's type at compile time:
   inside the 2e-4 parity tolerance against PyTorch (see
   ``tests/test_activations.py``).
 
+The LSTM kernels take the sigmoid gates as ``sigmoid(x) = (1 + tanh(x / 2)) / 2``:
+they halve those gates' weight columns, so one tanh loop covers all four gates
+(see ``cpu._gate_tanh``), and `sigmoid_from_tanh` finishes the sigmoid.
+
 The derivatives are written in terms of the activation's *output*, which is
 what the backward sweeps keep.
 """
@@ -47,6 +51,11 @@ def sigmoid(x):  # pragma: no cover - replaced by the overload inside kernels
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def sigmoid_from_tanh(t):  # pragma: no cover - replaced by the overload inside kernels
+    """``sigmoid(x)`` given ``t = tanh(x / 2)``."""
+    return 0.5 * t + 0.5
+
+
 @overload(tanh, jit_options=_JIT_OPTIONS)
 def _tanh_overload(x):
     if x == types.float32:
@@ -80,10 +89,21 @@ def _sigmoid_overload(x):
         half = np.float32(0.5)
 
         def impl(x):
-            return half * tanh(half * x) + half
+            return sigmoid_from_tanh(tanh(half * x))
 
         return impl
     return lambda x: 1.0 / (1.0 + np.exp(-x))
+
+
+@overload(sigmoid_from_tanh, jit_options=_JIT_OPTIONS)
+def _sigmoid_from_tanh_overload(t):
+    # the constant in t's own type: a float64 0.5 would promote float32 math
+    half = np.float32(0.5) if t == types.float32 else 0.5
+
+    def impl(t):
+        return half * t + half
+
+    return impl
 
 
 # Derivatives in terms of the outputs y = sigmoid(x) and y = tanh(x).

@@ -243,8 +243,10 @@ def zero_after_lengths(x, lengths):
 # --------------------------------------------------------------------------
 @_per_dtype
 def _lstm_step_forward_kernel(scalar):
-    """One LSTM step for every (b, j): gates, cell update, length mask."""
-    one = scalar(1)
+    """One LSTM step for every (b, j): gates, cell update, length mask.
+    ``gates`` keeps what the CPU sweep keeps: ``tanh(x_i / 2)``,
+    ``tanh(x_f / 2)``, ``tanh(x_g)``, ``tanh(x_o / 2)``."""
+    half = scalar(0.5)
 
     @cuda.jit
     def kernel(t, z, x_proj, lengths, h_prev, c_prev, h_next, c_next, gates):
@@ -255,19 +257,21 @@ def _lstm_step_forward_kernel(scalar):
         if i < B * H:
             b, j = i // H, i % H
             if t < lengths[b]:
-                # sigmoid(x) = 1 / (1 + exp(-x)), written out: kernels here call no
-                # device functions, so compile_ptx needs no driver to resolve them
-                ig = one / (one + math.exp(-(z[b, j] + x_proj[t, b, j])))
-                fg = one / (one + math.exp(-(z[b, H + j] + x_proj[t, b, H + j])))
+                # sigmoid(x) = (1 + tanh(x / 2)) / 2, as the CPU kernels, written out:
+                # kernels here call no device functions, so compile_ptx needs no
+                # driver to resolve them
+                ti = math.tanh(half * (z[b, j] + x_proj[t, b, j]))
+                tf = math.tanh(half * (z[b, H + j] + x_proj[t, b, H + j]))
                 gg = math.tanh(z[b, 2 * H + j] + x_proj[t, b, 2 * H + j])
-                og = one / (one + math.exp(-(z[b, 3 * H + j] + x_proj[t, b, 3 * H + j])))
+                to = math.tanh(half * (z[b, 3 * H + j] + x_proj[t, b, 3 * H + j]))
+                ig, fg, og = half * ti + half, half * tf + half, half * to + half
                 c = fg * c_prev[b, j] + ig * gg
                 c_next[b, j] = c
                 h_next[b, j] = og * math.tanh(c)
-                gates[t, b, j] = ig
-                gates[t, b, H + j] = fg
+                gates[t, b, j] = ti
+                gates[t, b, H + j] = tf
                 gates[t, b, 2 * H + j] = gg
-                gates[t, b, 3 * H + j] = og
+                gates[t, b, 3 * H + j] = to
             else:  # past this row's end: carry the state
                 c_next[b, j] = c_prev[b, j]
                 h_next[b, j] = h_prev[b, j]
@@ -281,7 +285,7 @@ def _lstm_step_forward_kernel(scalar):
 def _lstm_inference_step_kernel(scalar):
     """One LSTM step of the inference sweep for every (b, j), batch-first: the
     state is updated in place and the output written at the step read."""
-    one = scalar(1)
+    half = scalar(0.5)
 
     @cuda.jit
     def kernel(t, z, x_proj, lengths, reverse, h, c, out, column):
@@ -297,10 +301,11 @@ def _lstm_inference_step_kernel(scalar):
                 # the gate lines of _lstm_step_forward_kernel again: a shared device
                 # function (cuda.jit(device=True) or register_jitable) makes
                 # compile_ptx ask the CUDA driver for a device (numba 0.68)
-                ig = one / (one + math.exp(-(z[b, j] + x_proj[b, s, j])))
-                fg = one / (one + math.exp(-(z[b, H + j] + x_proj[b, s, H + j])))
+                ti = math.tanh(half * (z[b, j] + x_proj[b, s, j]))
+                tf = math.tanh(half * (z[b, H + j] + x_proj[b, s, H + j]))
                 gg = math.tanh(z[b, 2 * H + j] + x_proj[b, s, 2 * H + j])
-                og = one / (one + math.exp(-(z[b, 3 * H + j] + x_proj[b, s, 3 * H + j])))
+                to = math.tanh(half * (z[b, 3 * H + j] + x_proj[b, s, 3 * H + j]))
+                ig, fg, og = half * ti + half, half * tf + half, half * to + half
                 c_new = fg * c[b, j] + ig * gg
                 h_new = og * math.tanh(c_new)
                 c[b, j] = c_new
@@ -316,7 +321,7 @@ def _lstm_inference_step_kernel(scalar):
 @_per_dtype
 def _lstm_step_backward_kernel(scalar):
     """Backward of one LSTM step for every (b, j)."""
-    one = scalar(1)
+    one, half = scalar(1), scalar(0.5)
 
     @cuda.jit
     def kernel(t, d_hs, dh, dc, lengths, cs, gates, d_pre):
@@ -327,8 +332,9 @@ def _lstm_step_backward_kernel(scalar):
         if i < B * H:
             b, j = i // H, i % H
             if t < lengths[b]:
-                ig, fg = gates[t, b, j], gates[t, b, H + j]
-                gg, og = gates[t, b, 2 * H + j], gates[t, b, 3 * H + j]
+                # the gates from the forward's tanh values (see the forward kernel)
+                ig, fg = half * gates[t, b, j] + half, half * gates[t, b, H + j] + half
+                gg, og = gates[t, b, 2 * H + j], half * gates[t, b, 3 * H + j] + half
                 dh_total = dh[b, j] + d_hs[t, b, j]
                 tc = math.tanh(cs[t + 1, b, j])
                 # derivatives from the outputs: sigmoid' = y (1 - y), tanh' = 1 - y^2
