@@ -531,7 +531,6 @@ def _rnn_forward_shard(s, b0, b1, x, w_cat, lengths, hs):
     # x: (T, B, F), w_cat: (F+H+1, H), hs: (T+1, B, H)
     T, F = x.shape[0], x.shape[2]
     H = hs.shape[2]
-    chunk = max(1, CELL_CHUNK // (4 * H))  # rows
     xh = np.empty((b1 - b0, F + H + 1), x.dtype)  # (rows, F+H+1): [x_t, h_{t-1}, 1]
     for r in range(b1 - b0):
         xh_h, h0_r = xh[r, F:F + H], hs[0, b0 + r]  # (H)
