@@ -60,22 +60,10 @@ def test_the_parallel_kernel_calls_the_block_without_linking_its_code():
 
     out[:] = 0
     address = blocks._address_of(_label_rows, (1.0, out))
-    launch = njit(blocks._launch.py_func)  # fresh: its IR can be shown
-    launch(address, bounds, (1.0, out), np.zeros(2, np.bool_))
+    kernel = njit(parallel=True)(blocks._run_blocks.py_func)  # fresh: its IR can be shown
+    kernel(address, bounds, (1.0, out), np.zeros(2, np.bool_))
     np.testing.assert_array_equal(out[:, 0], [0, 0, 1, 1])  # the call through the address ran
-    assert "@sqrt" not in launch.inspect_llvm(launch.signatures[0])
-
-
-def test_one_parallel_kernel_serves_every_block_function_and_argument_type():
-    """Each parallel kernel costs 0.3-0.6 s to compile in a fresh process; the
-    blocks reach the one kernel through trampolines of a single signature."""
-    out = np.zeros((6, 3))
-    bounds = np.array([0, 3, 6], np.int64)
-    blocks.run_blocks(_label_rows, bounds, 2.0, out)
-    blocks.run_blocks(_label_rows, bounds, np.float32(2.0), out.astype(np.float32))
-    blocks.run_blocks(_scale_rows, bounds, np.arange(6.0), np.zeros(6))
-    assert len(blocks._run_trampolines.signatures) == 1
-    assert len(blocks._launch.signatures) >= 3  # one (cheap, not parallel) per argument types
+    assert "@sqrt" not in kernel.inspect_llvm(kernel.signatures[0])
 
 
 @njit
