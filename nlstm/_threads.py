@@ -30,12 +30,16 @@ _blas_libraries = None
 def _blas_controllers():
     """threadpoolctl's controllers of the process's BLAS libraries, found once.
 
-    Numba's ``np.dot`` calls SciPy's BLAS (``scipy.linalg.cython_blas``), which
-    is imported here first so that its library is loaded when the scan runs.
+    The kernels' BLAS (`nlstm.kernels.blas.routines`: the ``scipy-openblas32``
+    wheel's library, else SciPy's) is loaded first, so that the scan finds it;
+    so is SciPy's (``scipy.linalg.cython_blas``), which other Numba code calls.
     """
     global _blas_libraries
     if _blas_libraries is None:
-        import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS the kernels call)
+        import scipy.linalg.cython_blas  # noqa: F401  (loads SciPy's BLAS)
+
+        from .kernels.blas import routines
+        routines()  # loads the BLAS the kernels call
         _blas_libraries = [library for library in ThreadpoolController().lib_controllers
                            if library.user_api == "blas"]
     return _blas_libraries

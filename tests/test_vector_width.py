@@ -50,7 +50,7 @@ def test_the_gate_math_of_the_kernels_runs_on_512_bit_vectors():
     x = np.zeros((B, T, F), np.float32)
     w_cat = np.zeros((F + H + 1, 4 * H), np.float32)
     h, c = np.zeros((B, H), np.float32), np.zeros((B, H), np.float32)
-    shard(0, 0, B, x, w_cat, np.full(B, T, np.int64), False, h, c,
+    shard(0, 0, B, cpu.gemm_address(np.float32), x, w_cat, np.full(B, T, np.int64), False, h, c,
           np.empty((0, 0, 0), np.float32), 0)
     assert "zmm" in shard.inspect_asm(shard.signatures[0])
     cell = cpu._gate_tanh

@@ -56,6 +56,7 @@ import numpy as np
 from numba import njit
 
 from .activations import sigmoid_from_tanh, sigmoid_grad, tanh, tanh_grad
+from .blas import gemm, gemm_address
 from .blocks import arguments_do_not_alias, run_blocks
 from .vector_width import use_wide_vectors
 
@@ -137,11 +138,11 @@ def _even_bounds(n_rows, n_blocks):
 # Hoisted products
 # --------------------------------------------------------------------------
 @njit(**BLOCK_OPTIONS)
-def _matmul_rows_block(k, r0, r1, a, b, out):
+def _matmul_rows_block(k, r0, r1, blas, a, b, out):
     # a: (N, K), b: (K, M), out: (N, M) = a @ b
     arguments_do_not_alias()
     use_wide_vectors()  # no loop of its own: kept so that every block function has it
-    np.dot(a[r0:r1], b, out[r0:r1])
+    gemm(blas, a[r0:r1], b, out[r0:r1])
 
 
 def matmul_rows(a, b, out):
@@ -153,12 +154,13 @@ def matmul_rows(a, b, out):
     b : ndarray, shape (K, M), C- or F-contiguous
     out : ndarray, shape (N, M), C-contiguous, written in place
     """
-    run_blocks(_matmul_rows_block, _row_block_bounds(a.shape[0]), a, b, out)
+    run_blocks(_matmul_rows_block, _row_block_bounds(a.shape[0]), gemm_address(a.dtype), a, b,
+               out)
     return out
 
 
 @njit(**BLOCK_OPTIONS)
-def _weight_grads_block(p, r0, r1, d_pre, inputs, h_prev, xh, parts):
+def _weight_grads_block(p, r0, r1, blas, d_pre, inputs, h_prev, xh, parts):
     # d_pre: (N, GH) gradient of the gate pre-activations, N = T*B
     # inputs: (N, K) layer input, h_prev: (N, H) previous hidden state
     # xh: (N, K+H+1) scratch for the rows [inputs, h_prev, 1]
@@ -175,7 +177,7 @@ def _weight_grads_block(p, r0, r1, d_pre, inputs, h_prev, xh, parts):
         for j in range(H):
             h_r[j] = h_prev_r[j]
         block[r, K + H] = 1
-    np.dot(block.T, d_pre[r0:r1], parts[p])  # (K+H+1, GH)
+    gemm(blas, block.T, d_pre[r0:r1], parts[p])  # (K+H+1, GH)
 
 
 def weight_grads(d_pre, inputs, h_prev):
@@ -202,7 +204,7 @@ def weight_grads(d_pre, inputs, h_prev):
     bounds = grad_row_bounds(n)
     xh = np.empty((n, k + h + 1), dtype)  # (N, K+H+1)
     parts = np.empty((len(bounds) - 1, k + h + 1, gh), dtype)  # (P, K+H+1, GH)
-    run_blocks(_weight_grads_block, bounds, d_pre, inputs, h_prev, xh, parts)
+    run_blocks(_weight_grads_block, bounds, gemm_address(dtype), d_pre, inputs, h_prev, xh, parts)
     total = parts[0]
     for part in parts[1:]:  # a fixed order: the same bits for any thread count
         total += part
@@ -293,7 +295,7 @@ def _gate_tanh(z):
 # differently in vector and scalar code and loops of H and of 4H split a row
 # into vector and remainder parts differently.
 @njit(**BLOCK_OPTIONS)
-def _lstm_forward_shard(s, b0, b1, x, w_cat, lengths, hs, cs, gates):
+def _lstm_forward_shard(s, b0, b1, blas, x, w_cat, lengths, hs, cs, gates):
     arguments_do_not_alias()
     use_wide_vectors()
     # x: (T, B, F), w_cat: (F+H+1, 4H) sigmoid columns halved,
@@ -313,7 +315,7 @@ def _lstm_forward_shard(s, b0, b1, x, w_cat, lengths, hs, cs, gates):
             for j in range(F):
                 xh_x[j] = x_r[j]
         z = gates[t, b0:b1]  # (rows, 4H), contiguous in the time-major layout
-        np.dot(xh, w_cat, z)
+        gemm(blas, xh, w_cat, z)
         for r in range(b1 - b0):
             if r % chunk == 0:  # kept in gates for the backward sweep
                 _gate_tanh(z[r:r + chunk])
@@ -338,7 +340,7 @@ def _lstm_forward_shard(s, b0, b1, x, w_cat, lengths, hs, cs, gates):
 
 
 @njit(**BLOCK_OPTIONS)
-def _lstm_inference_shard(s, b0, b1, x, w_cat, lengths, reverse, h, c, out, column):
+def _lstm_inference_shard(s, b0, b1, blas, x, w_cat, lengths, reverse, h, c, out, column):
     arguments_do_not_alias()
     use_wide_vectors()
     # x: (B, T, F) batch-first, w_cat: (F+H+1, 4H) sigmoid columns halved, h/c: (B, H),
@@ -361,7 +363,7 @@ def _lstm_inference_shard(s, b0, b1, x, w_cat, lengths, reverse, h, c, out, colu
             xh_x, x_r = xh[r, :F], x[b0 + r, src]  # (F)
             for j in range(F):
                 xh_x[j] = x_r[j]
-        np.dot(xh, w_cat, z)
+        gemm(blas, xh, w_cat, z)
         for r in range(b1 - b0):
             if r % chunk == 0:
                 _gate_tanh(z[r:r + chunk])
@@ -433,8 +435,8 @@ def _lstm_cell_backward(t, b0, lengths, gates, c_prev, c, d_out, dh, dc, dz):
 
 
 @njit(**BLOCK_OPTIONS)
-def _lstm_backward_shard(s, b0, b1, d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, d_pre,
-                         d_h0, d_c0):
+def _lstm_backward_shard(s, b0, b1, blas, d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates,
+                         d_pre, d_h0, d_c0):
     arguments_do_not_alias()
     use_wide_vectors()
     # d_hs: (T, B, H), d_h_n/d_c_n/d_h0/d_c0: (B, H), w_hh: (4H, H),
@@ -447,7 +449,7 @@ def _lstm_backward_shard(s, b0, b1, d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates
         dz = d_pre[t, b0:b1]  # (rows, 4H), contiguous in the time-major layout
         _lstm_cell_backward(t, b0, lengths, gates[t, b0:b1], cs[t, b0:b1], cs[t + 1, b0:b1],
                             d_hs[t, b0:b1], dh, dc, dz)
-        np.dot(dz, w_hh, dh_rec)
+        gemm(blas, dz, w_hh, dh_rec)
         for r in range(b1 - b0):
             if t < lengths[b0 + r]:
                 dh_r, dh_rec_r = dh[r], dh_rec[r]  # (H)
@@ -474,8 +476,8 @@ def lstm_forward_sweep(x, w_cat, lengths, hs, cs, gates):
         ``tanh(x_g)``, ``tanh(x_o / 2)`` of the gate pre-activations x, from
         which the backward sweep takes the gates (zero past a row's length)
     """
-    run_blocks(_lstm_forward_shard, shard_bounds(hs.shape[1]), x, halve_sigmoid_columns(w_cat),
-               lengths, hs, cs, gates)
+    run_blocks(_lstm_forward_shard, shard_bounds(hs.shape[1]), gemm_address(x.dtype), x,
+               halve_sigmoid_columns(w_cat), lengths, hs, cs, gates)
 
 
 def lstm_inference_sweep(x, w_cat, lengths, h, c, out=None, column=0, reverse=False):
@@ -500,8 +502,8 @@ def lstm_inference_sweep(x, w_cat, lengths, h, c, out=None, column=0, reverse=Fa
     if out is None:
         out = np.empty((0, 0, 0), x.dtype)
     x = np.ascontiguousarray(x)  # a strided view would compile a second kernel
-    run_blocks(_lstm_inference_shard, shard_bounds(h.shape[0]), x, halve_sigmoid_columns(w_cat),
-               lengths, bool(reverse), h, c, out, int(column))
+    run_blocks(_lstm_inference_shard, shard_bounds(h.shape[0]), gemm_address(x.dtype), x,
+               halve_sigmoid_columns(w_cat), lengths, bool(reverse), h, c, out, int(column))
 
 
 def lstm_backward_sweep(d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, d_pre, d_h0, d_c0):
@@ -517,15 +519,15 @@ def lstm_backward_sweep(d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, d_pre, d_h
     d_pre : (T, B, 4H) receives the gradient of the gate pre-activations
     d_h0, d_c0 : (B, H) receive the gradient w.r.t. the initial state
     """
-    run_blocks(_lstm_backward_shard, shard_bounds(d_hs.shape[1]), d_hs, d_h_n, d_c_n, w_hh,
-               lengths, cs, gates, d_pre, d_h0, d_c0)
+    run_blocks(_lstm_backward_shard, shard_bounds(d_hs.shape[1]), gemm_address(d_hs.dtype), d_hs,
+               d_h_n, d_c_n, w_hh, lengths, cs, gates, d_pre, d_h0, d_c0)
 
 
 # --------------------------------------------------------------------------
 # Plain tanh RNN cell: h_t = tanh(x_t @ W_ih^T + h_{t-1} @ W_hh^T + b)
 # --------------------------------------------------------------------------
 @njit(**BLOCK_OPTIONS)
-def _rnn_forward_shard(s, b0, b1, x, w_cat, lengths, hs):
+def _rnn_forward_shard(s, b0, b1, blas, x, w_cat, lengths, hs):
     arguments_do_not_alias()
     use_wide_vectors()
     # x: (T, B, F), w_cat: (F+H+1, H), hs: (T+1, B, H)
@@ -543,7 +545,7 @@ def _rnn_forward_shard(s, b0, b1, x, w_cat, lengths, hs):
             xh_x, x_r = xh[r, :F], x[t, b0 + r]  # (F)
             for j in range(F):
                 xh_x[j] = x_r[j]
-        np.dot(xh, w_cat, z)
+        gemm(blas, xh, w_cat, z)
         for r in range(b1 - b0):
             b = b0 + r
             h_prev, h_next = hs[t, b], hs[t + 1, b]  # (H)
@@ -558,7 +560,7 @@ def _rnn_forward_shard(s, b0, b1, x, w_cat, lengths, hs):
 
 
 @njit(**BLOCK_OPTIONS)
-def _rnn_backward_shard(s, b0, b1, d_hs, d_h_n, w_hh, lengths, hs, d_pre, d_h0):
+def _rnn_backward_shard(s, b0, b1, blas, d_hs, d_h_n, w_hh, lengths, hs, d_pre, d_h0):
     arguments_do_not_alias()
     use_wide_vectors()
     # d_hs/d_pre: (T, B, H), d_h_n/d_h0: (B, H), w_hh: (H, H), hs: (T+1, B, H)
@@ -576,7 +578,7 @@ def _rnn_backward_shard(s, b0, b1, d_hs, d_h_n, w_hh, lengths, hs, d_pre, d_h0):
                     d_pre_r[j] = (dh_r[j] + d_out_r[j]) * tanh_grad(h_r[j])
             else:
                 d_pre_r[:] = 0
-        np.dot(d_pre[t, b0:b1], w_hh, dh_rec)
+        gemm(blas, d_pre[t, b0:b1], w_hh, dh_rec)
         for r in range(b1 - b0):
             if t < lengths[b0 + r]:
                 dh_r, dh_rec_r = dh[r], dh_rec[r]  # (H)
@@ -595,7 +597,8 @@ def rnn_forward_sweep(x, w_cat, lengths, hs):
     hs : (T + 1, B, H) with ``hs[0]`` the initial state on entry; the rest as
     in `lstm_forward_sweep`.
     """
-    run_blocks(_rnn_forward_shard, shard_bounds(hs.shape[1]), x, w_cat, lengths, hs)
+    run_blocks(_rnn_forward_shard, shard_bounds(hs.shape[1]), gemm_address(x.dtype), x, w_cat,
+               lengths, hs)
 
 
 def rnn_backward_sweep(d_hs, d_h_n, w_hh, lengths, hs, d_pre, d_h0):
@@ -604,5 +607,5 @@ def rnn_backward_sweep(d_hs, d_h_n, w_hh, lengths, hs, d_pre, d_h0):
     d_hs : (T, B, H), d_h_n : (B, H), w_hh : (H, H), hs : (T + 1, B, H) from
     the forward sweep, d_pre : (T, B, H) and d_h0 : (B, H) receive gradients.
     """
-    run_blocks(_rnn_backward_shard, shard_bounds(hs.shape[1]), d_hs, d_h_n, w_hh, lengths, hs,
-               d_pre, d_h0)
+    run_blocks(_rnn_backward_shard, shard_bounds(hs.shape[1]), gemm_address(d_hs.dtype), d_hs,
+               d_h_n, w_hh, lengths, hs, d_pre, d_h0)
