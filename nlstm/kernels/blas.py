@@ -26,7 +26,7 @@ import os
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -89,79 +89,86 @@ def gemm_address(dtype):
     return routines()[np.dtype(dtype)]
 
 
-@intrinsic
-def _call_gemm(typingctx, address, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta,
-               c, ldc):
-    """Call the Fortran ``?gemm`` at ``address``; ``a``, ``b``, ``c`` are data
-    addresses (integers), the dtype is ``alpha``'s."""
-    float_type = alpha
-
-    def codegen(context, builder, signature, args):
-        (address_value, trans_a_value, trans_b_value, m_value, n_value, k_value, alpha_value,
-         a_value, lda_value, b_value, ldb_value, beta_value, c_value, ldc_value) = args
-        int32, char = ir.IntType(32), ir.IntType(8)
-        real = context.get_value_type(float_type)
-
-        def slot(value, llvm_type, from_type=None):
-            if from_type is not None:
-                value = context.cast(builder, value, from_type, types.int32)
-            pointer = cgutils.alloca_once(builder, llvm_type)
-            builder.store(value, pointer)
-            return pointer
-
-        def char_slot(value):
-            return slot(builder.trunc(value, char), char)
-
-        def data(value):
-            return builder.inttoptr(value, real.as_pointer())
-
-        arguments = [char_slot(trans_a_value), char_slot(trans_b_value),
-                     slot(m_value, int32, types.int64), slot(n_value, int32, types.int64),
-                     slot(k_value, int32, types.int64), slot(alpha_value, real),
-                     data(a_value), slot(lda_value, int32, types.int64),
-                     data(b_value), slot(ldb_value, int32, types.int64),
-                     slot(beta_value, real), data(c_value), slot(ldc_value, int32, types.int64)]
-        function_type = ir.FunctionType(ir.VoidType(), [a.type for a in arguments])
-        function = builder.inttoptr(address_value, function_type.as_pointer())
-        builder.call(function, arguments)
-        return context.get_dummy_value()
-
-    integer = types.int64
-    return types.none(address, integer, integer, integer, integer, integer, float_type,
-                      types.uintp, integer, types.uintp, integer, float_type, types.uintp,
-                      integer), codegen
-
-
 _N, _T = ord("N"), ord("T")
 
 
-@njit(cache=True)
-def _operand(x):
-    """(transpose flag, leading dimension) of 2-d ``x`` read as column-major
-    ``x^T``: a row-major matrix is its transpose in column-major terms."""
-    size = x.itemsize
-    if x.strides[1] == size or x.shape[1] <= 1:  # rows contiguous: x^T as stored
-        return _N, max(1, x.strides[0] // size, x.shape[1])
-    return _T, max(1, x.strides[1] // size, x.shape[0])  # columns contiguous (x.T of a C array)
-
-
-@njit(cache=True)
-def gemm(blas, a, b, out):
+@intrinsic
+def gemm(typingctx, blas, a, b, out):
     """``out[:] = a @ b`` through the BLAS at address ``blas`` (`gemm_address`).
 
     a : (M, K), b : (K, N), out : (M, N); each with one unit stride (rows or
     columns contiguous, e.g. a row slice of a C array or the ``.T`` of one),
     ``out`` rows contiguous; all of one float dtype. The same contract as
     Numba's ``np.dot(a, b, out)``, which needs contiguous arrays.
+
+    An intrinsic rather than an ``@njit`` function: its few instructions are
+    emitted inside each calling kernel, so it adds no compilation of its own
+    (as ``@njit`` functions, this and its operand helper took 0.8 s of a
+    cold start, one compilation per operand layout).
     """
-    m, k = a.shape
-    n = b.shape[1]
-    trans_b, ldb = _operand(b)
-    trans_a, lda = _operand(a)
-    ldc = max(1, out.strides[0] // out.itemsize, n)
-    # column-major: out^T (n, m) = b^T (n, k) @ a^T (k, m)
-    _call_gemm(blas, trans_b, trans_a, n, m, k, out.dtype.type(1), b.ctypes.data, ldb,
-               a.ctypes.data, lda, out.dtype.type(0), out.ctypes.data, ldc)
+    arrays = (a, b, out)
+    if not isinstance(blas, types.Integer) or not all(
+            isinstance(x, types.Array) and x.ndim == 2 for x in arrays):
+        return None
+    dtype = out.dtype
+    if dtype not in (types.float32, types.float64) or a.dtype != dtype or b.dtype != dtype:
+        return None
+
+    def codegen(context, builder, signature, args):
+        blas_value, a_value, b_value, out_value = args
+        int64, int32, char = ir.IntType(64), ir.IntType(32), ir.IntType(8)
+        real = context.get_value_type(dtype)
+        one = ir.Constant(int64, 1)
+        itemsize = ir.Constant(int64, context.get_abi_sizeof(real))
+
+        def view(array_type, value):
+            array = context.make_array(array_type)(context, builder, value)
+            return (array.data, cgutils.unpack_tuple(builder, array.shape, 2),
+                    cgutils.unpack_tuple(builder, array.strides, 2))
+
+        def largest(*values):
+            result = values[0]
+            for value in values[1:]:
+                result = builder.select(builder.icmp_signed(">", value, result), value, result)
+            return result
+
+        def operand(shape, strides):
+            """(transpose flag, leading dimension) of a 2-d array read as
+            column-major: a row-major matrix is its transpose there."""
+            rows_contiguous = builder.or_(builder.icmp_signed("==", strides[1], itemsize),
+                                          builder.icmp_signed("<=", shape[1], one))
+            flag = builder.select(rows_contiguous, ir.Constant(char, _N), ir.Constant(char, _T))
+            lead = builder.select(
+                rows_contiguous,
+                largest(one, builder.sdiv(strides[0], itemsize), shape[1]),
+                largest(one, builder.sdiv(strides[1], itemsize), shape[0]))  # x.T of a C array
+            return flag, lead
+
+        def slot(value, llvm_type):
+            pointer = cgutils.alloca_once(builder, llvm_type)
+            builder.store(value, pointer)
+            return pointer
+
+        def int_slot(value):
+            return slot(builder.trunc(value, int32), int32)
+
+        a_data, (m, k), a_strides = view(a, a_value)
+        b_data, (_, n), b_strides = view(b, b_value)
+        out_data, _, out_strides = view(out, out_value)
+        trans_a, lda = operand((m, k), a_strides)
+        trans_b, ldb = operand((k, n), b_strides)
+        ldc = largest(one, builder.sdiv(out_strides[0], itemsize), n)
+        # Fortran ?gemm, column-major: out^T (n, m) = b^T (n, k) @ a^T (k, m)
+        arguments = [slot(trans_b, char), slot(trans_a, char), int_slot(n), int_slot(m),
+                     int_slot(k), slot(ir.Constant(real, 1.0), real), b_data, int_slot(ldb),
+                     a_data, int_slot(lda), slot(ir.Constant(real, 0.0), real), out_data,
+                     int_slot(ldc)]
+        function_type = ir.FunctionType(ir.VoidType(), [x.type for x in arguments])
+        address = context.cast(builder, blas_value, blas, types.uintp)
+        builder.call(builder.inttoptr(address, function_type.as_pointer()), arguments)
+        return context.get_dummy_value()
+
+    return types.none(blas, a, b, out), codegen
 
 
 # Loaded at import (1.7 ms, measured): threadpoolctl then sees the same BLAS
