@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from nlstm.kernels.blas import _scipy_address, gemm, gemm_address, routines
+from nlstm.kernels.blas import _scipy_address, aligned, aligned_empty, gemm, gemm_address, routines
 
 
 @njit
@@ -73,3 +73,46 @@ def test_kernels_use_the_openblas_wheel_when_installed_without_importing_it():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.split() == ["False", "True"]
+
+
+def _misaligned(shape, dtype, offset):
+    """A C-contiguous array whose data starts ``offset`` bytes past a 64-byte boundary."""
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    buffer = np.empty(nbytes + 128, np.uint8)
+    start = -buffer.ctypes.data % 64 + offset
+    array = buffer[start:start + nbytes].view(dtype).reshape(shape)
+    array[...] = np.arange(array.size).reshape(shape)
+    return array
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(69, 256), (7,), (0, 3), (1, 1)])
+def test_aligned_empty_starts_on_a_64_byte_boundary(dtype, shape):
+    array = aligned_empty(shape, dtype)
+    assert array.size == 0 or array.ctypes.data % 64 == 0  # an empty array has no data
+    assert array.shape == shape and array.dtype == dtype and array.flags.c_contiguous
+    assert array.flags.writeable and array.flags.aligned
+
+
+@pytest.mark.parametrize("offset", [0, 16, 32, 48])
+def test_aligned_copies_only_misaligned_weights_and_keeps_their_order(offset):
+    w = _misaligned((69, 256), np.float32, offset)
+    result = aligned(w)
+    assert result.ctypes.data % 64 == 0 and result.flags.c_contiguous
+    np.testing.assert_array_equal(result, w)
+    assert (result is w) == (offset == 0)
+    w_t = aligned(w.T)  # the .T of a C array stays F-ordered: the kernels' types do not change
+    assert w_t.ctypes.data % 64 == 0 and w_t.flags.f_contiguous
+    np.testing.assert_array_equal(w_t, w.T)
+
+
+def test_halved_gate_weights_are_aligned_and_exact():
+    from nlstm.kernels.cpu import halve_sigmoid_columns
+    H = 16
+    w_cat = _misaligned((9, 4 * H), np.float32, 16) / 7
+    halved = halve_sigmoid_columns(w_cat)
+    assert halved.ctypes.data % 64 == 0 and halved.flags.c_contiguous
+    want = w_cat.copy()
+    want[:, :2 * H] /= 2
+    want[:, 3 * H:] /= 2
+    np.testing.assert_array_equal(halved, want)

@@ -56,7 +56,7 @@ import numpy as np
 from numba import njit
 
 from .activations import sigmoid_from_tanh, sigmoid_grad, tanh, tanh_grad
-from .blas import gemm, gemm_address
+from .blas import aligned, aligned_empty, gemm, gemm_address
 from .blocks import arguments_do_not_alias, run_blocks
 from .vector_width import use_wide_vectors
 
@@ -154,8 +154,8 @@ def matmul_rows(a, b, out):
     b : ndarray, shape (K, M), C- or F-contiguous
     out : ndarray, shape (N, M), C-contiguous, written in place
     """
-    run_blocks(_matmul_rows_block, _row_block_bounds(a.shape[0]), gemm_address(a.dtype), a, b,
-               out)
+    run_blocks(_matmul_rows_block, _row_block_bounds(a.shape[0]), gemm_address(a.dtype), a,
+               aligned(b), out)
     return out
 
 
@@ -252,17 +252,26 @@ def zero_after_lengths(x, lengths):
 # LSTM cell: forward and backward sweeps, gate order i, f, g, o
 # --------------------------------------------------------------------------
 def halve_sigmoid_columns(w_cat):
-    """A copy of ``w_cat`` (F+H+1, 4H) with the columns of the sigmoid gates
-    i, f, o halved, so that a step's GEMM gives ``x / 2`` for those gates and
-    ``x`` for g, and `_gate_tanh` activates all four in one loop
+    """A copy of ``w_cat`` (F+H+1, 4H), its data 64-byte aligned (see
+    `blas.aligned`), with the columns of the sigmoid gates i, f, o halved, so
+    that a step's GEMM gives ``x / 2`` for those gates and ``x`` for g, and
+    `_gate_tanh` activates all four in one loop
     (``sigmoid(x) = (1 + tanh(x / 2)) / 2``). Halving is exact in binary
     floating point, and so is the GEMM of the halved columns: the gates are
     the same bits as halving each pre-activation."""
-    H = w_cat.shape[1] // 4
-    halved = w_cat.copy()
-    halved[:, :2 * H] *= 0.5
-    halved[:, 3 * H:] *= 0.5
+    halved = aligned_empty(w_cat.shape, w_cat.dtype)
+    np.multiply(w_cat, _gate_column_scales(w_cat.shape[1], w_cat.dtype), out=halved)
     return halved
+
+
+@lru_cache(maxsize=None)
+def _gate_column_scales(width, dtype):
+    """(4H,) 0.5 for the columns of gates i, f, o and 1 for g (read-only)."""
+    H = width // 4
+    scales = np.full(width, 0.5, dtype)
+    scales[2 * H:3 * H] = 1
+    scales.flags.writeable = False
+    return scales
 
 
 @njit(**HELPER_OPTIONS)
@@ -520,7 +529,7 @@ def lstm_backward_sweep(d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, d_pre, d_h
     d_h0, d_c0 : (B, H) receive the gradient w.r.t. the initial state
     """
     run_blocks(_lstm_backward_shard, shard_bounds(d_hs.shape[1]), gemm_address(d_hs.dtype), d_hs,
-               d_h_n, d_c_n, w_hh, lengths, cs, gates, d_pre, d_h0, d_c0)
+               d_h_n, d_c_n, aligned(w_hh), lengths, cs, gates, d_pre, d_h0, d_c0)
 
 
 # --------------------------------------------------------------------------
@@ -597,8 +606,8 @@ def rnn_forward_sweep(x, w_cat, lengths, hs):
     hs : (T + 1, B, H) with ``hs[0]`` the initial state on entry; the rest as
     in `lstm_forward_sweep`.
     """
-    run_blocks(_rnn_forward_shard, shard_bounds(hs.shape[1]), gemm_address(x.dtype), x, w_cat,
-               lengths, hs)
+    run_blocks(_rnn_forward_shard, shard_bounds(hs.shape[1]), gemm_address(x.dtype), x,
+               aligned(w_cat), lengths, hs)
 
 
 def rnn_backward_sweep(d_hs, d_h_n, w_hh, lengths, hs, d_pre, d_h0):
@@ -608,4 +617,4 @@ def rnn_backward_sweep(d_hs, d_h_n, w_hh, lengths, hs, d_pre, d_h0):
     the forward sweep, d_pre : (T, B, H) and d_h0 : (B, H) receive gradients.
     """
     run_blocks(_rnn_backward_shard, shard_bounds(hs.shape[1]), gemm_address(d_hs.dtype), d_hs,
-               d_h_n, w_hh, lengths, hs, d_pre, d_h0)
+               d_h_n, aligned(w_hh), lengths, hs, d_pre, d_h0)
