@@ -86,14 +86,14 @@ def routines():
 
 
 # Weights are the first operand OpenBLAS reads (``b`` of `gemm`). For the
-# small products of the sweeps at H = 64 (M*N*K up to about 1e6, where
-# OpenBLAS multiplies without packing) a weight whose data does not start on
-# a 64-byte boundary measured 1.45-2x slower, single-threaded: 107 against
-# 161 GFLOP/s for a shard's (16, 69) @ (69, 256) forward step, 117 against
-# 168 for its (16, 256) @ (256, 64) backward step, 30 against 61 for one row.
-# NumPy aligns arrays to 16 bytes, so before, a fit's speed there depended on
-# where the allocator put a copy of the weights. Misaligned data operands and
-# outputs, and the larger products (packed), measured the same speed.
+# sweeps' small products at H = 64 a weight whose data does not start on a
+# 64-byte boundary measured 1.45-2x slower, single-threaded: 107 against 161
+# GFLOP/s for a shard's (16, 69) @ (69, 256) forward step, 117 against 168 for
+# its (16, 256) @ (256, 64) backward step, 30 against 61 for one row. NumPy
+# aligns arrays to 16 bytes, so before, a fit's speed there depended on where
+# the allocator put a copy of the weights. The products at H = 32 (such as
+# (16, 41) @ (41, 128)) and the larger ones measured the same speed aligned
+# or not, and so did misaligned data operands and outputs.
 ALIGNMENT = 64  # bytes: a cache line, one AVX-512 vector
 
 
