@@ -116,3 +116,15 @@ def test_halved_gate_weights_are_aligned_and_exact():
     want[:, :2 * H] /= 2
     want[:, 3 * H:] /= 2
     np.testing.assert_array_equal(halved, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stacked_weights_are_aligned_so_the_sweeps_do_not_copy_them(dtype):
+    from nlstm.kernels.cpu_arrays import stack_weights
+    F, H = 3, 8
+    w_ih, w_hh = _misaligned((4 * H, F), dtype, 16), _misaligned((4 * H, H), dtype, 48)
+    b_ih, b_hh = np.arange(4 * H, dtype=dtype), np.ones(4 * H, dtype)
+    stacked = stack_weights(w_ih, w_hh, b_ih, b_hh)
+    assert stacked.ctypes.data % 64 == 0 and stacked.flags.c_contiguous
+    assert aligned(stacked) is stacked
+    np.testing.assert_array_equal(stacked, np.concatenate([w_ih.T, w_hh.T, (b_ih + b_hh)[None]]))

@@ -10,6 +10,8 @@ unchanged.
 """
 import numpy as np
 
+from .blas import aligned_empty
+
 
 # --------------------------------------------------------------------------
 # host/device edges (on the host: nothing to copy)
@@ -64,9 +66,12 @@ def concat_columns(parts):
 
 def stack_weights(w_ih, w_hh, b_ih, b_hh):
     """``[W_ih^T; W_hh^T; b_ih + b_hh]``: (F + H + 1, GH), C order (the GEMMs
-    of an F-ordered array round differently for different shard sizes)."""
+    of an F-ordered array round differently for different shard sizes),
+    64-byte aligned as the kernels' BLAS wants its weights (`blas.aligned`),
+    so the sweeps need no second copy."""
     bias = b_ih + b_hh
-    return np.ascontiguousarray(np.concatenate([w_ih.T, w_hh.T, bias[None, :]]))
+    stacked = aligned_empty((w_ih.shape[1] + w_hh.shape[1] + 1, bias.shape[0]), bias.dtype)
+    return np.concatenate([w_ih.T, w_hh.T, bias[None, :]], out=stacked)
 
 
 def final_features(h_n, n_directions):
