@@ -17,10 +17,23 @@ from sklearn.utils import check_array
 
 
 def input_form(X):
-    """Which of the three forms X has (see the module docstring)."""
-    if sp.issparse(X) or hasattr(X, "iloc"):
+    """Which of the three forms X has (see the module docstring).
+
+    A 1-d container of sequences (an object array or a pandas Series holding
+    one array a row, as a DataFrame column of sequences gives) is a list.
+
+    Raises
+    ------
+    ValueError
+        For an array of any other dimension than 2 or 3, naming the forms
+        accepted (scikit-learn's own message would ask for a 2-d array only).
+    """
+    if sp.issparse(X):
         return "table"  # scikit-learn's validation explains what is wrong with sparse input
     ndim = getattr(X, "ndim", None)
+    if ndim == 1 and getattr(X, "dtype", None) == object:
+        X = list(X)  # an object array or Series of sequences: read as the list it holds
+        ndim = None
     if ndim is None and isinstance(X, (list, tuple)):
         if len(X) == 0:
             return "list"  # reported as "no samples" by pad_sequence_list
@@ -28,8 +41,15 @@ def input_form(X):
             ndim = np.asarray(X).ndim
         except ValueError:  # inhomogeneous: sequences of different lengths
             return "list"
-        if ndim == 1 and len(X) and hasattr(X[0], "__len__") and not isinstance(X[0], str):
+        if ndim == 1 and hasattr(X[0], "__len__") and not isinstance(X[0], str):
             return "list"  # a list of arrays that numpy could not stack
+    if ndim is not None and ndim not in (2, 3):
+        shape = getattr(X, "shape", np.shape(X) if ndim else ())
+        hint = (". Reshape your data: one sequence of T steps is X.reshape(1, -1), or "
+                "X.reshape(1, -1, F) with F features" if ndim == 1 else "")
+        raise ValueError(f"X must be a 3-d array (n_samples, T, F), a 2-d array (n_samples, T) "
+                         f"or a list of (T_i, F) or (T_i,) sequences; got a {ndim}-d array of "
+                         f"shape {shape}{hint}")
     return "sequences" if ndim == 3 else "table"
 
 

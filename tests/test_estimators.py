@@ -84,6 +84,23 @@ def test_classifier_string_labels_and_ragged_input():
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
 
 
+def test_object_array_or_series_of_sequences_is_read_as_a_list():
+    # a DataFrame column of sequences is a Series of arrays: the list form
+    rng = np.random.default_rng(1)
+    X = [rng.standard_normal((int(rng.integers(2, 9)), 2)) for _ in range(30)]
+    y = np.array([x[:, 0].sum() for x in X])
+    as_objects = np.empty(len(X), dtype=object)
+    as_objects[:] = X
+    reference = LSTMRegressor(hidden_size=4, max_iter=2, random_state=0).fit(X, y)
+    expected = reference.predict(X)
+    np.testing.assert_array_equal(
+        LSTMRegressor(hidden_size=4, max_iter=2, random_state=0).fit(as_objects, y).predict(X),
+        expected)
+    np.testing.assert_array_equal(reference.predict(as_objects), expected)
+    pd = pytest.importorskip("pandas")
+    np.testing.assert_array_equal(reference.predict(pd.Series(X)), expected)
+
+
 def test_multiclass_proba_rows_sum_to_one_and_match_predict():
     X, y = first_input_task(300, 5, n_classes=3)
     clf = LSTMClassifier(hidden_size=16, max_iter=10, random_state=0).fit(X, y)
