@@ -1,4 +1,5 @@
 """LSTMRegressor / LSTMClassifier behaviour users rely on."""
+import os
 import pickle
 import warnings
 
@@ -224,6 +225,36 @@ def test_n_jobs_sets_numba_threads_for_the_call_and_restores_them():
         results.append(reg.predict(X))
         assert numba.get_num_threads() == before
     np.testing.assert_array_equal(results[0], results[1])
+
+
+def _numba_threads_of_a_fit():
+    """The Numba thread count a fit with ``n_jobs=-1`` runs its kernels with
+    in this process (called in joblib's worker processes)."""
+    from nlstm.kernels import cpu
+    seen, original = [], cpu.weight_grads
+
+    def spy(*args, **kwargs):
+        seen.append(numba.get_num_threads())
+        return original(*args, **kwargs)
+
+    cpu.weight_grads = spy
+    try:
+        X, y = sum_task(32)
+        LSTMRegressor(hidden_size=4, max_iter=1, n_jobs=-1, random_state=0).fit(X, y)
+    finally:
+        cpu.weight_grads = original
+    return max(seen)
+
+
+def test_joblib_process_workers_do_not_oversubscribe_the_cores():
+    # GridSearchCV(n_jobs=k) and cross_val_score(n_jobs=k) run fits in joblib's
+    # process workers: with n_jobs=-1 on the estimator, k workers must still
+    # share the cores, not each take all of them
+    joblib = pytest.importorskip("joblib")
+    n_workers = 2
+    threads = joblib.Parallel(n_jobs=n_workers, backend="loky")(
+        joblib.delayed(_numba_threads_of_a_fit)() for _ in range(n_workers))
+    assert all(t * n_workers <= max(os.cpu_count(), n_workers) for t in threads), threads
 
 
 def test_blas_is_single_threaded_during_fit_and_predict_and_restored_after(monkeypatch):
