@@ -53,9 +53,10 @@ class SequenceNetwork:
             # torch.nn.Embedding's initialisation: N(0, 1)
             self.embedding = rng.standard_normal((n_tokens, embedding_dim)).astype(self.dtype)
             n_inputs = embedding_dim
+        # the layer's dropout acts between its layers; this model's, on the head's input too
         self.lstm = LSTM(n_inputs, hidden_size, num_layers, bidirectional=bidirectional,
-                         dropout=dropout, cell=cell, forget_bias=forget_bias,
-                         chrono_max=chrono_max, dtype=dtype, device=device, random_state=rng)
+                         dropout=dropout if num_layers > 1 else 0.0, cell=cell,
+                         forget_bias=forget_bias, chrono_max=chrono_max, dtype=dtype, device=device, random_state=rng)
         n_features = hidden_size * self.lstm.num_directions
         bound = 1.0 / np.sqrt(n_features)  # torch.nn.Linear's initialisation
         self.head_weight = rng.uniform(-bound, bound, (n_features, n_outputs)).astype(self.dtype)

@@ -6,6 +6,7 @@ in `nlstm.kernels.cpu` (or `nlstm.kernels.cuda`, same functions, for
 ``device="cuda"``); this module validates arguments, lays data out time-major
 for training (prediction stays batch-first), and chains layers and directions.
 """
+import warnings
 from contextlib import contextmanager
 
 import numpy as np
@@ -32,7 +33,8 @@ class LSTM:
     bidirectional : bool, default=False
         Add a direction that reads each sequence from its own end.
     dropout : float in [0, 1), default=0.0
-        Dropout on the outputs of every layer but the last, in training only.
+        Dropout on the outputs of every layer but the last, in training only
+        (with one layer it has no effect, and a warning says so).
     cell : {"lstm", "rnn"}, default="lstm"
         ``"rnn"`` is a plain ``tanh`` RNN, as ``torch.nn.RNN``.
     forget_bias : float or "chrono", default=1.0
@@ -79,6 +81,10 @@ class LSTM:
         self.bidirectional = check_bool(bidirectional, "bidirectional")
         self.dropout = check_float(dropout, "dropout", min_val=0, max_val=1,
                                    include_boundaries="left")
+        if self.dropout > 0 and self.num_layers == 1:
+            warnings.warn(f"dropout acts between stacked layers only, so dropout={dropout} has "
+                          f"no effect with num_layers=1 (as in torch.nn.LSTM)", UserWarning,
+                          stacklevel=2)
         self.cell = check_choice(cell, "cell", CELLS)
         self.forget_bias = check_forget_bias(forget_bias, chrono_max)
         self.chrono_max = chrono_max

@@ -33,6 +33,20 @@ def test_bad_constructor_arguments(kwargs, exc, match):
         LSTM(**kwargs)
 
 
+def test_dropout_with_one_layer_warns_as_torch_does_and_estimators_do_not():
+    import warnings
+
+    from nlstm import LSTMRegressor
+    with pytest.warns(UserWarning, match="no effect with num_layers=1"):
+        LSTM(3, 4, dropout=0.5)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        LSTM(3, 4, num_layers=2, dropout=0.5)
+        # the estimators' dropout also acts on the head's input, so it is not idle there
+        LSTMRegressor(hidden_size=4, dropout=0.5, max_iter=1).fit(np.ones((8, 5, 3)), np.ones(8))
+    assert not [w for w in caught if "num_layers=1" in str(w.message)]
+
+
 X = np.zeros((2, 5, 3))
 
 
