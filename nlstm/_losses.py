@@ -39,3 +39,12 @@ def binary_proba(z):
 
 def multiclass_proba(z):
     return softmax(z, axis=-1)
+
+
+def binary_log_proba(z):
+    """``log(binary_proba(z))`` without its rounding to 0 or 1 for large |z|."""
+    return np.stack([log_expit(-z[..., 0]), log_expit(z[..., 0])], axis=-1)
+
+
+def multiclass_log_proba(z):
+    return log_softmax(z, axis=-1)

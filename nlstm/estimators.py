@@ -17,7 +17,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state, column_or_1d, gen_batches
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 # sklearn.metrics and sklearn.model_selection are imported where they are used
 # (scores, early stopping's split), as scikit-learn's own mixins do: a plain
@@ -34,6 +34,14 @@ from ._validation import DTYPES
 from .optimizers import AdamOptimizer, SGDOptimizer, clip_grad_norm
 
 PREDICT_BATCH = 1024  # sequences per forward pass in predict
+
+
+def _step_weights(sample_weight, lengths):
+    """One weight per valid timestep from one per sequence (None stays None)."""
+    if sample_weight is None:
+        return None
+    sample_weight = _check_sample_weight(sample_weight, np.empty(len(lengths)))
+    return np.repeat(sample_weight, lengths)
 
 
 def _restore_on_error(method):
@@ -214,6 +222,27 @@ class _BaseLSTM(BaseEstimator):
             return_sequences=self.return_sequences, dtype=self.dtype,
             device=self.device if device is None else device, rng=rng)
 
+    def _check_network_unchanged(self):
+        """A continued fit (``warm_start``, `partial_fit`) trains the fitted
+        network: parameters that shape it must still be those it was built with."""
+        network = self.network_
+        lstm = network.lstm
+        built_with = {
+            "hidden_size": lstm.hidden_size, "num_layers": lstm.num_layers,
+            "bidirectional": lstm.bidirectional, "cell": lstm.cell,
+            "embedding_dim": None if network.embedding is None else network.embedding.shape[1],
+            "return_sequences": network.return_sequences, "dtype": lstm.dtype,
+        }
+        for name, value in built_with.items():
+            if getattr(self, name) != value:
+                raise ValueError(
+                    f"{name}={getattr(self, name)!r} is set, but the fitted network was built "
+                    f"with {name}={value!r}; warm_start and partial_fit continue that network. "
+                    f"Set warm_start=False (or fit a clone) to build a new one")
+
+    def _optimizer_solver(self):
+        return "adam" if isinstance(self._optimizer, AdamOptimizer) else "sgd"
+
     def _make_optimizer(self, params):
         if self.solver == "adam":
             return AdamOptimizer(params, self.learning_rate_init)
@@ -242,6 +271,8 @@ class _BaseLSTM(BaseEstimator):
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         continuing = hasattr(self, "network_") and (incremental or self.warm_start)
+        if continuing:
+            self._check_network_unchanged()
         data, lengths, form = self._validate_X(X, reset=not continuing)
         Y = self._validate_targets(y, lengths, form, reset=not continuing, classes=classes)
         if Y.shape[0] != data.shape[0]:
@@ -249,8 +280,16 @@ class _BaseLSTM(BaseEstimator):
         if continuing:
             rng = copy.deepcopy(self._rng)  # the fitted model's state is never touched
             network = copy.deepcopy(self.network_)
+            # settings of training, not of the network, take their current values
             network.lstm.device = self.device  # set_params(device=...) between calls
-            optimizer = copy.deepcopy(self._optimizer)
+            network.dropout = self.dropout
+            network.lstm.dropout = self.dropout if self.num_layers > 1 else 0.0
+            if self._optimizer_solver() == self.solver:
+                optimizer = copy.deepcopy(self._optimizer)
+                if self.solver == "sgd":
+                    optimizer.momentum = self.momentum
+            else:  # another solver's state cannot carry over
+                optimizer = self._make_optimizer(network.params)
         else:
             rng = check_random_state(self.random_state)
             network = self._build_network(data.shape[-1] if data.ndim == 3 else 1,
@@ -554,15 +593,17 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
             return r2_score(valid_steps(Y, lengths), valid_steps(z, lengths))
         return r2_score(Y, z)
 
-    def score(self, X, y):
-        """R^2 of the predictions (over all valid timesteps with ``return_sequences``)."""
+    def score(self, X, y, sample_weight=None):
+        """R^2 of the predictions (over all valid timesteps with
+        ``return_sequences``, each weighing its sequence's ``sample_weight``)."""
         if not self.return_sequences:
-            return super().score(X, y)
+            return super().score(X, y, sample_weight=sample_weight)
         from sklearn.metrics import r2_score  # imported on use: see the top
         pred, lengths, form = self._predict_values(X)
         y = np.asarray(self._sequence_targets(y, lengths, form), dtype=np.float64)
         y = y[:, :, None] if y.ndim == 2 else y
-        return r2_score(valid_steps(y, lengths), valid_steps(pred, lengths))
+        return r2_score(valid_steps(y, lengths), valid_steps(pred, lengths),
+                        sample_weight=_step_weights(sample_weight, lengths))
 
 
 class LSTMClassifier(ClassifierMixin, _BaseLSTM):
@@ -655,6 +696,16 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
         proba = self._probabilities(z.astype(np.float64))
         return self._sequence_output(proba, lengths, form) if self.return_sequences else proba
 
+    def predict_log_proba(self, X):
+        """Logarithm of `predict_proba`, computed from the logits (finite where
+        a probability rounds to 0). Same shapes as `predict_proba`."""
+        z, lengths, form = self._raw_predict(X)
+        z = z.astype(np.float64)
+        log_proba = (_losses.binary_log_proba(z) if len(self.classes_) == 2
+                     else _losses.multiclass_log_proba(z))
+        return (self._sequence_output(log_proba, lengths, form) if self.return_sequences
+                else log_proba)
+
     def _predict_labels(self, X):
         """Predicted labels (n,) or (n, T), with lengths and form."""
         z, lengths, form = self._raw_predict(X)
@@ -674,11 +725,13 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
             return accuracy_score(valid_steps(true, lengths), valid_steps(pred, lengths))
         return accuracy_score(true, pred)
 
-    def score(self, X, y):
-        """Accuracy (over all valid timesteps with ``return_sequences``)."""
+    def score(self, X, y, sample_weight=None):
+        """Accuracy (over all valid timesteps with ``return_sequences``, each
+        weighing its sequence's ``sample_weight``)."""
         if not self.return_sequences:
-            return super().score(X, y)
+            return super().score(X, y, sample_weight=sample_weight)
         from sklearn.metrics import accuracy_score  # imported on use: see the top
         pred, lengths, form = self._predict_labels(X)
         y = np.asarray(self._sequence_targets(y, lengths, form))
-        return accuracy_score(valid_steps(y, lengths), valid_steps(pred, lengths))
+        return accuracy_score(valid_steps(y, lengths), valid_steps(pred, lengths),
+                              sample_weight=_step_weights(sample_weight, lengths))

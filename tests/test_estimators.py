@@ -377,6 +377,80 @@ def test_partial_fit_and_warm_start_equal_one_long_fit():
         np.testing.assert_array_equal(continued.predict(X), long_fit.predict(X))
 
 
+@pytest.mark.parametrize("change", [dict(hidden_size=16), dict(num_layers=2),
+                                    dict(bidirectional=True), dict(cell="rnn"),
+                                    dict(return_sequences=True), dict(dtype="float64")])
+def test_continuing_with_another_network_shape_is_refused_and_changes_nothing(change):
+    X, y = sum_task(64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reg = LSTMRegressor(hidden_size=8, max_iter=1, warm_start=True, random_state=0).fit(X, y)
+    before = pickle.dumps(reg)
+    name = next(iter(change))
+    reg.set_params(**change)
+    for continue_fit in (reg.fit, reg.partial_fit):
+        with pytest.raises(ValueError, match=f"{name}=.* built with {name}="):
+            continue_fit(X, y)
+    assert pickle.dumps(reg.set_params(**{name: LSTMRegressor(hidden_size=8).get_params()[name]
+                                           })) == before
+
+
+def test_continuing_uses_the_current_training_settings():
+    X, y = first_input_task(64, 5, n_classes=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = LSTMClassifier(hidden_size=8, num_layers=2, max_iter=1, warm_start=True,
+                             random_state=0).fit(X, y)
+        clf.set_params(dropout=0.25, solver="sgd", momentum=0.5).fit(X, y)
+    assert clf.network_.dropout == 0.25 and clf.network_.lstm.dropout == 0.25
+    assert type(clf._optimizer).__name__ == "SGDOptimizer" and clf._optimizer.momentum == 0.5
+    assert clf.n_iter_ == 2
+
+
+def test_predict_log_proba_is_the_log_of_predict_proba_and_finite():
+    for n_classes in (2, 3):
+        X, y = first_input_task(64, 5, n_classes=n_classes)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf = LSTMClassifier(hidden_size=8, max_iter=2, random_state=0).fit(X, y)
+        np.testing.assert_allclose(clf.predict_log_proba(X), np.log(clf.predict_proba(X)),
+                                   rtol=1e-12, atol=1e-12)
+        # logits far beyond float64's rounding of a probability to 1 stay finite
+        clf.network_.head_weight *= 1e4
+        assert np.isfinite(clf.predict_log_proba(X)).all()
+    tagger = LSTMClassifier(hidden_size=4, max_iter=1, return_sequences=True, random_state=0)
+    ragged = [np.ones((n, 2)) * n for n in (2, 3, 5)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        tagger.fit(ragged, [np.arange(n) % 2 for n in (2, 3, 5)])
+    for log_p, p in zip(tagger.predict_log_proba(ragged), tagger.predict_proba(ragged)):
+        np.testing.assert_allclose(log_p, np.log(p), rtol=1e-12, atol=1e-12)
+
+
+def test_score_takes_sample_weight_per_sequence():
+    from sklearn.metrics import accuracy_score, r2_score
+    X, y = sum_task(64)
+    weights = np.random.default_rng(0).uniform(0, 2, 64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reg = LSTMRegressor(hidden_size=8, max_iter=2, random_state=0).fit(X, y)
+    assert reg.score(X, y, sample_weight=weights) == pytest.approx(
+        r2_score(y, reg.predict(X), sample_weight=weights))
+    assert reg.score(X, y, sample_weight=weights) != pytest.approx(reg.score(X, y))
+    # per timestep: each step weighs its sequence's weight
+    ragged = [np.full((n, 1), 0.1 * n) for n in (2, 3, 5, 4)]
+    labels = [np.arange(n) % 2 for n in (2, 3, 5, 4)]
+    w = np.array([1.0, 0.0, 2.0, 0.5])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        tagger = LSTMClassifier(hidden_size=4, max_iter=3, return_sequences=True,
+                                random_state=0).fit(ragged, labels)
+    pred = np.concatenate(tagger.predict(ragged))
+    expected = accuracy_score(np.concatenate(labels), pred,
+                              sample_weight=np.repeat(w, [2, 3, 5, 4]))
+    assert tagger.score(ragged, labels, sample_weight=w) == pytest.approx(expected)
+
+
 def test_unpickled_layer_computes_with_the_parameters_it_is_given():
     layer = pickle.loads(pickle.dumps(LSTM(2, 4, random_state=0)))
     x = np.ones((3, 5, 2), np.float32)
