@@ -36,12 +36,10 @@ from .optimizers import AdamOptimizer, SGDOptimizer, clip_grad_norm
 PREDICT_BATCH = 1024  # sequences per forward pass in predict
 
 
-def _step_weights(sample_weight, lengths):
-    """One weight per valid timestep from one per sequence (None stays None)."""
-    if sample_weight is None:
-        return None
-    sample_weight = _check_sample_weight(sample_weight, np.empty(len(lengths)))
-    return np.repeat(sample_weight, lengths)
+def _step_weights(weights, lengths):
+    """One weight per valid timestep, in `valid_steps` order, from one per
+    sequence (None stays None)."""
+    return None if weights is None else np.repeat(weights, lengths)
 
 
 def _restore_on_error(method):
@@ -249,7 +247,7 @@ class _BaseLSTM(BaseEstimator):
         return SGDOptimizer(params, self.learning_rate_init, self.momentum)
 
     @_restore_on_error
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the model to sequences X and targets y.
 
         Parameters
@@ -258,14 +256,31 @@ class _BaseLSTM(BaseEstimator):
             Sequences, or token ids when ``embedding_dim`` is set.
         y : array-like
             One target per sequence, or per timestep with ``return_sequences``.
+        sample_weight : array-like of shape (n,), optional
+            Weight of each sequence in the loss (with ``return_sequences``, of
+            each of its timesteps); non-negative, not all zero. They are
+            rescaled to average 1, so the learning rate means the same with
+            and without them.
 
         Returns
         -------
         self
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
-    def _fit(self, X, y, incremental, classes=None):
+    @staticmethod
+    def _check_weights(sample_weight, n):
+        """Sample weights rescaled to mean 1, (n,) float64, or None."""
+        if sample_weight is None:
+            return None
+        weights = _check_sample_weight(sample_weight, np.empty((n, 0)), dtype=np.float64,
+                                       ensure_non_negative=True)
+        total = weights.sum()
+        if not total > 0:
+            raise ValueError("Sample weights must contain at least one non-zero number")
+        return weights * (n / total)
+
+    def _fit(self, X, y, incremental, classes=None, sample_weight=None):
         self._validate_params()
         check_device(self.device)
         if y is None:
@@ -274,7 +289,9 @@ class _BaseLSTM(BaseEstimator):
         if continuing:
             self._check_network_unchanged()
         data, lengths, form = self._validate_X(X, reset=not continuing)
-        Y = self._validate_targets(y, lengths, form, reset=not continuing, classes=classes)
+        weights = self._check_weights(sample_weight, data.shape[0])
+        Y = self._validate_targets(y, lengths, form, reset=not continuing, classes=classes,
+                                   weights=weights)
         if Y.shape[0] != data.shape[0]:
             raise ValueError(f"X and y have different numbers of samples: {data.shape[0]} and {Y.shape[0]}")
         if continuing:
@@ -304,7 +321,7 @@ class _BaseLSTM(BaseEstimator):
             # training and come back to the host at its end (on the CPU: no-ops)
             with kernel_threads(self.n_jobs), network.resident(), \
                     optimizer.resident(network.arrays):
-                self._train(network, optimizer, data, lengths, Y, rng,
+                self._train(network, optimizer, data, lengths, Y, weights, rng,
                             n_epochs=1 if incremental else self.max_iter,
                             early_stopping=self.early_stopping and not incremental)
         finally:
@@ -327,7 +344,8 @@ class _BaseLSTM(BaseEstimator):
                              f"leave one of them empty")
         return train, val
 
-    def _train(self, network, optimizer, data, lengths, Y, rng, n_epochs, early_stopping):
+    def _train(self, network, optimizer, data, lengths, Y, weights, rng, n_epochs,
+               early_stopping):
         n = data.shape[0]
         train_idx, val_idx = (self._split_validation(n, Y, rng) if early_stopping
                               else (np.arange(n), None))
@@ -340,14 +358,15 @@ class _BaseLSTM(BaseEstimator):
             for batch in gen_batches(len(order), self.batch_size):
                 idx = np.sort(order[batch])
                 loss = self._train_step(network, optimizer, data[idx], lengths[idx], Y[idx],
-                                        masks)
+                                        None if weights is None else weights[idx], masks)
                 total += loss * len(idx)
             epoch_loss = total / len(order)
             self.n_iter_ += 1
             self.loss_curve_.append(epoch_loss)
             if early_stopping:
                 score = self._validation_score(network, data[val_idx], lengths[val_idx],
-                                               Y[val_idx])
+                                               Y[val_idx],
+                                               None if weights is None else weights[val_idx])
                 self.validation_scores_.append(score)
                 improved = score > self.best_validation_score_ + self.tol
                 if score > self.best_validation_score_:
@@ -374,7 +393,7 @@ class _BaseLSTM(BaseEstimator):
             for p, best in zip(network.params, best_params):
                 network.arrays.assign(p, best)
 
-    def _train_step(self, network, optimizer, data, lengths, Y, masks):
+    def _train_step(self, network, optimizer, data, lengths, Y, weights, masks):
         """One mini-batch: forward, loss, backward, clip, update. Returns the loss.
 
         The loss and its gradient w.r.t. the head output are computed on the
@@ -384,7 +403,7 @@ class _BaseLSTM(BaseEstimator):
         z = arrays.to_host(network.forward(data, lengths, training=True))
         params = network.params
         with np.errstate(over="ignore", invalid="ignore"):  # non-finite values are caught below
-            loss, d_z = self._loss_and_grad(z, Y, lengths)
+            loss, d_z = self._loss_and_grad(z, Y, lengths, weights)
             if self.alpha > 0:
                 loss += 0.5 * self.alpha * sum(arrays.masked_sum_squares(p, m)
                                                for p, m in zip(params, masks))
@@ -401,12 +420,14 @@ class _BaseLSTM(BaseEstimator):
         optimizer.update_params(params, grads)
         return loss
 
-    def _loss_and_grad(self, z, Y, lengths):
-        """Loss over valid items and its gradient w.r.t. the head output z."""
+    def _loss_and_grad(self, z, Y, lengths, weights=None):
+        """Loss over valid items (each weighing its sequence's weight) and its
+        gradient w.r.t. the head output z."""
         if not self.return_sequences:
-            return self._loss_function(z, Y)
+            return self._loss_function(z, Y, weights)
         valid = np.arange(z.shape[1])[None, :] < lengths[:, None]  # (B, T)
-        loss, d_valid = self._loss_function(z[valid], Y[valid])
+        step_weights = None if weights is None else _step_weights(weights, lengths)
+        loss, d_valid = self._loss_function(z[valid], Y[valid], step_weights)
         d_z = np.zeros_like(z)
         d_z[valid] = d_valid
         return loss, d_z
@@ -538,8 +559,9 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
 
     _loss_function = staticmethod(_losses.squared_error_loss)
 
-    def _validate_targets(self, y, lengths, form, reset, classes=None):
-        """Standardised targets (n, k), or (n, T, k) with return_sequences."""
+    def _validate_targets(self, y, lengths, form, reset, classes=None, weights=None):
+        """Standardised targets (n, k), or (n, T, k) with return_sequences
+        (mean and scale weighted by the sample weights when given)."""
         if self.return_sequences:
             y = self._sequence_targets(y, lengths, form)  # (n, T) or (n, T, k)
             y = check_array(y.reshape(len(y), -1), dtype=np.float64,
@@ -556,22 +578,28 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
         if reset:
             self.n_outputs_ = Y.shape[-1]
             self._squeeze_output = squeeze
-            self._y_mean = flat.mean(axis=0)
-            scale = flat.std(axis=0)
+            flat_weights = (None if weights is None else
+                            _step_weights(weights, lengths) if self.return_sequences else weights)
+            self._y_mean = np.average(flat, axis=0, weights=flat_weights)
+            scale = np.sqrt(np.average((flat - self._y_mean) ** 2, axis=0, weights=flat_weights))
             self._y_scale = np.where(scale > 0, scale, 1.0)
         elif Y.shape[-1] != self.n_outputs_:
             raise ValueError(f"y has {Y.shape[-1]} outputs, but the model was fit with {self.n_outputs_}")
         return ((Y - self._y_mean) / self._y_scale).astype(DTYPES[self.dtype])
 
     @_restore_on_error
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y, sample_weight=None):
         """One epoch over (X, y), continuing from the current weights.
+
+        Parameters
+        ----------
+        X, y, sample_weight : as for `fit`
 
         Returns
         -------
         self
         """
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def _predict_values(self, X):
         """Predictions in original units, (n, k) or (n, T, k), with lengths and form."""
@@ -586,12 +614,13 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
             pred = pred[..., 0]
         return self._sequence_output(pred, lengths, form) if self.return_sequences else pred
 
-    def _validation_score(self, network, data, lengths, Y):
+    def _validation_score(self, network, data, lengths, Y, weights=None):
         from sklearn.metrics import r2_score  # imported on use: see the top
         z = self._forward_in_batches(network, data, lengths)
         if self.return_sequences:
-            return r2_score(valid_steps(Y, lengths), valid_steps(z, lengths))
-        return r2_score(Y, z)
+            return r2_score(valid_steps(Y, lengths), valid_steps(z, lengths),
+                            sample_weight=_step_weights(weights, lengths))
+        return r2_score(Y, z, sample_weight=weights)
 
     def score(self, X, y, sample_weight=None):
         """R^2 of the predictions (over all valid timesteps with
@@ -602,6 +631,8 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
         pred, lengths, form = self._predict_values(X)
         y = np.asarray(self._sequence_targets(y, lengths, form), dtype=np.float64)
         y = y[:, :, None] if y.ndim == 2 else y
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, pred)
         return r2_score(valid_steps(y, lengths), valid_steps(pred, lengths),
                         sample_weight=_step_weights(sample_weight, lengths))
 
@@ -627,12 +658,12 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
     best_validation_score_, n_iter_, network_ : as for `LSTMRegressor`
     """
 
-    def _loss_function(self, z, Y):
+    def _loss_function(self, z, Y, weights=None):
         if len(self.classes_) == 2:
-            return _losses.binary_log_loss(z, Y)
-        return _losses.cross_entropy_loss(z, Y)
+            return _losses.binary_log_loss(z, Y, weights)
+        return _losses.cross_entropy_loss(z, Y, weights)
 
-    def _validate_targets(self, y, lengths, form, reset, classes=None):
+    def _validate_targets(self, y, lengths, form, reset, classes=None, weights=None):
         """Encoded targets: (n, 1) in {0, 1} for two classes, else one-hot (n, K);
         (n, T, .) with return_sequences."""
         if self.return_sequences:
@@ -666,12 +697,12 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
         return Y.astype(DTYPES[self.dtype])
 
     @_restore_on_error
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch over (X, y), continuing from the current weights.
 
         Parameters
         ----------
-        X, y : as for `fit`
+        X, y, sample_weight : as for `fit`
         classes : array-like, optional
             All class labels; required on the first call.
 
@@ -681,7 +712,8 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
         """
         self._partial = True
         try:
-            return self._fit(X, y, incremental=True, classes=classes)
+            return self._fit(X, y, incremental=True, classes=classes,
+                             sample_weight=sample_weight)
         finally:
             del self._partial
 
@@ -716,14 +748,15 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
         labels, lengths, form = self._predict_labels(X)
         return self._sequence_output(labels, lengths, form) if self.return_sequences else labels
 
-    def _validation_score(self, network, data, lengths, Y):
+    def _validation_score(self, network, data, lengths, Y, weights=None):
         from sklearn.metrics import accuracy_score  # imported on use: see the top
         z = self._forward_in_batches(network, data, lengths)
         pred = self._probabilities(z.astype(np.float64)).argmax(axis=-1)
         true = Y[..., 0] if Y.shape[-1] == 1 else Y.argmax(axis=-1)
         if self.return_sequences:
-            return accuracy_score(valid_steps(true, lengths), valid_steps(pred, lengths))
-        return accuracy_score(true, pred)
+            return accuracy_score(valid_steps(true, lengths), valid_steps(pred, lengths),
+                                  sample_weight=_step_weights(weights, lengths))
+        return accuracy_score(true, pred, sample_weight=weights)
 
     def score(self, X, y, sample_weight=None):
         """Accuracy (over all valid timesteps with ``return_sequences``, each
@@ -733,5 +766,7 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
         from sklearn.metrics import accuracy_score  # imported on use: see the top
         pred, lengths, form = self._predict_labels(X)
         y = np.asarray(self._sequence_targets(y, lengths, form))
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, pred)
         return accuracy_score(valid_steps(y, lengths), valid_steps(pred, lengths),
                               sample_weight=_step_weights(sample_weight, lengths))

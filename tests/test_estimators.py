@@ -427,6 +427,64 @@ def test_predict_log_proba_is_the_log_of_predict_proba_and_finite():
         np.testing.assert_allclose(log_p, np.log(p), rtol=1e-12, atol=1e-12)
 
 
+def test_sample_weight_of_ones_or_rescaled_changes_no_bit():
+    X, y = first_input_task(96, 5, n_classes=3)
+    ragged = [np.ones((n, 2)) * (n % 3) for n in range(1, 13)]
+    tags = [np.arange(n) % 2 for n in range(1, 13)]
+    w = np.random.default_rng(0).uniform(0.1, 3, 96)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for make, data, target, weights in [
+            (lambda: LSTMClassifier(hidden_size=8, max_iter=3, random_state=0), X, y, w),
+            (lambda: LSTMRegressor(hidden_size=8, max_iter=3, early_stopping=True,
+                                   validation_fraction=0.25, random_state=0),
+             X, X[:, :, 0].sum(axis=1), w),
+            (lambda: LSTMClassifier(hidden_size=4, max_iter=3, return_sequences=True,
+                                    random_state=0), ragged, tags, w[:12]),
+        ]:
+            plain = make().fit(data, target)
+            ones = make().fit(data, target, sample_weight=np.ones(len(target)))
+            weighted = make().fit(data, target, sample_weight=weights)
+            doubled = make().fit(data, target, sample_weight=2 * weights)  # exact in binary
+            assert ones.loss_curve_ == plain.loss_curve_
+            assert doubled.loss_curve_ == weighted.loss_curve_ != plain.loss_curve_
+            for a, b in [(ones, plain), (doubled, weighted)]:
+                for got, want in zip(a.network_.params, b.network_.params):
+                    np.testing.assert_array_equal(got, want)
+
+
+def test_sample_weight_moves_the_decision_towards_the_heavier_class():
+    # labels are noise: the unweighted model predicts both classes; weighing
+    # class 1 nine times as much makes it predict class 1 far more often
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 4, 2)).astype(np.float32)
+    y = rng.integers(0, 2, 300)
+    kw = dict(hidden_size=8, max_iter=20, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        plain = LSTMClassifier(**kw).fit(X, y)
+        heavy = LSTMClassifier(**kw).fit(X, y, sample_weight=np.where(y == 1, 9.0, 1.0))
+    assert heavy.predict(X).mean() > 0.9 > plain.predict(X).mean()
+
+
+@pytest.mark.parametrize("weights,match", [
+    (-np.ones(40), "(?i)negative"),
+    (np.ones(39), "sample_weight"),
+    (np.zeros(40), "weight.*zero"),
+    (np.full(40, np.nan), "NaN"),
+])
+def test_bad_sample_weight_is_refused_and_changes_nothing(weights, match):
+    X, y = first_input_task(40, 4, n_classes=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = LSTMClassifier(hidden_size=4, max_iter=1, warm_start=True, random_state=0).fit(X, y)
+    before = pickle.dumps(clf)
+    for fit in (clf.fit, clf.partial_fit):
+        with pytest.raises(ValueError, match=match):
+            fit(X, y, sample_weight=weights)
+    assert pickle.dumps(clf) == before
+
+
 def test_score_takes_sample_weight_per_sequence():
     from sklearn.metrics import accuracy_score, r2_score
     X, y = sum_task(64)
