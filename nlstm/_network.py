@@ -56,7 +56,8 @@ class SequenceNetwork:
         # the layer's dropout acts between its layers; this model's, on the head's input too
         self.lstm = LSTM(n_inputs, hidden_size, num_layers, bidirectional=bidirectional,
                          dropout=dropout if num_layers > 1 else 0.0, cell=cell,
-                         forget_bias=forget_bias, chrono_max=chrono_max, dtype=dtype, device=device, random_state=rng)
+                         forget_bias=forget_bias, chrono_max=chrono_max, dtype=dtype,
+                         device=device, random_state=rng)
         n_features = hidden_size * self.lstm.num_directions
         bound = 1.0 / np.sqrt(n_features)  # torch.nn.Linear's initialisation
         self.head_weight = rng.uniform(-bound, bound, (n_features, n_outputs)).astype(self.dtype)

@@ -426,8 +426,7 @@ class _BaseLSTM(BaseEstimator):
         if not self.return_sequences:
             return self._loss_function(z, Y, weights)
         valid = np.arange(z.shape[1])[None, :] < lengths[:, None]  # (B, T)
-        step_weights = None if weights is None else _step_weights(weights, lengths)
-        loss, d_valid = self._loss_function(z[valid], Y[valid], step_weights)
+        loss, d_valid = self._loss_function(z[valid], Y[valid], _step_weights(weights, lengths))
         d_z = np.zeros_like(z)
         d_z[valid] = d_valid
         return loss, d_z
