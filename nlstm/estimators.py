@@ -349,6 +349,13 @@ class _BaseLSTM(BaseEstimator):
         n = data.shape[0]
         train_idx, val_idx = (self._split_validation(n, Y, rng) if early_stopping
                               else (np.arange(n), None))
+        if weights is not None and early_stopping:
+            for part, idx in (("training", train_idx), ("validation", val_idx)):
+                if not weights[idx].sum() > 0:
+                    raise ValueError(
+                        f"early_stopping's {part} split ({len(idx)} samples, "
+                        f"validation_fraction={self.validation_fraction}) holds only samples of "
+                        f"sample_weight 0; give more samples weight, or another random_state")
         masks = network.weight_masks() if self.alpha > 0 else None
         best_params = None
         for _ in range(n_epochs):

@@ -485,6 +485,17 @@ def test_bad_sample_weight_is_refused_and_changes_nothing(weights, match):
     assert pickle.dumps(clf) == before
 
 
+def test_early_stopping_split_without_weight_is_refused_before_training():
+    X, y = first_input_task(40, 4, n_classes=2)
+    weights = np.zeros(40)
+    weights[:2] = 1.0  # the validation split of 8 samples gets none of them here
+    clf = LSTMClassifier(hidden_size=4, early_stopping=True, validation_fraction=0.2,
+                         random_state=0)
+    with pytest.raises(ValueError, match="validation split .* only samples of sample_weight 0"):
+        clf.fit(X, y, sample_weight=weights)
+    assert not hasattr(clf, "network_")
+
+
 def test_score_takes_sample_weight_per_sequence():
     from sklearn.metrics import accuracy_score, r2_score
     X, y = sum_task(64)
