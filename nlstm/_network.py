@@ -45,7 +45,6 @@ class SequenceNetwork:
                  forget_bias, chrono_max, dropout, embedding_dim, n_tokens, return_sequences,
                  dtype, rng, device="cpu"):
         self.dtype = np.dtype(dtype)
-        self.dropout = dropout
         self.return_sequences = return_sequences
         self.rng = rng
         self.embedding = None
@@ -53,16 +52,22 @@ class SequenceNetwork:
             # torch.nn.Embedding's initialisation: N(0, 1)
             self.embedding = rng.standard_normal((n_tokens, embedding_dim)).astype(self.dtype)
             n_inputs = embedding_dim
-        # the layer's dropout acts between its layers; this model's, on the head's input too
         self.lstm = LSTM(n_inputs, hidden_size, num_layers, bidirectional=bidirectional,
-                         dropout=dropout if num_layers > 1 else 0.0, cell=cell,
-                         forget_bias=forget_bias, chrono_max=chrono_max, dtype=dtype,
+                         cell=cell, forget_bias=forget_bias, chrono_max=chrono_max, dtype=dtype,
                          device=device, random_state=rng)
+        self.set_dropout(dropout)
         n_features = hidden_size * self.lstm.num_directions
         bound = 1.0 / np.sqrt(n_features)  # torch.nn.Linear's initialisation
         self.head_weight = rng.uniform(-bound, bound, (n_features, n_outputs)).astype(self.dtype)
         self.head_bias = rng.uniform(-bound, bound, n_outputs).astype(self.dtype)
         self._cache = None
+
+    def set_dropout(self, dropout):
+        """Dropout on the head's input and between the LSTM's layers. With one
+        layer the LSTM gets 0: its own dropout acts between layers only (and
+        warns that it does nothing there), while this model's is not idle."""
+        self.dropout = dropout
+        self.lstm.dropout = dropout if self.lstm.num_layers > 1 else 0.0
 
     @property
     def arrays(self):

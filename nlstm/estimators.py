@@ -299,8 +299,7 @@ class _BaseLSTM(BaseEstimator):
             network = copy.deepcopy(self.network_)
             # settings of training, not of the network, take their current values
             network.lstm.device = self.device  # set_params(device=...) between calls
-            network.dropout = self.dropout
-            network.lstm.dropout = self.dropout if self.num_layers > 1 else 0.0
+            network.set_dropout(self.dropout)
             if self._optimizer_solver() == self.solver:
                 optimizer = copy.deepcopy(self._optimizer)
                 if self.solver == "sgd":
