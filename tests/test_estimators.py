@@ -518,6 +518,12 @@ def test_score_takes_sample_weight_per_sequence():
     expected = accuracy_score(np.concatenate(labels), pred,
                               sample_weight=np.repeat(w, [2, 3, 5, 4]))
     assert tagger.score(ragged, labels, sample_weight=w) == pytest.approx(expected)
+    for model, data, target in [(reg, X, y), (tagger, ragged, labels)]:
+        n = len(target)
+        # scikit-learn's messages: its metrics' length check, or _check_sample_weight's
+        with pytest.raises(ValueError, match=rf"inconsistent numbers of samples: \[{n}, {n}, "
+                                             rf"{n + 1}\]|sample_weight.shape == \({n + 1},\)"):
+            model.score(data, target, sample_weight=np.ones(n + 1))
 
 
 def test_unpickled_layer_computes_with_the_parameters_it_is_given():
