@@ -43,16 +43,16 @@ def _check_dask_array(X, name):
     return X.rechunk({axis: -1 for axis in range(1, X.ndim)})  # blocks split rows only
 
 
-def _partial_fit_block(model, X_block, y_block, classes):
+def _partial_fit_block(model, X_block, y_block, classes, weight_block):
     if classes is not None:
-        model.partial_fit(X_block, y_block, classes=classes)
+        model.partial_fit(X_block, y_block, classes=classes, sample_weight=weight_block)
     else:
-        model.partial_fit(X_block, y_block)
+        model.partial_fit(X_block, y_block, sample_weight=weight_block)
     return model
 
 
-def partial_fit_blocks(estimator, X, y, *, classes=None, epochs=1, shuffle_blocks=True,
-                       random_state=None):
+def partial_fit_blocks(estimator, X, y, *, sample_weight=None, classes=None, epochs=1,
+                       shuffle_blocks=True, random_state=None):
     """``partial_fit`` over the blocks of dask arrays, one block at a time.
 
     Each block is loaded where it lives (a worker of the current
@@ -67,6 +67,11 @@ def partial_fit_blocks(estimator, X, y, *, classes=None, epochs=1, shuffle_block
     X : dask array of shape (n, T, F), (n, T) or (n, T) token ids
         Chunked along axis 0 (other axes are joined into one chunk).
     y : dask array of shape (n,) or (n, k), same row chunks as ``X``
+    sample_weight : dask array of shape (n,) or (n, T), optional
+        Weights per sequence (or per timestep with ``return_sequences``),
+        sent with each block to ``partial_fit``. As there, they are rescaled
+        to average 1 within each call, so they weigh samples against the
+        others of the same block, not against other blocks.
     classes : array-like, optional
         All class labels (classifiers only). If omitted for an unfitted
         classifier they are computed from ``y`` with one pass over it.
@@ -95,6 +100,12 @@ def partial_fit_blocks(estimator, X, y, *, classes=None, epochs=1, shuffle_block
     if X.shape[0] != y.shape[0]:
         raise ValueError(f"X and y have different numbers of rows: {X.shape[0]} and {y.shape[0]}")
     y = y.rechunk({0: X.chunks[0]})
+    if sample_weight is not None:
+        sample_weight = _check_dask_array(sample_weight, "sample_weight")
+        if sample_weight.shape[0] != X.shape[0]:
+            raise ValueError(f"X and sample_weight have different numbers of rows: "
+                             f"{X.shape[0]} and {sample_weight.shape[0]}")
+        sample_weight = sample_weight.rechunk({0: X.chunks[0]})
 
     fitted = hasattr(estimator, "n_features_in_")
     model = copy.deepcopy(estimator) if fitted else clone(estimator)
@@ -104,12 +115,14 @@ def partial_fit_blocks(estimator, X, y, *, classes=None, epochs=1, shuffle_block
         classes = np.unique(y.compute())
     x_blocks = X.to_delayed().ravel()
     y_blocks = y.to_delayed().ravel()
+    weight_blocks = ([None] * len(x_blocks) if sample_weight is None
+                     else sample_weight.to_delayed().ravel())
     result = dask.delayed(model)
     for _ in range(epochs):
         order = rng.permutation(len(x_blocks)) if shuffle_blocks else np.arange(len(x_blocks))
         for k in order:
             result = dask.delayed(_partial_fit_block, pure=False)(
-                result, x_blocks[k], y_blocks[k], classes)
+                result, x_blocks[k], y_blocks[k], classes, weight_blocks[k])
             classes = None  # partial_fit takes the classes on the first call only
     return result.compute()
 

@@ -66,6 +66,24 @@ def test_partial_fit_blocks_equals_partial_fit_block_by_block(client, data):
     assert not hasattr(template, "n_features_in_")  # the template is never modified
 
 
+def test_partial_fit_blocks_passes_each_block_its_sample_weights(client, data):
+    X, y = data
+    weights = np.random.default_rng(1).uniform(0, 3, size=len(y))
+    dX, dy = da.from_array(X, chunks=(80, 12, 2)), da.from_array(y, chunks=80)
+    dw = da.from_array(weights, chunks=48)  # other row chunks: the helper aligns them
+    template = LSTMRegressor(hidden_size=8, batch_size=16, random_state=0)
+    trained = partial_fit_blocks(template, dX, dy, sample_weight=dw, shuffle_blocks=False)
+
+    expected = LSTMRegressor(hidden_size=8, batch_size=16, random_state=0)
+    unweighted = LSTMRegressor(hidden_size=8, batch_size=16, random_state=0)
+    for start in range(0, 240, 80):
+        rows = slice(start, start + 80)
+        expected.partial_fit(X[rows], y[rows], sample_weight=weights[rows])
+        unweighted.partial_fit(X[rows], y[rows])
+    np.testing.assert_array_equal(trained.predict(X), expected.predict(X))
+    assert not np.allclose(trained.predict(X), unweighted.predict(X))
+
+
 def test_partial_fit_blocks_learns_and_continues_a_fitted_model(client, data):
     X, y = data
     dX, dy = da.from_array(X, chunks=(60, 12, 2)), da.from_array(y, chunks=60)
@@ -116,6 +134,10 @@ def test_bad_inputs_raise_before_any_work(data):
         partial_fit_blocks(model, X, dy)
     with pytest.raises(ValueError, match="different numbers of rows"):
         partial_fit_blocks(model, dX, dy[:100])
+    with pytest.raises(TypeError, match="sample_weight must be a dask array"):
+        partial_fit_blocks(model, dX, dy, sample_weight=np.ones(len(y)))
+    with pytest.raises(ValueError, match="X and sample_weight have different numbers of rows"):
+        partial_fit_blocks(model, dX, dy, sample_weight=da.ones(100, chunks=50))
     with pytest.raises(ValueError, match="epochs"):
         partial_fit_blocks(model, dX, dy, epochs=0)
     with pytest.raises(TypeError, match="shuffle_blocks"):
