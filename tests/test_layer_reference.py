@@ -222,6 +222,28 @@ def test_prediction_path_gives_the_forward_results_bit_for_bit(num_layers, bidir
         np.testing.assert_array_equal(got_c, c_n)
 
 
+def assert_matches_reference_and_prediction_path(layer, x, lengths, d_out, bidirectional=False):
+    """Forward and backward of a one-layer float64 ``layer`` against the NumPy
+    reference, and the prediction path against the forward, bit for bit."""
+    out, (h_n, c_n) = layer.forward(x, lengths=lengths)
+    d_x, grads = layer.backward(d_out)
+    params = layer.state_dict()
+    ref_out, ref_h, ref_c, tape = reference_forward(params, x, lengths, "lstm", 1, bidirectional)
+    ref_dx, ref_grads, _, _ = reference_backward(params, tape, d_out, lengths, "lstm", 1,
+                                                 bidirectional, x.shape[2])
+    for got, want in [(out, ref_out), (h_n, ref_h), (c_n, ref_c), (d_x, ref_dx)]:
+        assert rel_err(got, want) < TOL["float64"]
+    for name in params:
+        assert rel_err(grads[name], ref_grads[name]) < TOL["float64"], name
+    x, lengths, h0, c0 = layer._check_forward_args(x, lengths, None, False)
+    with kernel_threads():
+        got_out, got_h, got_c = layer._forward(x, lengths, h0, c0, training=False,
+                                               keep_cache=False, want_output=True)
+    np.testing.assert_array_equal(got_out, out)
+    np.testing.assert_array_equal(got_h, h_n)
+    np.testing.assert_array_equal(got_c, c_n)
+
+
 def test_cell_chunks_of_rows_match_reference():
     """The forward sweeps activate the gates chunk by chunk of rows
     (``cpu.CELL_CHUNK`` pre-activations per chunk): at 700 hidden units a chunk
@@ -236,19 +258,22 @@ def test_cell_chunks_of_rows_match_reference():
     x = rng.standard_normal((batch, T, F))
     lengths = np.array([6, 2, 5, 1, 3, 6, 4, 6, 1])
     d_out = rng.standard_normal((batch, T, hidden))
-    out, (h_n, c_n) = layer.forward(x, lengths=lengths)
-    d_x, grads = layer.backward(d_out)
-    params = layer.state_dict()
-    ref_out, ref_h, ref_c, tape = reference_forward(params, x, lengths, "lstm", 1, False)
-    ref_dx, ref_grads, _, _ = reference_backward(params, tape, d_out, lengths, "lstm", 1,
-                                                 False, F)
-    for got, want in [(out, ref_out), (h_n, ref_h), (c_n, ref_c), (d_x, ref_dx)]:
-        assert rel_err(got, want) < TOL["float64"]
-    for name in params:
-        assert rel_err(grads[name], ref_grads[name]) < TOL["float64"], name
-    x, lengths, h0, c0 = layer._check_forward_args(x, lengths, None, False)
-    with kernel_threads():
-        got_out, got_h, got_c = layer._forward(x, lengths, h0, c0, training=False,
-                                               keep_cache=False, want_output=True)
-    np.testing.assert_array_equal(got_out, out)
-    np.testing.assert_array_equal(got_c, c_n)
+    assert_matches_reference_and_prediction_path(layer, x, lengths, d_out)
+
+
+def test_sweeps_in_blocks_of_rows_match_reference():
+    """With small gates (``4H * itemsize <= 1 KiB``) the sweeps run the batch in
+    blocks of about ``cpu.SWEEP_BLOCK_ROWS`` rows, more blocks than threads:
+    100 rows make 3 blocks of 33-34. Both directions, ragged rows, against the
+    NumPy reference, and the prediction path against the training forward."""
+    from nlstm.kernels.cpu import SWEEP_BLOCK_ROWS, shard_bounds, sweep_bounds
+
+    hidden, batch = 8, 100
+    bounds = sweep_bounds(batch, 4 * hidden, 8)
+    assert len(bounds) - 1 == batch // SWEEP_BLOCK_ROWS > len(shard_bounds(batch)) - 1
+    layer = LSTM(F, hidden, bidirectional=True, dtype="float64", random_state=2)
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((batch, T, F))
+    lengths = rng.integers(1, T + 1, size=batch)
+    d_out = rng.standard_normal((batch, T, 2 * hidden))
+    assert_matches_reference_and_prediction_path(layer, x, lengths, d_out, bidirectional=True)
