@@ -102,8 +102,9 @@ def shard_bounds(batch_size):
 def sweep_bounds(batch_size, gate_width, itemsize):
     """Row blocks of an LSTM sweep: the pool's shards (`shard_bounds`), or,
     where more blocks of about `SWEEP_BLOCK_ROWS` rows fit the batch and one
-    such block's ``(rows, 4H)`` gates fit in `SWEEP_BLOCK_BYTES` (the L1 data
-    cache: ``4H * itemsize <= 1 KiB``, float32 H <= 64), those blocks. Each
+    such block's ``(rows, 4H)`` gates fit in `SWEEP_BLOCK_BYTES` (32 KiB, the
+    L1 data cache of most x86 cores; 48 KiB on the development machine's:
+    ``4H * itemsize <= 1 KiB``, float32 H <= 64), those blocks. Each
     thread then runs all steps of one block after another, so a step's GEMM
     output is still in L1 when the cell reads it. Measured in one process
     against the pool's shards (2 threads, float32): inference sweeps
