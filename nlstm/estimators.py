@@ -153,7 +153,16 @@ class _BaseLSTM(BaseEstimator):
         # length may change after fit, like a list's.
         numeric_table = form == "table" and not tokens
         if numeric_table:
-            X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
+            try:
+                X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
+            except ValueError as error:
+                if reset or "features as input" not in str(error):
+                    raise
+                # scikit-learn's message about the column count, then what columns are here
+                raise ValueError(
+                    f"{str(error).rstrip('.')}: the columns of a 2-d X are the timesteps of "
+                    f"one-feature sequences, fixed at fit. To predict sequences of other "
+                    f"lengths, fit on a 3-d array (n, T, 1) or a list of sequences") from None
             data = np.ascontiguousarray(X, dtype=dtype)[:, :, None]  # (n, T, 1)
         elif form == "table":
             data = check_token_ids(check_array(X, dtype="numeric", input_name="X"))  # (n, T)

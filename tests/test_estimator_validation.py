@@ -113,6 +113,9 @@ def test_predict_with_other_feature_count_or_form(fitted):
     table = LSTMRegressor(hidden_size=4, max_iter=1).fit(X3[:, :, 0], Y_REG)
     with pytest.raises(ValueError, match="4 features, but LSTMRegressor is expecting 5"):
         table.predict(X3[:, :4, 0])
+    # ... and says that the columns are timesteps, for a list of lists too
+    with pytest.raises(ValueError, match=r"7 features.*columns of a 2-d X are the timesteps"):
+        table.predict(np.zeros((3, 7)).tolist())
     with pytest.raises(ValueError, match="2-d array"):
         table.predict(X3)
     # a model fit on sequences may see a different number of timesteps
