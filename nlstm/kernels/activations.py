@@ -3,8 +3,12 @@
 Every function here is usable inside ``@njit`` kernels. ``tanh`` and ``sigmoid``
 dispatch on the argument's type at compile time:
 
-* float64 uses the exact ``np.tanh`` / ``np.exp`` so that float64 results match
-  PyTorch to ~1e-12;
+* float64 uses ``tanh(a) = t / (t + 2)`` with ``t = expm1(2a)`` (``a = |x|``),
+  ``expm1`` by the usual range reduction (``2a = n ln2 + r``, a degree-13
+  polynomial in ``r``, the ``2^n`` built from its bits), within 3 ulp of the
+  C library's ``tanh`` (``tests/test_activations.py``). LLVM vectorises it,
+  where ``np.tanh`` is a scalar library call: 1.3-2.4 ns against 11-17 ns
+  per value, measured in a loop;
 * float32 uses a clamped rational approximation of tanh (the 13/6 minimax form
   used by Eigen), which LLVM vectorises under ``fastmath`` where ``np.tanh``
   does not (PyPI's llvmlite has no SVML). Its error is a few float32 ulps, far
@@ -18,9 +22,11 @@ they halve those gates' weight columns, so one tanh loop covers all four gates
 The derivatives are written in terms of the activation's *output*, which is
 what the backward sweeps keep.
 """
+import math
+
 import numpy as np
 from numba import njit, types
-from numba.extending import overload
+from numba.extending import intrinsic, overload
 
 # Rational approximation tanh(x) ~ x * P(x^2) / Q(x^2) on |x| <= _TANH_CLAMP,
 # where the float32 result has already rounded to +-1.
@@ -80,7 +86,58 @@ def _tanh_overload(x):
             return p / q
 
         return impl
+    if x == types.float64:
+        return _tanh_float64
     return lambda x: np.tanh(x)
+
+
+# float64 tanh through expm1 (see the module docstring). 2|x| = n ln2 + r with
+# |r| <= ln2 / 2, ln2 split in two (fdlibm's, the high part with trailing zero
+# bits, so that n * _LN2_HI is exact); expm1(r) by its Taylor polynomial to
+# r^13 (the next term is below 1e-17 relative); then
+# expm1(2|x|) = 2^n expm1(r) + (2^n - 1).
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_TANH_ONE = 20.0  # tanh(x) rounds to 1 in float64 from here on
+(_E2, _E3, _E4, _E5, _E6, _E7, _E8, _E9, _E10, _E11, _E12,
+ _E13) = (1.0 / math.factorial(k) for k in range(2, 14))
+
+
+@intrinsic
+def _float64_from_bits(typingctx, bits):
+    """The float64 whose IEEE 754 bits are the int64 ``bits``."""
+    if bits != types.int64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float64))
+
+    return types.float64(types.int64), codegen
+
+
+def _tanh_float64(x):  # the float64 implementation the tanh overload returns
+    a = abs(x)
+    y = 2 * _TANH_ONE if a > _TANH_ONE else a + a  # NaN stays NaN
+    n = math.floor(y * _LOG2E + 0.5)
+    r = (y - n * _LN2_HI) - n * _LN2_LO
+    p = r * _E13 + _E12
+    p = r * p + _E11
+    p = r * p + _E10
+    p = r * p + _E9
+    p = r * p + _E8
+    p = r * p + _E7
+    p = r * p + _E6
+    p = r * p + _E5
+    p = r * p + _E4
+    p = r * p + _E3
+    p = r * p + _E2
+    p = r * p + 1.0
+    p = r * p  # expm1(r)
+    scale = _float64_from_bits((np.int64(n) + 1023) << 52)  # 2^n, 0 <= n <= 58
+    t = scale * p + (scale - 1.0)  # expm1(2|x|)
+    t = t / (t + 2.0)
+    return t if x >= 0 else -t
 
 
 @overload(sigmoid, jit_options=_JIT_OPTIONS)

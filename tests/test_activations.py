@@ -1,0 +1,50 @@
+"""The float64 tanh of the kernels against the C library's (NumPy's ``np.tanh``).
+
+(The float32 approximation is tested against PyTorch in ``test_torch_parity.py``.)
+"""
+import numpy as np
+import pytest
+from numba import njit
+
+from nlstm.kernels.activations import tanh
+from nlstm.kernels.cpu import HELPER_OPTIONS
+from nlstm.kernels.vector_width import use_wide_vectors
+
+
+@njit(**HELPER_OPTIONS)
+def _tanh_loop(x, out):
+    # compiled as the kernels' loops are: a vector body and a scalar remainder
+    use_wide_vectors()
+    for i in range(x.shape[0]):
+        out[i] = tanh(x[i])
+
+
+def tanh_of(x):
+    out = np.empty_like(x)
+    _tanh_loop(x, out)
+    return out
+
+
+def ulps(got, want):
+    return np.abs(got - want) / np.spacing(np.abs(want))
+
+
+@pytest.mark.parametrize("offset", [0, 1, 5])  # shifts which values fall in the remainder
+def test_float64_tanh_within_3_ulp_of_the_c_library(offset):
+    tiny = np.geomspace(1e-300, 1.0, 20_001)
+    x = np.concatenate([np.linspace(-25, 25, 400_001), tiny, -tiny,
+                        np.linspace(0.3, 0.4, 10_001),  # around 2|x| = ln2 / 2: n steps
+                        [19.999, 20.0, 20.001, 1e300, -1e300]])[offset:]
+    got, want = tanh_of(x), np.tanh(x)
+    nonzero = want != 0
+    assert ulps(got[nonzero], want[nonzero]).max() <= 3
+    assert np.all(np.abs(got) <= 1)
+    np.testing.assert_array_equal(np.sign(got), np.sign(x))
+
+
+def test_float64_tanh_special_values():
+    x = np.array([0.0, np.inf, -np.inf, np.nan, -np.nan, 50.0, -50.0])
+    got = tanh_of(x)
+    np.testing.assert_array_equal(got[:3], [0.0, 1.0, -1.0])
+    assert np.isnan(got[3]) and np.isnan(got[4])  # a diverging fit must see NaN
+    np.testing.assert_array_equal(got[5:], [1.0, -1.0])
