@@ -46,3 +46,23 @@ class LayerForwardBackward:
         return 3 * forward_flops(T, F, H, B) * 3 / (time.perf_counter() - start) / 1e9
 
     track_forward_backward_gflops.unit = "GFLOP/s"
+
+
+class LayerForwardBackwardFloat64:
+    """float64 on the two smaller grid configs: tracks the vectorised float64
+    tanh (the C library's scalar tanh made float64 about 10x slower)."""
+    params = [GRID_NAMES[:2]]
+    param_names = ["B-T-F-H-N"]
+    timeout = 300
+
+    def setup(self, config):
+        B, T, F, H, _ = BY_NAME[config]
+        self.x = np.random.default_rng(0).standard_normal((B, T, F))
+        self.layer = LSTM(F, H, dtype="float64", random_state=0)
+        out, _ = self.layer.forward(self.x)  # JIT warm-up
+        self.d_out = np.ones_like(out)
+        self.layer.backward(self.d_out)
+
+    def time_forward_backward(self, config):
+        self.layer.forward(self.x)
+        self.layer.backward(self.d_out)
