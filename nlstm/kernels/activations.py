@@ -62,28 +62,28 @@ def sigmoid_from_tanh(t):  # pragma: no cover - replaced by the overload inside 
     return 0.5 * t + 0.5
 
 
+@njit(**_JIT_OPTIONS)
+def _horner(x, coefficients):
+    """``c[0] x^(k-1) + c[1] x^(k-2) + ... + c[k-1]`` by Horner's rule, for the
+    constant tuple ``coefficients`` (highest degree first); LLVM unrolls the
+    loop, so the calling loop vectorises as if it were written out."""
+    p = coefficients[0]
+    for c in coefficients[1:]:
+        p = x * p + c
+    return p
+
+
 @overload(tanh, jit_options=_JIT_OPTIONS)
 def _tanh_overload(x):
     if x == types.float32:
         clamp = np.float32(_TANH_CLAMP)
-        a1, a3, a5, a7 = (np.float32(v) for v in (_A1, _A3, _A5, _A7))
-        a9, a11, a13 = (np.float32(v) for v in (_A9, _A11, _A13))
-        b0, b2, b4, b6 = (np.float32(v) for v in (_B0, _B2, _B4, _B6))
+        p_coefficients = tuple(np.float32(v) for v in (_A13, _A11, _A9, _A7, _A5, _A3, _A1))
+        q_coefficients = tuple(np.float32(v) for v in (_B6, _B4, _B2, _B0))
 
         def impl(x):
             x = min(max(x, -clamp), clamp)
             x2 = x * x
-            p = x2 * a13 + a11
-            p = x2 * p + a9
-            p = x2 * p + a7
-            p = x2 * p + a5
-            p = x2 * p + a3
-            p = x2 * p + a1
-            p = x * p
-            q = x2 * b6 + b4
-            q = x2 * q + b2
-            q = x2 * q + b0
-            return p / q
+            return x * _horner(x2, p_coefficients) / _horner(x2, q_coefficients)
 
         return impl
     if x == types.float64:
@@ -100,8 +100,8 @@ _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
 _TANH_ONE = 20.0  # tanh(x) rounds to 1 in float64 from here on
-(_E2, _E3, _E4, _E5, _E6, _E7, _E8, _E9, _E10, _E11, _E12,
- _E13) = (1.0 / math.factorial(k) for k in range(2, 14))
+# 1/13!, 1/12!, ..., 1/1!: expm1(r) = r * (1 + r/2! + ... + r^12/13!)
+_EXPM1_COEFFICIENTS = tuple(1.0 / math.factorial(k) for k in range(13, 0, -1))
 
 
 @intrinsic
@@ -121,19 +121,7 @@ def _tanh_float64(x):  # the float64 implementation the tanh overload returns
     y = 2 * _TANH_ONE if a > _TANH_ONE else a + a  # NaN stays NaN
     n = math.floor(y * _LOG2E + 0.5)
     r = (y - n * _LN2_HI) - n * _LN2_LO
-    p = r * _E13 + _E12
-    p = r * p + _E11
-    p = r * p + _E10
-    p = r * p + _E9
-    p = r * p + _E8
-    p = r * p + _E7
-    p = r * p + _E6
-    p = r * p + _E5
-    p = r * p + _E4
-    p = r * p + _E3
-    p = r * p + _E2
-    p = r * p + 1.0
-    p = r * p  # expm1(r)
+    p = r * _horner(r, _EXPM1_COEFFICIENTS)  # expm1(r)
     scale = _float64_from_bits((np.int64(n) + 1023) << 52)  # 2^n, 0 <= n <= 58
     t = scale * p + (scale - 1.0)  # expm1(2|x|)
     t = t / (t + 2.0)
