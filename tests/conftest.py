@@ -36,12 +36,13 @@ def _kernel_cache_dir():
     digest = hashlib.sha256()
     for source in sorted((package / "kernels").glob("*.py")):
         digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    name = digest.hexdigest()[:16]
     caches = package.parent / ".numba-cache"
     if caches.is_dir():
         for stale in caches.iterdir():
-            if stale.name != digest.hexdigest()[:16]:
+            if stale.name != name:
                 shutil.rmtree(stale, ignore_errors=True)
-    return str(caches / digest.hexdigest()[:16])
+    return str(caches / name)
 
 
 if "NUMBA_CACHE_DIR" not in os.environ:
