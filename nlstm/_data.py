@@ -44,7 +44,7 @@ def input_form(X):
         if ndim == 1 and hasattr(X[0], "__len__") and not isinstance(X[0], str):
             return "list"  # a list of arrays that numpy could not stack
     if ndim is not None and ndim not in (2, 3):
-        shape = getattr(X, "shape", np.shape(X) if ndim else ())
+        shape = np.shape(X)  # X.shape where X has one, else that of the array it makes
         hint = (". Reshape your data: one sequence of T steps is X.reshape(1, -1), or "
                 "X.reshape(1, -1, F) with F features" if ndim == 1 else "")
         raise ValueError(f"X must be a 3-d array (n_samples, T, F), a 2-d array (n_samples, T) "

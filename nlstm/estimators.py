@@ -592,8 +592,7 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
         if reset:
             self.n_outputs_ = Y.shape[-1]
             self._squeeze_output = squeeze
-            flat_weights = (None if weights is None else
-                            _step_weights(weights, lengths) if self.return_sequences else weights)
+            flat_weights = _step_weights(weights, lengths) if self.return_sequences else weights
             self._y_mean = np.average(flat, axis=0, weights=flat_weights)
             scale = np.sqrt(np.average((flat - self._y_mean) ** 2, axis=0, weights=flat_weights))
             self._y_scale = np.where(scale > 0, scale, 1.0)
