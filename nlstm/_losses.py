@@ -9,6 +9,12 @@ import numpy as np
 from scipy.special import expit, log_expit, log_softmax, softmax
 
 
+def _mean(values):
+    """The mean of ``values`` as a float. ``np.mean`` took 8-10 us on the few
+    values of a training batch (its argument handling); the sum 2 us."""
+    return float(values.sum()) / values.size
+
+
 def identity(z):
     return z
 
@@ -18,9 +24,9 @@ def squared_error_loss(z, y, weights=None):
     weights: (n,) per row or None (all 1)."""
     diff = z - y
     if weights is None:
-        return 0.5 * float(np.mean(diff * diff)), diff / diff.size
+        return 0.5 * _mean(diff * diff), diff / diff.size
     weighted = diff * weights.astype(diff.dtype, copy=False)[:, None]
-    return 0.5 * float(np.mean(weighted * diff)), weighted / diff.size
+    return 0.5 * _mean(weighted * diff), weighted / diff.size
 
 
 def binary_log_loss(z, y, weights=None):
@@ -32,7 +38,7 @@ def binary_log_loss(z, y, weights=None):
     if weights is not None:
         weights = weights.astype(z.dtype, copy=False)[:, None]  # (n, 1)
         losses, d_z = losses * weights, d_z * weights
-    return -float(np.mean(losses)), d_z / z.shape[0]
+    return -_mean(losses), d_z / z.shape[0]
 
 
 def cross_entropy_loss(z, y, weights=None):
@@ -43,7 +49,7 @@ def cross_entropy_loss(z, y, weights=None):
     if weights is not None:
         weights = weights.astype(z.dtype, copy=False)  # (n,)
         losses, d_z = losses * weights, d_z * weights[:, None]
-    return -float(np.mean(losses)), d_z / z.shape[0]
+    return -_mean(losses), d_z / z.shape[0]
 
 
 def binary_proba(z):

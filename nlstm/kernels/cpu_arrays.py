@@ -75,7 +75,10 @@ def stack_weights(w_ih, w_hh, b_ih, b_hh):
 
 
 def final_features(h_n, n_directions):
-    """The top layer's final states side by side: h_n (L*D, B, H) -> (B, D*H)."""
+    """The top layer's final states side by side: h_n (L*D, B, H) -> (B, D*H)
+    (one direction: a view of h_n)."""
+    if n_directions == 1:
+        return h_n[-1]
     return np.concatenate(list(h_n[-n_directions:]), axis=1)
 
 
