@@ -187,8 +187,10 @@ def _adam_step_kernel(p, g, m, v, coefficients):
     # coefficients: (7,) beta_1, 1 - beta_1, beta_2, 1 - beta_2, step,
     # v_correction, epsilon, of their dtype. error_model="numpy": no
     # ZeroDivisionError branch, so LLVM vectorises the division.
-    beta_1, one_minus_beta_1, beta_2, one_minus_beta_2 = coefficients[:4]
-    step, v_correction, epsilon = coefficients[4:]
+    # (indexed one by one: unpacking slices compiled 10-15% slower)
+    beta_1, one_minus_beta_1 = coefficients[0], coefficients[1]
+    beta_2, one_minus_beta_2 = coefficients[2], coefficients[3]
+    step, v_correction, epsilon = coefficients[4], coefficients[5], coefficients[6]
     for i in range(p.shape[0]):
         gi = g[i]
         mi = m[i] * beta_1 + one_minus_beta_1 * gi
