@@ -76,7 +76,7 @@ def _run_blocks(address, bounds, args, failed):
     return any_failed
 
 
-_addresses = {}  # (block function, fingerprints of the arguments' types) -> address
+_addresses = {}  # (block function, fingerprint of the argument types) -> address
 
 
 def _address_of(block_function, args):
