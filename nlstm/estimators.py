@@ -499,6 +499,15 @@ class _BaseLSTM(BaseEstimator):
         """Per-timestep results as an array, or a list for ragged input."""
         return unpad(values, lengths) if form == "list" else values
 
+    def _metric(self, metric, true, pred, lengths, weights):
+        """``metric(true, pred, sample_weight=...)`` over the sequences, or with
+        ``return_sequences`` over all valid timesteps, each weighing its
+        sequence's weight. ``weights``: (n,) validated, or None."""
+        if self.return_sequences:
+            return metric(valid_steps(true, lengths), valid_steps(pred, lengths),
+                          sample_weight=_step_weights(weights, lengths))
+        return metric(true, pred, sample_weight=weights)
+
 
 class LSTMRegressor(RegressorMixin, _BaseLSTM):
     """LSTM regression of one value (or several) per sequence or per timestep.
@@ -630,10 +639,7 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
     def _validation_score(self, network, data, lengths, Y, weights=None):
         from sklearn.metrics import r2_score  # imported on use: see the top
         z = self._forward_in_batches(network, data, lengths)
-        if self.return_sequences:
-            return r2_score(valid_steps(Y, lengths), valid_steps(z, lengths),
-                            sample_weight=_step_weights(weights, lengths))
-        return r2_score(Y, z, sample_weight=weights)
+        return self._metric(r2_score, Y, z, lengths, weights)
 
     def score(self, X, y, sample_weight=None):
         """R^2 of the predictions (over all valid timesteps with
@@ -646,8 +652,7 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
         y = y[:, :, None] if y.ndim == 2 else y
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, pred)
-        return r2_score(valid_steps(y, lengths), valid_steps(pred, lengths),
-                        sample_weight=_step_weights(sample_weight, lengths))
+        return self._metric(r2_score, y, pred, lengths, sample_weight)
 
 
 class LSTMClassifier(ClassifierMixin, _BaseLSTM):
@@ -766,10 +771,7 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
         z = self._forward_in_batches(network, data, lengths)
         pred = self._probabilities(z.astype(np.float64)).argmax(axis=-1)
         true = Y[..., 0] if Y.shape[-1] == 1 else Y.argmax(axis=-1)
-        if self.return_sequences:
-            return accuracy_score(valid_steps(true, lengths), valid_steps(pred, lengths),
-                                  sample_weight=_step_weights(weights, lengths))
-        return accuracy_score(true, pred, sample_weight=weights)
+        return self._metric(accuracy_score, true, pred, lengths, weights)
 
     def score(self, X, y, sample_weight=None):
         """Accuracy (over all valid timesteps with ``return_sequences``, each
@@ -781,5 +783,4 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
         y = np.asarray(self._sequence_targets(y, lengths, form))
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, pred)
-        return accuracy_score(valid_steps(y, lengths), valid_steps(pred, lengths),
-                              sample_weight=_step_weights(sample_weight, lengths))
+        return self._metric(accuracy_score, y, pred, lengths, sample_weight)
