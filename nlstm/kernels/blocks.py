@@ -1,5 +1,5 @@
 """Run a compiled block function over row blocks in parallel, compiling its
-code once.
+code once and the parallel machinery once per process's cache.
 
 Why the kernels are not written as one ``prange`` loop each: Numba compiles
 the body of a ``prange`` as a function of its own, then links that code into
@@ -11,14 +11,20 @@ sweep, measured.
 
 Here the body is a plain cached ``@njit`` function, ``block(k, r0, r1, *args)``
 for block k, the rows ``[r0, r1)``, compiled once. The one parallel kernel,
-`_run_blocks`, calls it through its address (a runtime argument, so the
-kernel stays cacheable), so the parallel modules hold only a loop and a call.
+`_run_blocks`, knows nothing of the block's arguments, so it is compiled once
+for all block functions: it gets the block's address, the address of the
+arguments (a tuple stored on `_launch`'s stack) and the address of an
+*unpacker*, a small function that loads that tuple and calls the block. Each
+argument-type combination compiles only `_launch` (a few instructions and its
+unpacker, no parallel region); a parallel kernel per combination, as before,
+cost 0.3-0.6 s of compiling each, four of them in a first fit and predict.
 The block's code is the same as a ``prange`` body's: results are bit for bit
 those of the ``prange`` kernels.
 """
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, typeof, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 try:  # what Numba's dispatcher keys its compiled versions on
@@ -26,25 +32,82 @@ try:  # what Numba's dispatcher keys its compiled versions on
 except ImportError:  # pragma: no cover - a future Numba without it
     _type_key = typeof
 
+_INT64 = ir.IntType(64)
+# i1 unpacker(i64 block address, i64 k, i64 r0, i64 r1, i64 arguments address)
+_UNPACKER_TYPE = ir.FunctionType(ir.IntType(1), [_INT64] * 5)
+
+
+def _as_int64(context, builder, value, value_type):
+    return context.cast(builder, value, value_type, types.int64)
+
 
 @intrinsic
-def _call_block(typingctx, address, k, r0, r1, args):
-    """Call the Numba-compiled function at ``address`` with ``(k, r0, r1, *args)``;
-    True when it raised. Its signature must be ``(int64, int64, int64, *args)``
-    returning None: `run_blocks` looks the address up for exactly that."""
-    arg_types = [k, r0, r1, *args.types]
+def _call_unpacker(typingctx, unpacker, block, k, r0, r1, arguments):
+    """``unpacker(block, k, r0, r1, arguments)`` for the unpacker at address
+    ``unpacker`` (see `_unpacker`): True when the block raised."""
+    operands = (unpacker, block, k, r0, r1, arguments)
+    if not all(isinstance(x, types.Integer) for x in operands):
+        return None
 
     def codegen(context, builder, signature, llargs):
-        address_value, args_value = llargs[0], llargs[4]
-        call_conv = context.call_conv
-        function_type = call_conv.get_function_type(types.none, arg_types)
-        function = builder.inttoptr(address_value, function_type.as_pointer())
-        values = list(llargs[1:4]) + [builder.extract_value(args_value, i)
-                                      for i in range(len(args.types))]
-        status, _ = call_conv.call_function(builder, function, types.none, arg_types, values)
-        return status.is_error
+        values = [_as_int64(context, builder, v, t) for v, t in zip(llargs, operands)]
+        function = builder.inttoptr(values[0], _UNPACKER_TYPE.as_pointer())
+        return builder.call(function, values[1:])
 
-    return types.boolean(address, k, r0, r1, args), codegen
+    return types.boolean(*operands), codegen
+
+
+def _unpacker(context, module, arguments_type):
+    """The unpacker of ``arguments_type`` (a tuple type) in ``module``, defined
+    there on first use: it loads the tuple stored at its last argument and
+    calls the block function at its first, ``block(k, r0, r1, *tuple)``, with
+    Numba's calling convention, returning whether the block raised."""
+    function = cgutils.get_or_insert_function(module, _UNPACKER_TYPE, "nlstm_block_unpacker")
+    if not function.is_declaration:
+        return function
+    function.linkage = "internal"
+    builder = ir.IRBuilder(function.append_basic_block("entry"))
+    block, k, r0, r1, arguments = function.args
+    stored = builder.inttoptr(arguments, context.get_value_type(arguments_type).as_pointer())
+    unpacked = builder.load(stored)
+    argument_types = [types.int64] * 3 + list(arguments_type.types)
+    call_conv = context.call_conv
+    block_type = call_conv.get_function_type(types.none, argument_types)
+    values = [k, r0, r1] + [builder.extract_value(unpacked, i)
+                            for i in range(len(arguments_type.types))]
+    status, _ = call_conv.call_function(builder, builder.inttoptr(block, block_type.as_pointer()),
+                                        types.none, argument_types, values)
+    builder.ret(status.is_error)
+    return function
+
+
+@intrinsic
+def _call_kernel(typingctx, kernel, block, bounds, args, failed):
+    """Call `_run_blocks`, compiled, at address ``kernel``, for the block
+    function at address ``block`` with the tuple ``args``: stores ``args`` on
+    the stack and passes its address and that of its unpacker."""
+    if not (isinstance(kernel, types.Integer) and isinstance(block, types.Integer)
+            and isinstance(args, types.BaseTuple)):
+        return None
+
+    def codegen(context, builder, signature, llargs):
+        kernel_value, block_value, bounds_value, args_value, failed_value = llargs
+        stored = cgutils.alloca_once_value(builder, args_value)
+        unpacker = _unpacker(context, builder.module, args)
+        kernel_types = [types.int64, types.int64, bounds, types.int64, failed]
+        values = [builder.ptrtoint(unpacker, _INT64), _as_int64(context, builder, block_value, block),
+                  bounds_value, builder.ptrtoint(stored, _INT64), failed_value]
+        call_conv = context.call_conv
+        kernel_type = call_conv.get_function_type(types.boolean, kernel_types)
+        function = builder.inttoptr(_as_int64(context, builder, kernel_value, kernel),
+                                    kernel_type.as_pointer())
+        status, any_failed = call_conv.call_function(builder, function, types.boolean,
+                                                     kernel_types, values)
+        with builder.if_then(status.is_error, likely=False):
+            call_conv.return_status_propagate(builder, status)
+        return any_failed
+
+    return types.boolean(kernel, block, bounds, args, failed), codegen
 
 
 @intrinsic
@@ -65,18 +128,44 @@ def arguments_do_not_alias(typingctx):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _run_blocks(address, bounds, args, failed):
-    # bounds: (n_blocks + 1) row bounds; failed: (n_blocks) set where a block
-    # raised. Returns whether one did (a NumPy ``failed.any()`` costs 2 us).
+def _run_blocks(unpacker, block, bounds, arguments, failed):
+    # unpacker, block, arguments: addresses (see `_call_kernel`); bounds:
+    # (n_blocks + 1) row bounds; failed: (n_blocks) set where a block raised.
+    # Returns whether one did (a NumPy ``failed.any()`` costs 2 us).
     for k in prange(len(bounds) - 1):
-        failed[k] = _call_block(address, k, bounds[k], bounds[k + 1], args)
+        failed[k] = _call_unpacker(unpacker, block, k, bounds[k], bounds[k + 1], arguments)
     any_failed = False
     for k in range(len(failed)):
         any_failed |= failed[k]
     return any_failed
 
 
+@njit(cache=True, nogil=True)
+def _launch(kernel, block, bounds, args, failed):
+    # compiled once per argument-type combination: no parallel region of its own
+    return _call_kernel(kernel, block, bounds, args, failed)
+
+
+_kernel = None  # address of `_run_blocks`, compiled
 _addresses = {}  # (block function, fingerprint of the argument types) -> address
+
+
+def _compiled_address(dispatcher, signature):
+    result = dispatcher.overloads[signature]
+    return result.library.get_pointer_to_function(result.fndesc.llvm_func_name)
+
+
+def _kernel_address():
+    """Address of `_run_blocks`. Compiled (or loaded from Numba's cache) and
+    run once with no blocks through its dispatcher, which starts Numba's
+    threading layer that its parallel region calls."""
+    global _kernel
+    if _kernel is None:
+        bounds, failed = np.zeros(1, np.int64), np.zeros(0, np.bool_)
+        _run_blocks(0, 0, bounds, 0, failed)
+        _kernel = _compiled_address(_run_blocks, (types.int64, types.int64, typeof(bounds),
+                                                  types.int64, typeof(failed)))
+    return _kernel
 
 
 def _address_of(block_function, args):
@@ -91,8 +180,7 @@ def _address_of(block_function, args):
     if address is None:
         signature = (types.int64,) * 3 + tuple(typeof(a) for a in args)
         block_function.compile(signature)  # loads it from Numba's cache when there
-        result = block_function.overloads[signature]
-        address = result.library.get_pointer_to_function(result.fndesc.llvm_func_name)
+        address = _compiled_address(block_function, signature)
         _addresses[key] = address
     return address
 
@@ -121,7 +209,7 @@ def run_blocks(block_function, bounds, *args):
         dispatcher, which raises the exception with Numba's message.
     """
     failed = np.zeros(len(bounds) - 1, np.bool_)
-    if _run_blocks(_address_of(block_function, args), bounds, args, failed):
+    if _launch(_kernel_address(), _address_of(block_function, args), bounds, args, failed):
         k = int(np.flatnonzero(failed)[0])
         block_function(k, bounds[k], bounds[k + 1], *args)
         raise RuntimeError(f"{block_function.__name__} failed in block {k} and did not "
