@@ -101,3 +101,14 @@ def test_block_arguments_are_marked_noalias():
                           if line.startswith("define") and function.__name__ in line)
         # the data pointer of the array argument "out" (field 4 of Numba's array struct)
         assert bool(re.search(r"ptr noalias [^,]*%arg\.out\.4\b", definition)) is marked
+
+
+def test_bounds_of_another_integer_type_or_layout_are_taken_as_int64():
+    """The one parallel kernel is compiled for C-contiguous int64 bounds;
+    run_blocks converts others rather than passing them as if they were."""
+    expected = np.zeros((4, 3))
+    blocks.run_blocks(_label_rows, np.array([0, 2, 4], np.int64), 1.0, expected)
+    for bounds in (np.array([0, 2, 4], np.int32), np.array([0, 9, 2, 9, 4], np.int64)[::2]):
+        out = np.zeros((4, 3))
+        blocks.run_blocks(_label_rows, bounds, 1.0, out)
+        np.testing.assert_array_equal(out, expected)

@@ -86,8 +86,13 @@ def _call_kernel(typingctx, kernel, block, bounds, args, failed):
     """Call `_run_blocks`, compiled, at address ``kernel``, for the block
     function at address ``block`` with the tuple ``args``: stores ``args`` on
     the stack and passes its address and that of its unpacker."""
+    def is_vector(array, dtype):  # the layout `_run_blocks` is compiled for
+        return (isinstance(array, types.Array) and array.dtype == dtype and array.ndim == 1
+                and array.layout == "C")
+
     if not (isinstance(kernel, types.Integer) and isinstance(block, types.Integer)
-            and isinstance(args, types.BaseTuple)):
+            and isinstance(args, types.BaseTuple) and is_vector(bounds, types.int64)
+            and is_vector(failed, types.boolean)):
         return None
 
     def codegen(context, builder, signature, llargs):
@@ -208,6 +213,7 @@ def run_blocks(block_function, bounds, *args):
         not be allocated): the first failed block is run again through the
         dispatcher, which raises the exception with Numba's message.
     """
+    bounds = np.ascontiguousarray(bounds, np.int64)  # what `_run_blocks` is compiled for
     failed = np.zeros(len(bounds) - 1, np.bool_)
     if _launch(_kernel_address(), _address_of(block_function, args), bounds, args, failed):
         k = int(np.flatnonzero(failed)[0])
