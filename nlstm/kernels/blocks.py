@@ -1,5 +1,5 @@
 """Run a compiled block function over row blocks in parallel, compiling its
-code once and the parallel machinery once per process's cache.
+code once and one parallel kernel for all block functions.
 
 Why the kernels are not written as one ``prange`` loop each: Numba compiles
 the body of a ``prange`` as a function of its own, then links that code into
