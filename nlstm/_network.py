@@ -18,6 +18,37 @@ from ._threads import launch_lock
 from .layer import LSTM
 
 
+# Rows of the embedding table drawn per call of the random generator: the float64
+# draws never take more than about 8 MiB at once.
+_EMBEDDING_DRAW_VALUES = 1 << 20
+
+
+def _embedding_table(rng, n_tokens, embedding_dim, dtype):
+    """torch.nn.Embedding's initialisation, N(0, 1), as a ``(n_tokens,
+    embedding_dim)`` table of ``dtype``.
+
+    The table has a row for every id up to the largest seen at fit, so a huge
+    id asks for a huge table; one that cannot be allocated raises a
+    ValueError that says so, instead of NumPy's MemoryError. The values are
+    drawn in chunks of rows, giving the bits of one ``rng.standard_normal``
+    call for the whole table without its float64 copy.
+    """
+    try:
+        table = np.empty((n_tokens, embedding_dim), dtype)
+    except MemoryError:
+        gib = n_tokens * embedding_dim * np.dtype(dtype).itemsize / 2**30
+        raise ValueError(
+            f"X's largest token id is {n_tokens - 1}, so the embedding needs a table of "
+            f"{n_tokens} x {embedding_dim} {np.dtype(dtype).name} values ({gib:.3g} GiB), which "
+            f"could not be allocated. The table has a row for every id from 0 to the largest: "
+            f"map the tokens to consecutive ids 0..V-1 first (for example with a "
+            f"CountVectorizer vocabulary or sklearn.preprocessing.OrdinalEncoder)") from None
+    rows = max(1, _EMBEDDING_DRAW_VALUES // embedding_dim)
+    for r0 in range(0, n_tokens, rows):
+        table[r0:r0 + rows] = rng.standard_normal((min(rows, n_tokens - r0), embedding_dim))
+    return table
+
+
 class SequenceNetwork:
     """Embedding (when ``n_tokens``), a stacked LSTM and a linear head.
 
@@ -49,8 +80,7 @@ class SequenceNetwork:
         self.rng = rng
         self.embedding = None
         if embedding_dim is not None:
-            # torch.nn.Embedding's initialisation: N(0, 1)
-            self.embedding = rng.standard_normal((n_tokens, embedding_dim)).astype(self.dtype)
+            self.embedding = _embedding_table(rng, n_tokens, embedding_dim, self.dtype)
             n_inputs = embedding_dim
         self.lstm = LSTM(n_inputs, hidden_size, num_layers, bidirectional=bidirectional,
                          cell=cell, forget_bias=forget_bias, chrono_max=chrono_max, dtype=dtype,

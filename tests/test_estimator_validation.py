@@ -130,6 +130,37 @@ def test_unseen_label_in_partial_fit(fitted):
     assert pickle.dumps(clf) == before
 
 
+def test_token_id_too_large_for_an_embedding_table_is_a_value_error():
+    """The embedding has a row for every id up to the largest: an id of 2**40
+    (a hashed token, say) asks for terabytes. The user gets a ValueError that
+    names the id and the way out, not NumPy's MemoryError, and a fitted model
+    is left as it was."""
+    tokens = rng.integers(0, 10, (40, 6))
+    clf = LSTMClassifier(embedding_dim=3, hidden_size=4, max_iter=1, random_state=0)
+    clf.fit(tokens, Y_CLF)
+    before = pickle.dumps(clf)
+    huge = tokens.copy()
+    huge[5, 2] = 2**40
+    with pytest.raises(ValueError, match=r"largest token id is 1099511627776.*consecutive ids"):
+        clf.fit(huge, Y_CLF)
+    assert pickle.dumps(clf) == before
+
+
+def test_embedding_table_is_drawn_in_chunks_with_the_bits_of_one_draw(monkeypatch):
+    """The table is filled a few rows at a time (no float64 copy of the whole
+    table), with the values one ``standard_normal`` call for all of it gives,
+    so a given random_state initialises the embedding as before."""
+    from nlstm import _network
+
+    for chunk in (1, 5, 1 << 20):
+        monkeypatch.setattr(_network, "_EMBEDDING_DRAW_VALUES", chunk)
+        for dtype in (np.float32, np.float64):
+            table = _network._embedding_table(np.random.RandomState(3), 11, 3, dtype)
+            expected = np.random.RandomState(3).standard_normal((11, 3)).astype(dtype)
+            assert table.dtype == dtype
+            np.testing.assert_array_equal(table, expected)
+
+
 finite = st.floats(-10, 10, allow_nan=False, width=32)
 
 
