@@ -62,6 +62,8 @@ def save(estimator, path):
 
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):  # else mkstemp's error names its temporary file
+        raise FileNotFoundError(f"cannot save to {path!r}: the folder {folder!r} does not exist")
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".nlstm-", suffix=".npz.tmp")
     try:
         with os.fdopen(fd, "wb") as f:

@@ -113,3 +113,11 @@ def test_save_needs_a_fitted_model(tmp_path):
     from sklearn.exceptions import NotFittedError
     with pytest.raises(NotFittedError):
         LSTMRegressor().save(tmp_path / "m.npz")
+
+
+def test_save_into_a_missing_folder_names_that_folder(models, tmp_path):
+    """Not the temporary file the atomic write would have used."""
+    target = tmp_path / "no-such-folder" / "m.npz"
+    with pytest.raises(FileNotFoundError, match=r"no-such-folder' does not exist"):
+        models["reg"][0].save(target)
+    assert not target.parent.exists()
