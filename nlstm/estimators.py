@@ -697,9 +697,13 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
             if classes is None and getattr(self, "_partial", False):
                 raise ValueError("classes must be passed on the first call to partial_fit")
             classes_ = np.unique(labels if classes is None else np.asarray(classes))
+            unseen = np.setdiff1d(labels, classes_)
+            if unseen.size:  # before the count: classes=['a'] with y of 'a' and 'b' is this
+                raise ValueError(f"y contains labels not in classes={classes!r}: {unseen.tolist()!r}")
             if len(classes_) < 2:
-                raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes, "
-                                 f"but the data contain only one class: {classes_[0]!r}")
+                where = "the data contain" if classes is None else "classes holds"
+                raise ValueError(f"{type(self).__name__} needs at least 2 classes, but {where} "
+                                 f"only one class: {classes_.tolist()[0]!r}")
             self.classes_ = classes_
         elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
             raise ValueError(f"classes={classes!r} differs from the classes of the previous "

@@ -122,6 +122,17 @@ def test_predict_with_other_feature_count_or_form(fitted):
     assert fitted["reg"].predict(rng.standard_normal((4, 9, 2))).shape == (4,)
 
 
+def test_first_partial_fit_checks_y_against_the_classes_given():
+    """classes=['a'] with y of 'a' and 'b' is a label missing from classes,
+    not 'the data contain one class'; classes of one label say it is classes."""
+    with pytest.raises(ValueError, match=r"labels not in classes=\['a'\]: \['b'\]"):
+        LSTMClassifier(hidden_size=4).partial_fit(X3, Y_CLF, classes=["a"])
+    with pytest.raises(ValueError, match="classes holds only one class: 'a'"):
+        LSTMClassifier(hidden_size=4).partial_fit(X3, np.full(len(X3), "a"), classes=["a"])
+    with pytest.raises(ValueError, match="the data contain only one class"):
+        LSTMClassifier(hidden_size=4).fit(X3, np.full(len(X3), "a"))
+
+
 def test_unseen_label_in_partial_fit(fitted):
     clf = pickle.loads(pickle.dumps(fitted["clf"]))
     before = pickle.dumps(clf)
