@@ -18,8 +18,8 @@ from ._threads import launch_lock
 from .layer import LSTM
 
 
-# Rows of the embedding table drawn per call of the random generator: the float64
-# draws never take more than about 8 MiB at once.
+# Values of the embedding table drawn per call of the random generator (whole rows):
+# the float64 draws take about 8 MiB at a time, whatever the table's size.
 _EMBEDDING_DRAW_VALUES = 1 << 20
 
 

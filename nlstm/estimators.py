@@ -697,8 +697,8 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
             if classes is None and getattr(self, "_partial", False):
                 raise ValueError("classes must be passed on the first call to partial_fit")
             classes_ = np.unique(labels if classes is None else np.asarray(classes))
-            unseen = np.setdiff1d(labels, classes_)
-            if unseen.size:  # before the count: classes=['a'] with y of 'a' and 'b' is this
+            unseen = np.setdiff1d(labels, classes_) if classes is not None else ()
+            if len(unseen):  # before the count: classes=['a'] with y of 'a' and 'b' is this
                 raise ValueError(f"y contains labels not in classes={classes!r}: {unseen.tolist()!r}")
             if len(classes_) < 2:
                 where = "the data contain" if classes is None else "classes holds"
