@@ -697,20 +697,22 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
             if classes is None and getattr(self, "_partial", False):
                 raise ValueError("classes must be passed on the first call to partial_fit")
             classes_ = np.unique(labels if classes is None else np.asarray(classes))
-            unseen = np.setdiff1d(labels, classes_) if classes is not None else ()
-            if len(unseen):  # before the count: classes=['a'] with y of 'a' and 'b' is this
-                raise ValueError(f"y contains labels not in classes={classes!r}: {unseen.tolist()!r}")
-            if len(classes_) < 2:
-                where = "the data contain" if classes is None else "classes holds"
-                raise ValueError(f"{type(self).__name__} needs at least 2 classes, but {where} "
-                                 f"only one class: {classes_.tolist()[0]!r}")
-            self.classes_ = classes_
-        elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
-            raise ValueError(f"classes={classes!r} differs from the classes of the previous "
-                             f"calls, {self.classes_!r}")
-        unseen = np.setdiff1d(labels, self.classes_)
+            known = f"classes={classes!r}"
+        else:
+            if classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+                raise ValueError(f"classes={classes!r} differs from the classes of the previous "
+                                 f"calls, {self.classes_!r}")
+            classes_ = self.classes_
+            known = f"classes_ {self.classes_!r}"
+        # before the count: classes=['a'] with y of 'a' and 'b' is a label missing from classes
+        unseen = np.setdiff1d(labels, classes_)
         if unseen.size:
-            raise ValueError(f"y contains labels not in classes_ {self.classes_!r}: {unseen!r}")
+            raise ValueError(f"y contains labels not in {known}: {unseen.tolist()!r}")
+        if len(classes_) < 2:  # only a first call: a fitted model has at least 2
+            where = "the data contain" if classes is None else "classes holds"
+            raise ValueError(f"{type(self).__name__} needs at least 2 classes, but {where} "
+                             f"only one class: {classes_.tolist()[0]!r}")
+        self.classes_ = classes_
         index = np.minimum(np.searchsorted(self.classes_, y), len(self.classes_) - 1)
         if len(self.classes_) == 2:
             Y = (index == 1)[..., None]
