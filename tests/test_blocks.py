@@ -2,10 +2,13 @@
 without linking the block's code into the parallel kernel (nlstm.kernels.blocks)."""
 import math
 import re
+import sys
 
 import numpy as np
 import pytest
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from nlstm.kernels import blocks
 
@@ -112,3 +115,53 @@ def test_bounds_of_another_integer_type_or_layout_are_taken_as_int64():
         out = np.zeros((4, 3))
         blocks.run_blocks(_label_rows, bounds, 1.0, out)
         np.testing.assert_array_equal(out, expected)
+
+
+@intrinsic
+def _has_meminfo(typingctx, array):
+    """Whether ``array`` carries Numba's memory info (its reference count)."""
+    def codegen(context, builder, signature, args):
+        meminfo = context.make_array(array)(context, builder, value=args[0]).meminfo
+        return builder.icmp_unsigned("!=", meminfo, cgutils.get_null_value(meminfo.type))
+
+    return types.boolean(array), codegen
+
+
+@njit
+def _sum_rows_of_views(values):  # a helper that gets views of a block's argument
+    return values.sum()
+
+
+@njit
+def _views_and_scratch(k, r0, r1, x, out, seen):
+    blocks.arguments_do_not_alias()
+    scratch = np.empty((r1 - r0, x.shape[1]))  # the block's own array
+    for r in range(r0, r1):
+        row = x[r]  # a view of an argument
+        for j in range(x.shape[1]):
+            scratch[r - r0, j] = 2 * row[j]
+        out[r] = _sum_rows_of_views(scratch[r - r0:r - r0 + 1]) + _sum_rows_of_views(x[r:r + 1])
+    copied = x[r0:r1].copy()
+    seen[k, 0] = _has_meminfo(x)
+    seen[k, 1] = _has_meminfo(x[r0:r1])
+    seen[k, 2] = _has_meminfo(scratch)
+    seen[k, 3] = _has_meminfo(copied)
+
+
+def test_blocks_borrow_argument_arrays_without_reference_counting():
+    """The blocks get the caller's arrays without Numba's memory info, so that
+    their views are not reference-counted on a counter all threads share;
+    arrays a block makes itself keep theirs, and views, helper calls and
+    copies work as usual. The caller's arrays keep their reference counts."""
+    x = np.arange(12.0).reshape(6, 2)
+    out = np.zeros(6)
+    seen = np.zeros((2, 4), np.bool_)
+    references = sys.getrefcount(x), sys.getrefcount(out)
+    blocks.run_blocks(_views_and_scratch, np.array([0, 3, 6], np.int64), x, out, seen)
+    np.testing.assert_array_equal(out, 3 * x.sum(axis=1))
+    np.testing.assert_array_equal(seen, [[False, False, True, True]] * 2)
+    assert (sys.getrefcount(x), sys.getrefcount(out)) == references
+    # called through its dispatcher (as run_blocks does to re-raise), a block
+    # gets counted arrays: the probe does tell the two apart
+    _views_and_scratch(0, 0, 3, x, out, seen)
+    assert seen[0, 0] and seen[0, 1]
