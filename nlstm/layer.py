@@ -523,7 +523,7 @@ class LSTM:
         d_h0 = arrays.empty(state_shape, dtype)
         d_c0 = arrays.empty(state_shape, dtype) if d_c_n is not None else None
         if d_output is None:
-            d_layer = arrays.zeros((T, B, D * H), dtype)  # (T, B, D*H)
+            d_layer = None  # the sweeps' "no output gradient"
         else:
             d_layer = kernels.zero_after_lengths(
                 arrays.swap_leading_axes(arrays.to_device(d_output)), lengths)
@@ -533,8 +533,9 @@ class LSTM:
             d_input = arrays.zeros((T, B, in_size), dtype) if need_d_input else None
             for d in range(D):
                 idx = k * D + d
-                d_out = arrays.take_columns(d_layer, d * H, (d + 1) * H)
-                if d == 1:
+                d_out = None if d_layer is None else arrays.take_columns(d_layer, d * H,
+                                                                           (d + 1) * H)
+                if d == 1 and d_out is not None:
                     d_out = kernels.reverse_within_lengths(d_out, lengths,
                                                            arrays.empty(d_out.shape, dtype))
                 d_in = self._direction_backward(

@@ -97,6 +97,14 @@ def test_lstm_forward_backward_and_inference_sweeps(dtype):
     want_b, got_b = run_both("lstm_backward_sweep", backward, ["d_pre", "d_h0", "d_c0"])
     for key in want_b:
         close(got_b[key], want_b[key], dtype)
+    # no output gradient (None) against an explicit zero one
+    want_z, _ = run_both("lstm_backward_sweep", dict(backward, d_hs=np.zeros((T, B, H), dtype)),
+                         ["d_pre", "d_h0", "d_c0"])
+    want_n, got_n = run_both("lstm_backward_sweep", dict(backward, d_hs=None),
+                             ["d_pre", "d_h0", "d_c0"])
+    for key in want_z:
+        np.testing.assert_array_equal(want_n[key], want_z[key])
+        close(got_n[key], want_z[key], dtype)
 
     # the inference sweep is batch-first and writes its columns of a wider output
     x_batch_first = np.ascontiguousarray(forward["x"].transpose(1, 0, 2))  # (B, T, F)
@@ -132,6 +140,12 @@ def test_rnn_forward_and_backward_sweeps(dtype):
     want_b, got_b = run_both("rnn_backward_sweep", backward, ["d_pre", "d_h0"])
     for key in want_b:
         close(got_b[key], want_b[key], dtype)
+    want_z, _ = run_both("rnn_backward_sweep", dict(backward, d_hs=np.zeros((T, B, H), dtype)),
+                         ["d_pre", "d_h0"])
+    want_n, got_n = run_both("rnn_backward_sweep", dict(backward, d_hs=None), ["d_pre", "d_h0"])
+    for key in want_z:
+        np.testing.assert_array_equal(want_n[key], want_z[key])
+        close(got_n[key], want_z[key], dtype)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

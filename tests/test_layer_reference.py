@@ -193,6 +193,34 @@ def test_skipping_the_input_gradient_leaves_parameter_gradients_unchanged(cell, 
     np.testing.assert_array_equal(flat, expected)
 
 
+@pytest.mark.parametrize("cell,num_layers,bidirectional", [("lstm", 2, True), ("lstm", 1, False),
+                                                           ("rnn", 2, True)])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_no_output_gradient_gives_the_bits_of_a_zero_one(cell, num_layers, bidirectional, dtype):
+    """A model whose loss sees only the final state passes no output gradient
+    (the sweeps then allocate and read no (T, B, H) zeros): same gradients,
+    bit for bit, as an explicit zero output gradient."""
+    layer = LSTM(F, H, num_layers, bidirectional=bidirectional, cell=cell, dtype=dtype,
+                 random_state=1)
+    x, h0, c0, d_out, d_h_n, d_c_n = make_inputs(4, cell, num_layers, bidirectional)
+    init = (h0, c0) if cell == "lstm" else h0
+    # `_backward` takes validated arrays of the layer's dtype
+    d_out, d_h_n = d_out.astype(dtype), d_h_n.astype(dtype)
+    d_c_n = None if d_c_n is None else d_c_n.astype(dtype)
+    layer.forward(x, lengths=RAGGED, initial_state=init)
+    with kernel_threads():
+        d_x_zero, flat_zero = layer._backward(np.zeros_like(d_out), d_h_n, d_c_n)
+    d_initial_zero = layer.d_initial_state
+    layer.forward(x, lengths=RAGGED, initial_state=init)
+    with kernel_threads():
+        d_x_none, flat_none = layer._backward(None, d_h_n, d_c_n)
+    np.testing.assert_array_equal(flat_none, flat_zero)
+    np.testing.assert_array_equal(d_x_none, d_x_zero)
+    for got, want in zip(np.atleast_1d(layer.d_initial_state), np.atleast_1d(d_initial_zero)):
+        np.testing.assert_array_equal(got, want)
+    assert np.abs(flat_none).max() > 0
+
+
 @pytest.mark.parametrize("num_layers,bidirectional", [(1, False), (2, True), (3, True)])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("hidden_size", [H, 37])

@@ -119,6 +119,14 @@ class _Edges:
     def input(self, array):
         return _to_device(array)
 
+    def input_or_zeros(self, array, shape, dtype):
+        """`input`, or for None device zeros of ``shape`` (the CPU kernels'
+        "no output gradient")."""
+        if array is None:
+            from .cuda_arrays import zeros  # a module that imports this one
+            return zeros(shape, dtype)
+        return self.input(array)
+
     def output(self, array, read=False):
         """A device array for ``array``; a host array is copied back by `finish`.
         Its contents are copied in only if the kernels ``read`` them too."""
@@ -409,18 +417,19 @@ def lstm_inference_sweep(x, w_cat, lengths, h, c, out=None, column=0, reverse=Fa
 
 def lstm_backward_sweep(d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, d_pre, d_h0, d_c0):
     """Backpropagate one LSTM direction through time (arguments as the CPU
-    version: d_hs (T, B, H), d_h_n/d_c_n (B, H), w_hh (4H, H), cs (T + 1, B, H),
-    gates/d_pre (T, B, 4H), d_h0/d_c0 (B, H))."""
+    version: d_hs (T, B, H) or None, d_h_n/d_c_n (B, H), w_hh (4H, H),
+    cs (T + 1, B, H), gates/d_pre (T, B, 4H), d_h0/d_c0 (B, H))."""
+    T, (B, H) = gates.shape[0], d_h_n.shape
     edges = _Edges()
-    d_out, d_w, d_len = edges.input(d_hs), edges.input(w_hh), edges.input(lengths)
+    d_out = edges.input_or_zeros(d_hs, (T, B, H), d_h_n.dtype)
+    d_w, d_len = edges.input(w_hh), edges.input(lengths)
     d_cs, d_gates = edges.input(cs), edges.input(gates)
     d_pre_dev, d_h0_dev, d_c0_dev = edges.output(d_pre), edges.output(d_h0), edges.output(d_c0)
-    T, B, H = d_hs.shape[0], d_hs.shape[1], d_hs.shape[2]
     d_h0_dev.copy_to_device(edges.input(d_h_n))  # dh: gradient flowing into h_t
     d_c0_dev.copy_to_device(edges.input(d_c_n))  # dc: gradient flowing into c_t
-    dh_rec = cuda.device_array((B, H), d_hs.dtype)
+    dh_rec = cuda.device_array((B, H), d_out.dtype)
     for t in range(T - 1, -1, -1):
-        _lstm_step_backward_kernel(d_hs.dtype)[_blocks(B * H), ELEMENTWISE](
+        _lstm_step_backward_kernel(d_out.dtype)[_blocks(B * H), ELEMENTWISE](
             t, d_out, d_h0_dev, d_c0_dev, d_len, d_cs, d_gates, d_pre_dev)
         _gemm(d_pre_dev[t], d_w, dh_rec)  # (B, 4H) @ (4H, H)
         _take_recurrent_grad_kernel[_blocks(B * H), ELEMENTWISE](t, dh_rec, d_len, d_h0_dev)
@@ -482,17 +491,17 @@ def rnn_forward_sweep(x, w_cat, lengths, hs):
 
 
 def rnn_backward_sweep(d_hs, d_h_n, w_hh, lengths, hs, d_pre, d_h0):
-    """Backpropagate one tanh-RNN direction (d_hs (T, B, H), d_h_n (B, H),
+    """Backpropagate one tanh-RNN direction (d_hs (T, B, H) or None, d_h_n (B, H),
     w_hh (H, H), hs (T + 1, B, H), d_pre (T, B, H), d_h0 (B, H))."""
+    T, (B, H) = d_pre.shape[0], d_h_n.shape
     edges = _Edges()
-    d_out, d_w, d_len, d_hist = (edges.input(d_hs), edges.input(w_hh), edges.input(lengths),
-                                 edges.input(hs))
+    d_out = edges.input_or_zeros(d_hs, (T, B, H), d_h_n.dtype)
+    d_w, d_len, d_hist = edges.input(w_hh), edges.input(lengths), edges.input(hs)
     d_pre_dev, d_h0_dev = edges.output(d_pre), edges.output(d_h0)
-    T, B, H = d_hs.shape[0], d_hs.shape[1], d_hs.shape[2]
     d_h0_dev.copy_to_device(edges.input(d_h_n))  # dh: gradient flowing into h_t
-    dh_rec = cuda.device_array((B, H), d_hs.dtype)
+    dh_rec = cuda.device_array((B, H), d_out.dtype)
     for t in range(T - 1, -1, -1):
-        _rnn_step_backward_kernel(d_hs.dtype)[_blocks(B * H), ELEMENTWISE](t, d_out, d_h0_dev, d_len,
+        _rnn_step_backward_kernel(d_out.dtype)[_blocks(B * H), ELEMENTWISE](t, d_out, d_h0_dev, d_len,
                                                                 d_hist, d_pre_dev)
         _gemm(d_pre_dev[t], d_w, dh_rec)
         _take_recurrent_grad_kernel[_blocks(B * H), ELEMENTWISE](t, dh_rec, d_len, d_h0_dev)
