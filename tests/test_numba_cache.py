@@ -1,0 +1,62 @@
+"""Code compiled in the process and code loaded from Numba's cache give the same bits.
+
+Numba writes a compiled kernel to its cache as object code and a later process
+runs that, while the compiling process runs the code it built in memory; the
+two need not be the same machine code. Session 22 met a change (the backward
+cell's derivatives in float32) after which they were not: the gradients of a
+process with an empty cache differed in the last bits from those of every
+later process, and a fit on Dask workers stopped matching the same fit in
+process. This test runs the layer's forward and backward in a fresh process
+with an empty cache, then in one that loads the cache, and compares. In
+float64 the backward differs (known, cause not found; the Dask tests fit in
+float32, whose bits agree).
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+SCRIPT = """
+import sys
+import numpy as np
+from nlstm import LSTM
+rng = np.random.default_rng(0)
+for dtype in ("float32", "float64"):
+    layer = LSTM(2, 8, 2, bidirectional=True, dtype=dtype, random_state=0)
+    x = rng.normal(size=(16, 12, 2))
+    out, _ = layer.forward(x, lengths=rng.integers(1, 13, 16))
+    d_x, grads = layer.backward(rng.normal(size=out.shape), rng.normal(size=(4, 16, 8)),
+                                rng.normal(size=(4, 16, 8)))
+    results = dict(out=out, d_x=d_x, **grads)
+    np.savez(sys.argv[1] + dtype, **results)
+"""
+
+
+def _run(folder, cache, name):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache))
+    subprocess.run([sys.executable, "-c", SCRIPT, str(folder / name)], env=env, check=True)
+    return {dtype: np.load(folder / f"{name}{dtype}.npz") for dtype in ("float32", "float64")}
+
+
+@pytest.fixture(scope="module")
+def compiled_and_cached(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("numba-cache-bits")
+    cache = folder / "numba-cache"
+    compiled = _run(folder, cache, "compiled")  # empty cache: compiles, then writes it
+    assert any(cache.rglob("*.nbc")), "the first process wrote no cache"
+    return compiled, _run(folder, cache, "cached")
+
+
+@pytest.mark.parametrize("dtype", [
+    "float32",
+    pytest.param("float64", marks=pytest.mark.xfail(strict=True, reason=(
+        "known, not yet explained: the float64 backward sweep's gradients differ in the last "
+        "bit or two (up to 4e-15) between the compiling process and later ones; the forward "
+        "agrees"))),
+])
+def test_compiled_and_cached_kernels_give_the_same_bits(compiled_and_cached, dtype):
+    compiled, cached = compiled_and_cached
+    for key in compiled[dtype].files:
+        np.testing.assert_array_equal(cached[dtype][key], compiled[dtype][key], err_msg=key)
