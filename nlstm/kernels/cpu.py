@@ -573,13 +573,13 @@ def lstm_backward_sweep(d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, d_pre, d_h
     d_pre : (T, B, 4H) receives the gradient of the gate pre-activations
     d_h0, d_c0 : (B, H) receive the gradient w.r.t. the initial state
     """
-    d_hs = _output_grad_or_none(d_hs, d_h_n)
+    d_hs = _output_grad_array(d_hs, d_h_n)
     run_blocks(_lstm_backward_shard, sweep_bounds(d_hs.shape[1], d_pre.shape[2], d_hs.itemsize),
                gemm_address(d_hs.dtype), d_hs,
                d_h_n, d_c_n, aligned(w_hh), lengths, cs, gates, d_pre, d_h0, d_c0)
 
 
-def _output_grad_or_none(d_hs, d_h_n):
+def _output_grad_array(d_hs, d_h_n):
     """``d_hs``, or for None the ``(0, B, H)`` array by which the backward
     sweeps know that there is no output gradient (an array of the same type
     as a real one: no second compilation of the sweep)."""
@@ -675,6 +675,6 @@ def rnn_backward_sweep(d_hs, d_h_n, w_hh, lengths, hs, d_pre, d_h0):
     w_hh : (H, H), hs : (T + 1, B, H) from the forward sweep, d_pre : (T, B, H)
     and d_h0 : (B, H) receive gradients.
     """
-    d_hs = _output_grad_or_none(d_hs, d_h_n)
+    d_hs = _output_grad_array(d_hs, d_h_n)
     run_blocks(_rnn_backward_shard, shard_bounds(hs.shape[1]), gemm_address(d_hs.dtype), d_hs,
                d_h_n, aligned(w_hh), lengths, hs, d_pre, d_h0)
