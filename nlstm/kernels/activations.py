@@ -28,6 +28,8 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
+from .inlining import inline_into_callers
+
 # Rational approximation tanh(x) ~ x * P(x^2) / Q(x^2) on |x| <= _TANH_CLAMP,
 # where the float32 result has already rounded to +-1.
 _TANH_CLAMP = 7.90531110763549805
@@ -67,6 +69,7 @@ def _horner(x, coefficients):
     """``c[0] x^(k-1) + c[1] x^(k-2) + ... + c[k-1]`` by Horner's rule, for the
     constant tuple ``coefficients`` (highest degree first); LLVM unrolls the
     loop, so the calling loop vectorises as if it were written out."""
+    inline_into_callers()
     p = coefficients[0]
     for c in coefficients[1:]:
         p = x * p + c
@@ -81,6 +84,7 @@ def _tanh_overload(x):
         q_coefficients = tuple(np.float32(v) for v in (_B6, _B4, _B2, _B0))
 
         def impl(x):
+            inline_into_callers()
             x = min(max(x, -clamp), clamp)
             x2 = x * x
             return x * _horner(x2, p_coefficients) / _horner(x2, q_coefficients)
@@ -117,6 +121,7 @@ def _float64_from_bits(typingctx, bits):
 
 
 def _tanh_float64(x):  # the float64 implementation the tanh overload returns
+    inline_into_callers()
     a = abs(x)
     y = 2 * _TANH_ONE if a > _TANH_ONE else a + a  # NaN stays NaN
     n = math.floor(y * _LOG2E + 0.5)
@@ -134,6 +139,7 @@ def _sigmoid_overload(x):
         half = np.float32(0.5)
 
         def impl(x):
+            inline_into_callers()
             return sigmoid_from_tanh(tanh(half * x))
 
         return impl
@@ -146,6 +152,7 @@ def _sigmoid_from_tanh_overload(t):
     half = np.float32(0.5) if t == types.float32 else 0.5
 
     def impl(t):
+        inline_into_callers()
         return half * t + half
 
     return impl
@@ -154,9 +161,11 @@ def _sigmoid_from_tanh_overload(t):
 # Derivatives in terms of the outputs y = sigmoid(x) and y = tanh(x).
 @njit
 def sigmoid_grad(y):
+    inline_into_callers()
     return y * (1 - y)
 
 
 @njit
 def tanh_grad(y):
+    inline_into_callers()
     return 1 - y * y

@@ -61,6 +61,7 @@ from numba import njit
 from .activations import sigmoid_from_tanh, sigmoid_grad, tanh, tanh_grad
 from .blas import aligned, aligned_empty, gemm, gemm_address
 from .blocks import arguments_do_not_alias, run_blocks
+from .inlining import inline_into_callers
 from .vector_width import use_wide_vectors
 
 # Everything but 'nnan'/'ninf': a diverging fit must still be able to see NaN.
@@ -68,10 +69,12 @@ FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 # error_model="numpy": a float division yields inf/NaN instead of a Python
 # ZeroDivisionError check, whose branch stops LLVM from vectorising any loop
 # that divides (the rational tanh does): measured 3.4 -> 0.7 ns per tanh.
-# Helpers (the cells) are plain @njit functions called by the kernels:
-# LLVM inlines them anyway (same results and speed, measured), whereas Numba's
-# inline="always" re-types and re-lowers their bodies inside every kernel,
-# which cost about 4 s of the cold start.
+# Helpers (the cells) are plain @njit functions called by the kernels, each
+# marked `inline_into_callers()` so that LLVM inlines it: left to its cost
+# model, LLVM called the backward cell, and a process compiling the kernels
+# then ran other code than one loading them from the cache (different bits,
+# see `inlining`). Numba's inline="always" would re-type and re-lower their
+# bodies inside every kernel, which cost about 4 s of the cold start.
 HELPER_OPTIONS = dict(fastmath=FASTMATH, error_model="numpy")
 # The kernels are block functions run in parallel by `blocks.run_blocks`.
 BLOCK_OPTIONS = dict(cache=True, **HELPER_OPTIONS)
@@ -319,6 +322,7 @@ def _gate_tanh(z):
     ``tanh(x_g)``, ``tanh(x_o / 2)``. The sweeps then finish the cell in one
     loop of H per row, written out in each sweep (see "The LSTM cell" above
     the forward sweeps)."""
+    inline_into_callers()
     use_wide_vectors()
     for r in range(z.shape[0]):
         z_r = z[r]  # (4H)
@@ -455,6 +459,7 @@ def _lstm_cell_backward(t, b0, lengths, gates, c_prev, c, d_out, dh, dc, dz):
     reshape) left LLVM unable to vectorise it, and the row views are 3.5-4.7x
     faster (measured: 17-21 -> 4.5-5.3 ns per element per thread).
     """
+    inline_into_callers()
     use_wide_vectors()
     H = c.shape[1]
     for r in range(c.shape[0]):
