@@ -1,12 +1,13 @@
-"""The float64 tanh of the kernels against the C library's (NumPy's ``np.tanh``).
+"""The float64 tanh of the kernels against the C library's (NumPy's ``np.tanh``),
+and the derivatives' arithmetic type.
 
 (The float32 approximation is tested against PyTorch in ``test_torch_parity.py``.)
 """
 import numpy as np
 import pytest
-from numba import njit
+from numba import njit, typeof, types
 
-from nlstm.kernels.activations import tanh
+from nlstm.kernels.activations import sigmoid_grad, tanh, tanh_grad
 from nlstm.kernels.cpu import HELPER_OPTIONS
 from nlstm.kernels.vector_width import use_wide_vectors
 
@@ -48,3 +49,19 @@ def test_float64_tanh_special_values():
     np.testing.assert_array_equal(got[:3], [0.0, 1.0, -1.0])
     assert np.isnan(got[3]) and np.isnan(got[4])  # a diverging fit must see NaN
     np.testing.assert_array_equal(got[5:], [1.0, -1.0])
+
+
+@njit(**HELPER_OPTIONS)
+def _derivatives(y):
+    return sigmoid_grad(y), tanh_grad(y)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_derivatives_compute_in_the_type_of_their_argument(dtype):
+    """A float32 gate's derivative stays float32: promoted to float64, the
+    backward cell ran at half the vector width with two conversions per value."""
+    y = dtype(0.375)
+    d_sigmoid, d_tanh = _derivatives(y)
+    signature = next(s for s in _derivatives.nopython_signatures if s.args == (typeof(y),))
+    assert signature.return_type == types.UniTuple(typeof(y), 2)
+    assert d_sigmoid == y * (1 - y) and d_tanh == 1 - y * y  # exact for this y

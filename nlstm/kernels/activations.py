@@ -159,13 +159,40 @@ def _sigmoid_from_tanh_overload(t):
 
 
 # Derivatives in terms of the outputs y = sigmoid(x) and y = tanh(x).
-@njit
-def sigmoid_grad(y):
-    inline_into_callers()
+def sigmoid_grad(y):  # pragma: no cover - replaced by the overload inside kernels
     return y * (1 - y)
 
 
-@njit
-def tanh_grad(y):
-    inline_into_callers()
+def tanh_grad(y):  # pragma: no cover - replaced by the overload inside kernels
     return 1 - y * y
+
+
+def _one_like(y):
+    """1 in the type of ``y``. Numba types ``1 - y`` as float64 for a float32
+    ``y`` (int64 and float32 promote to float64): written so, the backward
+    cell converted every float32 to float64 and back, at half the vector
+    width (measured, 16 rows in L1: 2.2 -> 1.3 ns per hidden unit at H = 64,
+    1.8 -> 0.8 at H = 256)."""
+    return np.float32(1) if y == types.float32 else 1.0
+
+
+@overload(sigmoid_grad, jit_options=_JIT_OPTIONS)
+def _sigmoid_grad_overload(y):
+    one = _one_like(y)
+
+    def impl(y):
+        inline_into_callers()
+        return y * (one - y)
+
+    return impl
+
+
+@overload(tanh_grad, jit_options=_JIT_OPTIONS)
+def _tanh_grad_overload(y):
+    one = _one_like(y)
+
+    def impl(y):
+        inline_into_callers()
+        return one - y * y
+
+    return impl
