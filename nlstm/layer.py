@@ -570,15 +570,19 @@ class LSTM:
         w_hh = params[f"weight_hh_l{k}{suffix}"]
         w_ih = params[f"weight_ih_l{k}{suffix}"]
         hs = saved["hs"]
-        d_pre = self._buffer("d_pre", (T, B, GH))  # (T, B, GH)
-        if self.cell == "lstm":
-            kernels.lstm_backward_sweep(d_out, d_h_n, d_c_n, w_hh, lengths, saved["cs"],
-                                        saved["gates"], d_pre, d_h0[idx], d_c0[idx])
+        # (T, B, GH) gradient of the gate pre-activations: the LSTM keeps it
+        # only for the input gradient
+        d_pre = (self._buffer("d_pre", (T, B, GH))
+                 if want_input_grad or self.cell != "lstm" else None)
+        if self.cell == "lstm":  # the sweep and the weight gradients in one
+            d_w_ih, d_w_hh, d_b = kernels.lstm_backward(
+                d_out, d_h_n, d_c_n, w_hh, lengths, saved["cs"], saved["gates"],
+                saved["inputs"], hs, d_pre, d_h0[idx], d_c0[idx])
         else:
             kernels.rnn_backward_sweep(d_out, d_h_n, w_hh, lengths, hs, d_pre, d_h0[idx])
-        d_pre_2d = d_pre.reshape(T * B, GH)
-        d_w_ih, d_w_hh, d_b = kernels.weight_grads(d_pre_2d, saved["inputs"].reshape(T * B, F),
-                                                   hs[:-1].reshape(T * B, H))
+            d_w_ih, d_w_hh, d_b = kernels.weight_grads(
+                d_pre.reshape(T * B, GH), saved["inputs"].reshape(T * B, F),
+                hs[:-1].reshape(T * B, H))
         arrays.assign(grads[f"weight_ih_l{k}{suffix}"], d_w_ih)
         arrays.assign(grads[f"weight_hh_l{k}{suffix}"], d_w_hh)
         arrays.assign(grads[f"bias_ih_l{k}{suffix}"], d_b)
@@ -586,5 +590,5 @@ class LSTM:
         if not want_input_grad:
             return None
         d_inputs = arrays.empty((T, B, F), self._np_dtype)
-        kernels.matmul_rows(d_pre_2d, w_ih, d_inputs.reshape(T * B, F))
+        kernels.matmul_rows(d_pre.reshape(T * B, GH), w_ih, d_inputs.reshape(T * B, F))
         return d_inputs

@@ -31,7 +31,7 @@ def random(rng, shape, dtype):
 # What the layer calls in a kernels module.
 KERNEL_API = ["matmul_rows", "weight_grads",
               "reverse_within_lengths", "zero_after_lengths", "lstm_forward_sweep",
-              "lstm_inference_sweep", "lstm_backward_sweep", "rnn_forward_sweep",
+              "lstm_inference_sweep", "lstm_backward_sweep", "lstm_backward", "rnn_forward_sweep",
               "rnn_backward_sweep"]
 
 
@@ -105,6 +105,21 @@ def test_lstm_forward_backward_and_inference_sweeps(dtype):
     for key in want_z:
         np.testing.assert_array_equal(want_n[key], want_z[key])
         close(got_n[key], want_z[key], dtype)
+
+    # the sweep and the weight gradients in one, with and without d_pre
+    both = dict(backward, inputs=forward["x"], hs=want["hs"])
+    for d_pre in (np.zeros((T, B, 4 * H), dtype), None):
+        results = []
+        for module in (cpu, cuda_kernels):
+            args = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in both.items()}
+            args["d_pre"] = None if d_pre is None else d_pre.copy()
+            grads = module.lstm_backward(**args)
+            results.append((grads, args))
+        (want_g, want_a), (got_g, got_a) = results
+        for got, expected in zip(got_g, want_g):
+            close(got, expected, dtype)
+        for key in ("d_h0", "d_c0") + (() if d_pre is None else ("d_pre",)):
+            close(got_a[key], want_a[key], dtype)
 
     # the inference sweep is batch-first and writes its columns of a wider output
     x_batch_first = np.ascontiguousarray(forward["x"].transpose(1, 0, 2))  # (B, T, F)

@@ -231,18 +231,18 @@ def _numba_threads_of_a_fit():
     """The Numba thread count a fit with ``n_jobs=-1`` runs its kernels with
     in this process (called in joblib's worker processes)."""
     from nlstm.kernels import cpu
-    seen, original = [], cpu.weight_grads
+    seen, original = [], cpu.lstm_backward
 
     def spy(*args, **kwargs):
         seen.append(numba.get_num_threads())
         return original(*args, **kwargs)
 
-    cpu.weight_grads = spy
+    cpu.lstm_backward = spy
     try:
         X, y = sum_task(32)
         LSTMRegressor(hidden_size=4, max_iter=1, n_jobs=-1, random_state=0).fit(X, y)
     finally:
-        cpu.weight_grads = original
+        cpu.lstm_backward = original
     return max(seen)
 
 
@@ -281,7 +281,7 @@ def test_blas_is_single_threaded_during_fit_and_predict_and_restored_after(monke
 
         monkeypatch.setattr(cpu, name, spy)
 
-    spying_on("weight_grads")  # once per backward pass
+    spying_on("lstm_backward")  # once per backward pass
     spying_on("lstm_inference_sweep")  # once per predict batch
     X, y = sum_task(64)
     with threadpool_limits(limits=2, user_api="blas"):
@@ -289,7 +289,7 @@ def test_blas_is_single_threaded_during_fit_and_predict_and_restored_after(monke
         reg = LSTMRegressor(hidden_size=8, max_iter=1, batch_size=32, random_state=0).fit(X, y)
         reg.predict(X)
         assert blas_threads() == before
-    assert {name for name, _ in seen} == {"weight_grads", "lstm_inference_sweep"}
+    assert {name for name, _ in seen} == {"lstm_backward", "lstm_inference_sweep"}
     assert all(set(threads.values()) == {1} for _, threads in seen)
     kernels_blas = routines()["source"]
     assert kernels_blas == "scipy.linalg.cython_blas" or kernels_blas in seen[0][1]

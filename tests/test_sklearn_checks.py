@@ -1,7 +1,9 @@
-"""scikit-learn's own estimator checks; one expected to fail in float32, and
-passing in float64 (below)."""
+"""scikit-learn's own estimator checks; two expected to fail in float32 by
+rounding, and passing in float64 (below)."""
+import numpy as np
 import pytest
-from sklearn.utils.estimator_checks import (check_sample_weight_equivalence_on_dense_data,
+from sklearn.utils.estimator_checks import (check_methods_subset_invariance,
+                                            check_sample_weight_equivalence_on_dense_data,
                                             parametrize_with_checks)
 
 from nlstm import LSTMClassifier, LSTMRegressor
@@ -18,10 +20,19 @@ def expected_failures(estimator):
     # mathematically, rounded differently. After 200 epochs in float32 the
     # classifier's probabilities agree to 2e-7 relative (measured), above the
     # check's 1e-7; in float64 both estimators pass (next test).
+    # Predicting a subset of the rows splits the batch into other row blocks,
+    # and the BLAS rounds a GEMM's row differently for different row counts:
+    # a float32 prediction of about 2 moves by one ulp (1.8e-7, measured),
+    # above the check's absolute 1e-7 (it passed or failed by the fitted
+    # weights alone); in float64 both estimators pass (below).
+    failures = {}
+    if estimator.dtype == "float32":
+        failures["check_methods_subset_invariance"] = (
+            "float32 rounding: subsets predict within one ulp, the check asks 1e-7 absolute")
     if isinstance(estimator, LSTMClassifier) and estimator.dtype == "float32":
-        return {"check_sample_weight_equivalence_on_dense_data":
-                "float32 rounding: agrees to 2e-7 relative, the check asks 1e-7"}
-    return {}
+        failures["check_sample_weight_equivalence_on_dense_data"] = (
+            "float32 rounding: agrees to 2e-7 relative, the check asks 1e-7")
+    return failures
 
 
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failures)
@@ -35,3 +46,30 @@ def test_sklearn_compatible_estimator(estimator, check):
                          ids=["regressor", "classifier"])
 def test_sample_weight_equals_repeating_samples_in_float64(estimator):
     check_sample_weight_equivalence_on_dense_data(type(estimator).__name__, estimator)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("estimator", [LSTMRegressor(hidden_size=16, dtype="float64"),
+                                       LSTMClassifier(hidden_size=16, dtype="float64")],
+                         ids=["regressor", "classifier"])
+def test_methods_subset_invariance_in_float64(estimator):
+    check_methods_subset_invariance(type(estimator).__name__, estimator)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("size", [1, 2, 3, 7])
+def test_float32_predictions_of_subsets_agree_to_rounding(size):
+    """What the float32 estimators do promise: a subset's predictions are the
+    full batch's to float32 rounding (a few ulps), whatever the subset's size."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 6, 2)).astype(np.float32)
+    y = X[:, :, 0].sum(axis=1)
+    reg = LSTMRegressor(hidden_size=16, max_iter=20, random_state=0).fit(X, y)
+    full = reg.predict(X)
+    by_subset = np.concatenate([reg.predict(X[i:i + size]) for i in range(0, len(X), size)])
+    np.testing.assert_allclose(by_subset, full, rtol=4e-6, atol=4e-7)
+    clf = LSTMClassifier(hidden_size=16, max_iter=20, random_state=0).fit(X, y > 0)
+    proba = clf.predict_proba(X)
+    by_subset = np.concatenate([clf.predict_proba(X[i:i + size])
+                                for i in range(0, len(X), size)])
+    np.testing.assert_allclose(by_subset, proba, rtol=4e-6, atol=4e-7)

@@ -127,20 +127,9 @@ def gemm_address(dtype):
 _N, _T = ord("N"), ord("T")
 
 
-@intrinsic
-def gemm(typingctx, blas, a, b, out):
-    """``out[:] = a @ b`` through the BLAS at address ``blas`` (`gemm_address`).
-
-    a : (M, K), b : (K, N), out : (M, N); each with one unit stride (rows or
-    columns contiguous, e.g. a row slice of a C array or the ``.T`` of one),
-    ``out`` rows contiguous; all of one float dtype. The same contract as
-    Numba's ``np.dot(a, b, out)``, which needs contiguous arrays.
-
-    An intrinsic rather than an ``@njit`` function: its few instructions are
-    emitted inside each calling kernel, so it adds no compilation of its own
-    (as ``@njit`` functions, this and its operand helper took 0.8 s of a
-    cold start, one compilation per operand layout).
-    """
+def _gemm_typing(beta, blas, a, b, out):
+    """The signature and code of ``out[:] = a @ b + beta * out`` (see `gemm`),
+    or None for arguments it does not take."""
     arrays = (a, b, out)
     if not isinstance(blas, types.Integer) or not all(
             isinstance(x, types.Array) and x.ndim == 2 for x in arrays):
@@ -196,7 +185,7 @@ def gemm(typingctx, blas, a, b, out):
         # Fortran ?gemm, column-major: out^T (n, m) = b^T (n, k) @ a^T (k, m)
         arguments = [slot(trans_b, char), slot(trans_a, char), int_slot(n), int_slot(m),
                      int_slot(k), slot(ir.Constant(real, 1.0), real), b_data, int_slot(ldb),
-                     a_data, int_slot(lda), slot(ir.Constant(real, 0.0), real), out_data,
+                     a_data, int_slot(lda), slot(ir.Constant(real, beta), real), out_data,
                      int_slot(ldc)]
         function_type = ir.FunctionType(ir.VoidType(), [x.type for x in arguments])
         address = context.cast(builder, blas_value, blas, types.uintp)
@@ -204,6 +193,29 @@ def gemm(typingctx, blas, a, b, out):
         return context.get_dummy_value()
 
     return types.none(blas, a, b, out), codegen
+
+
+@intrinsic
+def gemm(typingctx, blas, a, b, out):
+    """``out[:] = a @ b`` through the BLAS at address ``blas`` (`gemm_address`).
+
+    a : (M, K), b : (K, N), out : (M, N); each with one unit stride (rows or
+    columns contiguous, e.g. a row slice of a C array or the ``.T`` of one),
+    ``out`` rows contiguous; all of one float dtype. The same contract as
+    Numba's ``np.dot(a, b, out)``, which needs contiguous arrays.
+
+    An intrinsic rather than an ``@njit`` function: its few instructions are
+    emitted inside each calling kernel, so it adds no compilation of its own
+    (as ``@njit`` functions, this and its operand helper took 0.8 s of a
+    cold start, one compilation per operand layout).
+    """
+    return _gemm_typing(0.0, blas, a, b, out)
+
+
+@intrinsic
+def gemm_add(typingctx, blas, a, b, out):
+    """``out[:] += a @ b`` (BLAS's beta = 1), operands as `gemm`'s."""
+    return _gemm_typing(1.0, blas, a, b, out)
 
 
 # Loaded at import (1.7 ms, measured): threadpoolctl then sees the same BLAS

@@ -436,6 +436,21 @@ def lstm_backward_sweep(d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, d_pre, d_h
     edges.finish()
 
 
+def lstm_backward(d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, inputs, hs, d_pre, d_h0, d_c0):
+    """`lstm_backward_sweep`, then `weight_grads` (the CPU version's contract:
+    inputs (T, B, F), hs (T + 1, B, H), d_pre (T, B, 4H) or None for not
+    wanted; returns d_w_ih, d_w_hh, d_b). On the GPU the two stay apart: the
+    CPU version joins them to multiply while its core's cache holds the rows."""
+    T, B, F = inputs.shape
+    H, GH = d_h_n.shape[1], gates.shape[2]
+    if d_pre is None:
+        d_pre = (cuda.device_array(gates.shape, gates.dtype) if _on_device(gates)
+                 else np.empty(gates.shape, gates.dtype))
+    lstm_backward_sweep(d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, d_pre, d_h0, d_c0)
+    return weight_grads(d_pre.reshape(T * B, GH), inputs.reshape(T * B, F),
+                        hs[:-1].reshape(T * B, H))
+
+
 # --------------------------------------------------------------------------
 # Plain tanh RNN cell: h_t = tanh(x_proj_t + h_{t-1} @ W_hh^T)
 # --------------------------------------------------------------------------
