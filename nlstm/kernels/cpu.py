@@ -30,11 +30,17 @@ Parallelism (see ``DESIGN.md`` section 2):
   ``(T, B, 4H)`` projection of all steps is never written to memory and read
   back (10-25% faster sweeps, measured), and the cells have no bias loop
   (9-18% faster cells, measured);
-* the input gradient is a row-blocked GEMM over all ``T*B`` rows; the weight
-  gradients are split by rows: each thread copies its block of rows of
-  ``[inputs, h_{t-1}, 1]`` side by side and runs one GEMM with that block's
-  pre-activation gradients, giving its part of ``[dW_ih^T; dW_hh^T; db]``
-  (the bias from the column of ones); the parts are summed in a fixed order;
+* the input gradient is a row-blocked GEMM over all ``T*B`` rows; the LSTM's
+  weight gradients are made inside the backward sweep (`lstm_backward`):
+  each block collects its rows of ``[x_t, h_{t-1}, 1]`` and of the gate
+  gradients for a chunk of steps and adds their product into its part of
+  ``[dW_ih^T; dW_hh^T; db]`` (the bias from the column of ones) while they
+  are in its core's cache; the RNN's (and the LSTM's on batches with fewer
+  blocks than threads) are a separate GEMM split by rows (`weight_grads`);
+  either way the parts are summed in a fixed order;
+* the cell helpers are inlined into every kernel (`inlining`): a kernel that
+  called one ran other code when compiled in the process than when loaded
+  from Numba's cache;
 * BLAS must be single-threaded while these run (``nlstm._threads``).
 * the cell helpers and every block function call `use_wide_vectors()`,
   which lets LLVM use 512-bit vectors on AVX-512 CPUs (``vector_width``):
