@@ -41,19 +41,14 @@ def test_sklearn_compatible_estimator(estimator, check):
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("check", [check_sample_weight_equivalence_on_dense_data,
+                                   check_methods_subset_invariance],
+                         ids=["sample_weight_equals_repeating_samples", "methods_subset_invariance"])
 @pytest.mark.parametrize("estimator", [LSTMRegressor(hidden_size=16, dtype="float64"),
                                        LSTMClassifier(hidden_size=16, dtype="float64")],
                          ids=["regressor", "classifier"])
-def test_sample_weight_equals_repeating_samples_in_float64(estimator):
-    check_sample_weight_equivalence_on_dense_data(type(estimator).__name__, estimator)
-
-
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-@pytest.mark.parametrize("estimator", [LSTMRegressor(hidden_size=16, dtype="float64"),
-                                       LSTMClassifier(hidden_size=16, dtype="float64")],
-                         ids=["regressor", "classifier"])
-def test_methods_subset_invariance_in_float64(estimator):
-    check_methods_subset_invariance(type(estimator).__name__, estimator)
+def test_float32_expected_failures_pass_in_float64(estimator, check):
+    check(type(estimator).__name__, estimator)
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
