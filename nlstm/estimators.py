@@ -7,6 +7,7 @@ estimator exactly as it was before the call.
 """
 import copy
 import functools
+import math
 import time
 import warnings
 from numbers import Integral, Real
@@ -338,10 +339,18 @@ class _BaseLSTM(BaseEstimator):
         return self
 
     def _split_validation(self, n, Y, rng):
+        """Indices of the training and validation parts for early stopping:
+        stratified by class for a classifier where both parts can hold every
+        class (each class has two members, and each part at least as many
+        samples as there are classes), else a plain random split, as for a
+        regressor, rather than the splitter's error about ``test_size``."""
         stratify = None
         if isinstance(self, ClassifierMixin) and not self.return_sequences:
             labels = Y.argmax(axis=1) if Y.shape[1] > 1 else Y[:, 0]
-            if np.bincount(labels.astype(np.int64)).min() >= 2:
+            counts = np.bincount(labels.astype(np.int64))
+            n_classes = np.count_nonzero(counts)
+            n_val = math.ceil(self.validation_fraction * n)  # as train_test_split sizes it
+            if counts[counts > 0].min() >= 2 and min(n_val, n - n_val) >= n_classes:
                 stratify = labels
         from sklearn.model_selection import train_test_split  # imported on use: see the top
         train, val = train_test_split(np.arange(n), test_size=self.validation_fraction,

@@ -496,6 +496,30 @@ def test_early_stopping_split_without_weight_is_refused_before_training():
     assert not hasattr(clf, "network_")
 
 
+@pytest.mark.parametrize("n, n_classes", [(5, 2), (10, 3)])
+def test_early_stopping_when_the_validation_part_is_smaller_than_the_class_count(n, n_classes):
+    # validation_fraction=0.1 holds out 1 sample: too few for a stratified
+    # split, so the split is a plain random one (scikit-learn's splitter
+    # would raise about its test_size, a name the user never passed)
+    X, _ = first_input_task(n, 3, n_classes=n_classes)
+    y = np.arange(n) % n_classes
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = LSTMClassifier(hidden_size=4, early_stopping=True, max_iter=2,
+                             random_state=0).fit(X, y)
+    assert len(clf.validation_scores_) == clf.n_iter_ == 2
+
+
+def test_early_stopping_split_is_stratified_where_it_can_be():
+    y = np.array([0] * 30 + [1] * 10)
+    Y = np.eye(2)[y]
+    clf = LSTMClassifier(validation_fraction=0.2)
+    for seed in range(5):
+        train, val = clf._split_validation(40, Y, np.random.RandomState(seed))
+        assert np.bincount(y[val], minlength=2).tolist() == [6, 2]
+        assert sorted(np.concatenate([train, val]).tolist()) == list(range(40))
+
+
 def test_score_takes_sample_weight_per_sequence():
     from sklearn.metrics import accuracy_score, r2_score
     X, y = sum_task(64)
