@@ -31,10 +31,18 @@ GRID = [(32, 50, 8, 32, 1024), (64, 100, 32, 128, 512), (128, 100, 64, 256, 512)
         (32, 200, 1, 64, 512), (256, 50, 128, 512, 512), (1, 500, 4, 64, 32)]
 
 
+# After a multi-threaded product NumPy's OpenBLAS keeps its worker threads
+# spinning for about 0.1 s, and on 2 cores that doubled PyTorch's and nlstm's
+# predict times while it lasted (measured, benchmarks/HISTORY.md session 24):
+# the peak measurement waits that out before the libraries are timed.
+BLAS_SPIN_WAIT_S = 0.5
+
+
 def gemm_peak_gflops(n=2048, repeats=5):
     a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
     a @ a
     best = min(_timed(lambda: a @ a) for _ in range(repeats))
+    time.sleep(BLAS_SPIN_WAIT_S)
     return 2 * n ** 3 / best / 1e9
 
 
