@@ -15,7 +15,16 @@ pass, 3x that for forward+backward); "% peak" is against this machine's float32
 matrix-product speed measured with NumPy at 2048^3 just before each config (the
 speed of a shared virtual machine drifts during a run; each row shows its own).
 
-Usage: ``python benchmarks/compare_torch.py [--repeats 5] [--quick]``
+With ``--device cuda`` both libraries run on the GPU: nlstm's numba.cuda kernels
+(``LSTMRegressor(device="cuda")``) against ``torch.nn.LSTM`` on CUDA (cuDNN, with
+PyTorch's default settings), PyTorch holding the whole data set on the GPU
+(nlstm uploads each batch: its fit takes host arrays). The peak is then
+PyTorch's float32 matrix product at 8192^3 (TF32 off), and two more columns
+give nlstm's CPU kernels on the same machine, and the largest relative
+difference of the GPU predictions from the CPU ones for the same fitted model.
+
+Usage: ``python benchmarks/compare_torch.py [--repeats 5] [--quick] [--device cpu|cuda]
+[--configs 0,3]``
 """
 import argparse
 import os
@@ -38,11 +47,24 @@ GRID = [(32, 50, 8, 32, 1024), (64, 100, 32, 128, 512), (128, 100, 64, 256, 512)
 BLAS_SPIN_WAIT_S = 0.5
 
 
-def gemm_peak_gflops(n=2048, repeats=5):
+def gemm_peak_gflops(device="cpu", repeats=5):
+    if device == "cuda":
+        return _cuda_gemm_peak_gflops(repeats=repeats)
+    n = 2048
     a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
     a @ a
     best = min(_timed(lambda: a @ a) for _ in range(repeats))
     time.sleep(BLAS_SPIN_WAIT_S)
+    return 2 * n ** 3 / best / 1e9
+
+
+def _cuda_gemm_peak_gflops(n=8192, repeats=5):
+    import torch
+    torch.backends.cuda.matmul.allow_tf32 = False  # float32 arithmetic, as nlstm's kernels
+    a = torch.randn(n, n, device="cuda")
+    a @ a
+    torch.cuda.synchronize()
+    best = min(_timed(lambda: (a @ a, torch.cuda.synchronize())) for _ in range(repeats))
     return 2 * n ** 3 / best / 1e9
 
 
@@ -64,11 +86,11 @@ def make_data(T, F, N, seed=0):
 
 
 class NlstmRunner:
-    def __init__(self, B, T, F, H, N, X, y):
+    def __init__(self, B, T, F, H, N, X, y, device="cpu"):
         from nlstm import LSTMRegressor
         self.X, self.y = X, y
         self.model = LSTMRegressor(hidden_size=H, batch_size=B, learning_rate_init=1e-3,
-                                   max_iter=1, random_state=0)
+                                   max_iter=1, random_state=0, device=device)
         self.train_epoch()  # JIT warm-up
 
     def train_epoch(self):
@@ -81,16 +103,19 @@ class NlstmRunner:
 
 
 class TorchRunner:
-    def __init__(self, B, T, F, H, N, X, y):
+    def __init__(self, B, T, F, H, N, X, y, device="cpu"):
         import torch
         self.torch = torch
         torch.manual_seed(0)
-        self.lstm = torch.nn.LSTM(F, H, batch_first=True)
-        self.head = torch.nn.Linear(H, 1)
+        self.lstm = torch.nn.LSTM(F, H, batch_first=True).to(device)
+        self.head = torch.nn.Linear(H, 1).to(device)
         self.params = list(self.lstm.parameters()) + list(self.head.parameters())
         self.opt = torch.optim.Adam(self.params, lr=1e-3)
-        self.X, self.y = torch.from_numpy(X), torch.from_numpy(y)[:, None]
+        self.X = torch.from_numpy(X).to(device)
+        self.y = torch.from_numpy(y)[:, None].to(device)
         self.B = B
+        # the GPU works asynchronously: an epoch ends when its last kernel does
+        self._wait = torch.cuda.synchronize if device == "cuda" else (lambda: None)
         self.train_epoch()
 
     def _forward(self, xb):
@@ -106,56 +131,85 @@ class TorchRunner:
             loss = loss_fn(self._forward(xb), yb)
             loss.backward()
             self.opt.step()
+        self._wait()
 
     def predict(self):
         with self.torch.no_grad():
-            return self._forward(self.X).numpy()
+            return self._forward(self.X).cpu().numpy()  # on the host, as nlstm's
 
 
-def measure(B, T, F, H, N, repeats):
+def measure(B, T, F, H, N, repeats, device="cpu"):
     X, y = make_data(T, F, N)
-    runners = {"nlstm": NlstmRunner(B, T, F, H, N, X, y), "torch": TorchRunner(B, T, F, H, N, X, y)}
+    runners = {"nlstm": NlstmRunner(B, T, F, H, N, X, y, device),
+               "torch": TorchRunner(B, T, F, H, N, X, y, device)}
+    if device == "cuda":  # context: nlstm's CPU kernels on the same machine
+        runners["nlstm-cpu"] = NlstmRunner(B, T, F, H, N, X, y, "cpu")
     times = {(lib, task): [] for lib in runners for task in ("train", "predict")}
     for _ in range(repeats):  # alternate the libraries
         for lib, runner in runners.items():
             times[(lib, "train")].append(_timed(runner.train_epoch))
             times[(lib, "predict")].append(_timed(runner.predict))
-    return {k: statistics.median(v) for k, v in times.items()}
+    medians = {k: statistics.median(v) for k, v in times.items()}
+    if device == "cuda":
+        medians["gpu_vs_cpu"] = gpu_cpu_difference(runners["nlstm"].model, X)
+    return medians
+
+
+def gpu_cpu_difference(model, X):
+    """Largest difference of ``model``'s GPU predictions from its CPU ones,
+    relative to the largest CPU prediction (the model is left on the GPU)."""
+    on_gpu = model.predict(X)
+    on_cpu = model.set_params(device="cpu").predict(X)
+    model.set_params(device="cuda")
+    return float(np.abs(on_gpu - on_cpu).max() / np.abs(on_cpu).max())
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="two repeats, for a smoke run")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--configs", default=None,
+                        help="comma-separated indices into the grid (default: all)")
     args = parser.parse_args()
     repeats = 2 if args.quick else args.repeats
+    grid = GRID if args.configs is None else [GRID[int(i)] for i in args.configs.split(",")]
     import numba
     import torch
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
           f"numba threads {numba.get_num_threads()}, torch threads {torch.get_num_threads()}, "
           f"torch {torch.__version__}", flush=True)
+    if args.device == "cuda":
+        from importlib.metadata import version
+        print(f"GPU: {torch.cuda.get_device_name()}; numba-cuda {version('numba-cuda')}, "
+              f"cuDNN {torch.backends.cudnn.version()}, numba {numba.__version__}", flush=True)
     # The machine's speed can drift during the run (a shared virtual machine):
     # the GEMM peak is measured just before every config, and that config's
     # "% peak" is against its own measurement.
     rows = []
-    for B, T, F, H, N in GRID:
-        peak = gemm_peak_gflops()
-        rows.append(((B, T, F, H, N), peak, measure(B, T, F, H, N, repeats)))
-        print(f"measured {(B, T, F, H, N)}", file=sys.stderr, flush=True)
+    for B, T, F, H, N in grid:
+        peak = gemm_peak_gflops(args.device)
+        rows.append(((B, T, F, H, N), peak, measure(B, T, F, H, N, repeats, args.device)))
+        print(f"measured {(B, T, F, H, N)}: {rows[-1][2]}", file=sys.stderr, flush=True)
     peaks = [peak for _, peak, _ in rows]
-    print(f"float32 GEMM peak (NumPy, 2048^3), measured before each config: "
+    where = "PyTorch on the GPU, 8192^3" if args.device == "cuda" else "NumPy, 2048^3"
+    print(f"float32 GEMM peak ({where}), measured before each config: "
           f"{min(peaks):.0f}-{max(peaks):.0f} GFLOP/s; medians of {repeats} alternated runs\n")
+    extra = (" nlstm CPU train | nlstm CPU predict | GPU vs CPU predict |"
+             if args.device == "cuda" else "")
     print("| B | T | F | H | N | train s/epoch nlstm | torch | speed-up | predict s nlstm | torch | "
-          "speed-up | fwd GFLOP/s (% peak) | fwd+bwd GFLOP/s (% peak) | GEMM peak GFLOP/s |")
-    print("|" + "---|" * 14)
+          "speed-up | fwd GFLOP/s (% peak) | fwd+bwd GFLOP/s (% peak) | GEMM peak GFLOP/s |" + extra)
+    print("|" + "---|" * (14 + 3 * bool(extra)))
     for (B, T, F, H, N), peak, m in rows:
         fwd = forward_flops(B, T, F, H, N)
         tr_n, tr_t = m[("nlstm", "train")], m[("torch", "train")]
         pr_n, pr_t = m[("nlstm", "predict")], m[("torch", "predict")]
         g_fwd, g_train = fwd / pr_n / 1e9, 3 * fwd / tr_n / 1e9
+        cells = (f" {m[('nlstm-cpu', 'train')]:.4f} | {m[('nlstm-cpu', 'predict')]:.4f} | "
+                 f"{m['gpu_vs_cpu']:.1e} |" if extra else "")
         print(f"| {B} | {T} | {F} | {H} | {N} | {tr_n:.4f} | {tr_t:.4f} | {tr_t / tr_n:.2f}x | "
               f"{pr_n:.4f} | {pr_t:.4f} | {pr_t / pr_n:.2f}x | {g_fwd:.1f} ({100 * g_fwd / peak:.0f}%) | "
-              f"{g_train:.1f} ({100 * g_train / peak:.0f}%) | {peak:.0f} |", flush=True)
+              f"{g_train:.1f} ({100 * g_train / peak:.0f}%) | {peak:.0f} |" + cells, flush=True)
 
 if __name__ == "__main__":
     main()
