@@ -176,6 +176,18 @@ class LSTM:
                     yield
                 finally:
                     self._resident = None
+                    # no device array outlives the block: on a real GPU one
+                    # cannot be deep-copied (partial_fit copies the network)
+                    self.d_initial_state = self._initial_state_grad_on_host()
+
+    def _initial_state_grad_on_host(self):
+        """`d_initial_state` as NumPy arrays (None stays None)."""
+        grad = self.d_initial_state
+        if grad is None:
+            return None
+        if isinstance(grad, tuple):
+            return tuple(self.arrays.to_host(g) for g in grad)
+        return self.arrays.to_host(grad)
 
     def _kernel_params(self):
         """Named parameter arrays on the layer's device (callers on a GPU hold
@@ -485,10 +497,7 @@ class LSTM:
         arrays = self.arrays
         with kernel_threads(), launch_lock(), self.resident(write_back=False):
             d_x, flat_grad = (arrays.to_host(a) for a in self._backward(d_output, d_h_n, d_c_n))
-        if self.cell == "lstm":
-            self.d_initial_state = tuple(arrays.to_host(a) for a in self.d_initial_state)
-        else:
-            self.d_initial_state = arrays.to_host(self.d_initial_state)
+        self.d_initial_state = self._initial_state_grad_on_host()
         return d_x, self._named_views(flat_grad, self._param_shapes())
 
     def _check_state_grad(self, value, name, shape):

@@ -150,21 +150,29 @@ class _BusCounter:
 
     def __init__(self, monkeypatch):
         self.up = self.down = 0
+        self._in_to_device = False
         device_array_type = type(cuda.device_array(1))
         original_to_device = cuda.to_device
         original_to_host = device_array_type.copy_to_host
         original_copy_to_device = device_array_type.copy_to_device
 
         def to_device(array, *args, **kwargs):
+            # on a GPU (not on the simulator) to_device calls copy_to_device:
+            # the bytes are counted here, once
             self.up += np.asarray(array).nbytes
-            return original_to_device(array, *args, **kwargs)
+            self._in_to_device = True
+            try:
+                return original_to_device(array, *args, **kwargs)
+            finally:
+                self._in_to_device = False
 
         def copy_to_host(array, *args, **kwargs):
             self.down += array.nbytes
             return original_to_host(array, *args, **kwargs)
 
         def copy_to_device(array, source, *args, **kwargs):
-            if not hasattr(source, "copy_to_host"):  # a host array: it crosses the bus
+            # a host array crosses the bus
+            if not hasattr(source, "copy_to_host") and not self._in_to_device:
                 self.up += np.asarray(source).nbytes
             return original_copy_to_device(array, source, *args, **kwargs)
 
@@ -310,3 +318,44 @@ def test_concurrent_predicts_on_one_gpu_model():
     for result in results_from_threads(lambda i: model.predict(X), 3):
         np.testing.assert_array_equal(result, expected)
     assert all(isinstance(p, np.ndarray) for p in model.network_.params)
+
+
+def device_arrays_in(obj, path="model", seen=None):
+    """Paths of the device arrays reachable from ``obj``'s attributes."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen or isinstance(obj, (type, np.ndarray, np.generic, str, bytes)):
+        return []
+    seen.add(id(obj))
+    if hasattr(obj, "copy_to_host"):
+        return [path]
+    if isinstance(obj, dict):
+        children = [(f"{path}[{k!r}]", v) for k, v in obj.items()]
+    elif isinstance(obj, (list, tuple)):
+        children = [(f"{path}[{i}]", v) for i, v in enumerate(obj)]
+    else:
+        children = [(f"{path}.{k}", v) for k, v in getattr(obj, "__dict__", {}).items()]
+    return [p for child_path, child in children for p in device_arrays_in(child, child_path, seen)]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+def test_a_gpu_model_keeps_no_device_array_between_calls(cell):
+    """On a real GPU a device array cannot be deep-copied (so a partial_fit,
+    which copies the network, failed after a GPU fit) or pickled: after fit,
+    partial_fit and predict the model holds host arrays only."""
+    import copy
+    import pickle
+    from nlstm import LSTMRegressor
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(6, 3, 2)).astype(np.float32)
+    y = X[:, :, 0].sum(axis=1)
+    model = LSTMRegressor(hidden_size=3, max_iter=1, batch_size=3, cell=cell, device="cuda",
+                          random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for step in (model.fit, model.partial_fit):
+            step(X, y)
+            assert device_arrays_in(model) == [], step.__name__
+    model.predict(X)
+    assert device_arrays_in(model) == []
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(model)).predict(X), model.predict(X))
+    np.testing.assert_array_equal(copy.deepcopy(model).predict(X), model.predict(X))
