@@ -17,6 +17,13 @@ RTOL = {np.float32: 1e-4, np.float64: 1e-9}
 DTYPES = [np.float32, np.float64]
 T, B, F, H = 4, 3, 2, 3
 LENGTHS = np.array([4, 2, 1], dtype=np.int64)  # ragged: packed-sequence masking
+# (T, B, F, H, lengths) of the sweep checks: tiny, and one with more (row, unit)
+# items than a block of the persistent sweeps has threads, 5/4 as many, so that
+# threads own several (on the simulator, which runs one block) or the grid has
+# several blocks (on a GPU)
+SWEEP_SIZES = {"tiny": (T, B, F, H, LENGTHS),
+               "more items than threads": (3, 5, 2, cuda_kernels.SWEEP_THREADS // 4,
+                                           np.array([3, 1, 3, 2, 1], dtype=np.int64))}
 
 
 def close(actual, expected, dtype):
@@ -74,23 +81,25 @@ def run_both(function, arrays, outputs):
     return results
 
 
+@pytest.mark.parametrize("size", list(SWEEP_SIZES))
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_lstm_forward_backward_and_inference_sweeps(dtype):
+def test_lstm_forward_backward_and_inference_sweeps(dtype, size):
+    T, B, F, H, lengths = SWEEP_SIZES[size]
     rng = np.random.default_rng(2)
     hs = np.zeros((T + 1, B, H), dtype)
     cs = np.zeros((T + 1, B, H), dtype)
     hs[0], cs[0] = random(rng, (B, H), dtype), random(rng, (B, H), dtype)
     # w_cat: [W_ih^T; W_hh^T; b]
     forward = dict(x=random(rng, (T, B, F), dtype), w_cat=random(rng, (F + H + 1, 4 * H), dtype),
-                   lengths=LENGTHS, hs=hs, cs=cs,
+                   lengths=lengths, hs=hs, cs=cs,
                    gates=np.zeros((T, B, 4 * H), dtype))
     want, got = run_both("lstm_forward_sweep", forward, ["hs", "cs", "gates"])
     for key in want:
         close(got[key], want[key], dtype)
 
-    backward = dict(d_hs=cpu.zero_after_lengths(random(rng, (T, B, H), dtype), LENGTHS),
+    backward = dict(d_hs=cpu.zero_after_lengths(random(rng, (T, B, H), dtype), lengths),
                     d_h_n=random(rng, (B, H), dtype), d_c_n=random(rng, (B, H), dtype),
-                    w_hh=np.ascontiguousarray(forward["w_cat"][F:F + H].T), lengths=LENGTHS,
+                    w_hh=np.ascontiguousarray(forward["w_cat"][F:F + H].T), lengths=lengths,
                     cs=want["cs"], gates=want["gates"],
                     d_pre=np.zeros((T, B, 4 * H), dtype), d_h0=np.zeros((B, H), dtype),
                     d_c0=np.zeros((B, H), dtype))
@@ -124,7 +133,7 @@ def test_lstm_forward_backward_and_inference_sweeps(dtype):
     # the inference sweep is batch-first and writes its columns of a wider output
     x_batch_first = np.ascontiguousarray(forward["x"].transpose(1, 0, 2))  # (B, T, F)
     for reverse in (False, True):
-        inference = dict(x=x_batch_first, w_cat=forward["w_cat"], lengths=LENGTHS,
+        inference = dict(x=x_batch_first, w_cat=forward["w_cat"], lengths=lengths,
                          h=hs[0].copy(), c=cs[0].copy(), out=np.full((B, T, 2 * H), 7, dtype),
                          column=H, reverse=reverse)
         want_i, got_i = run_both("lstm_inference_sweep", inference, ["h", "c", "out"])
@@ -135,21 +144,23 @@ def test_lstm_forward_backward_and_inference_sweeps(dtype):
     want_i, got_i = run_both("lstm_inference_sweep", dict(inference, reverse=False), ["h", "out"])
     close(got_i["h"], want["hs"][T], dtype)  # the state at each row's last valid step
     close(got_i["out"][:, :, H:],
-          cpu.zero_after_lengths(want["hs"][1:].copy(), LENGTHS).transpose(1, 0, 2), dtype)
+          cpu.zero_after_lengths(want["hs"][1:].copy(), lengths).transpose(1, 0, 2), dtype)
 
 
+@pytest.mark.parametrize("size", list(SWEEP_SIZES))
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_rnn_forward_and_backward_sweeps(dtype):
+def test_rnn_forward_and_backward_sweeps(dtype, size):
+    T, B, F, H, lengths = SWEEP_SIZES[size]
     rng = np.random.default_rng(3)
     hs = np.zeros((T + 1, B, H), dtype)
     hs[0] = random(rng, (B, H), dtype)
     forward = dict(x=random(rng, (T, B, F), dtype), w_cat=random(rng, (F + H + 1, H), dtype),
-                   lengths=LENGTHS, hs=hs)
+                   lengths=lengths, hs=hs)
     want, got = run_both("rnn_forward_sweep", forward, ["hs"])
     close(got["hs"], want["hs"], dtype)
-    backward = dict(d_hs=cpu.zero_after_lengths(random(rng, (T, B, H), dtype), LENGTHS),
+    backward = dict(d_hs=cpu.zero_after_lengths(random(rng, (T, B, H), dtype), lengths),
                     d_h_n=random(rng, (B, H), dtype),
-                    w_hh=np.ascontiguousarray(forward["w_cat"][F:F + H].T), lengths=LENGTHS,
+                    w_hh=np.ascontiguousarray(forward["w_cat"][F:F + H].T), lengths=lengths,
                     hs=want["hs"], d_pre=np.zeros((T, B, H), dtype),
                     d_h0=np.zeros((B, H), dtype))
     want_b, got_b = run_both("rnn_backward_sweep", backward, ["d_pre", "d_h0"])

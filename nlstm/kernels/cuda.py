@@ -5,9 +5,11 @@ layer can pick either module. Every function takes NumPy arrays (copied to the
 GPU and results copied back into them) or numba device arrays (left on the
 GPU, no copies). The GPU runs the whole batch as one grid.
 
-Per timestep, a sweep launches two kernels: the recurrent product
-``h_{t-1} @ W_hh^T`` as a shared-memory tiled GEMM (`_matmul_kernel`) and one
-fused element-wise kernel for the gates, the cell update and the length mask.
+A sweep is one persistent kernel: a single cooperative launch loops over the
+timesteps, each step fusing the recurrent products ``h_{t-1} @ W_hh^T``, the
+gates, the cell update and the length mask, with a grid-wide barrier between
+steps. The input projection of all steps (and the weight gradients) are
+shared-memory tiled GEMMs (`_matmul_kernel`) before (and after) the sweep.
 The state, the weights and every saved activation stay on the device for the
 whole sweep. Masking follows PyTorch's packed sequences, as on the CPU.
 
@@ -247,127 +249,183 @@ def zero_after_lengths(x, lengths):
 
 
 # --------------------------------------------------------------------------
-# LSTM cell, gate order i, f, g, o: forward and backward step kernels
+# Persistent sweeps: one launch runs every timestep
 # --------------------------------------------------------------------------
+# A numba-cuda launch costs about 65 us of host time and a device-array slice
+# about 47 us (measured on an H100, benchmarks/HISTORY.md session 25), while a
+# small step's arithmetic takes a few microseconds on the GPU. So each sweep is
+# one cooperative launch: the kernel loops over the timesteps itself, every
+# thread owns the same (row b, unit j) items at every step, and a grid-wide
+# barrier (``this_grid().sync()``) separates the steps. Each item computes its
+# own recurrent dot products (h_{t-1}[b, :] against the W_hh columns of unit j,
+# read through the caches), so a step needs no other synchronisation.
+SWEEP_THREADS = 32 if config.ENABLE_CUDASIM else 256
+
+
+def _sweep_blocks(items):
+    """Blocks of a cooperative sweep over ``items`` (b, j) items: no more than
+    the GPU's multiprocessors, so that every block is resident at once (a
+    block of SWEEP_THREADS threads fits on any multiprocessor). The simulator
+    synchronises only within a block: one block there."""
+    if config.ENABLE_CUDASIM:
+        return 1
+    wanted = (items + SWEEP_THREADS - 1) // SWEEP_THREADS
+    return max(1, min(wanted, cuda.get_current_device().MULTIPROCESSOR_COUNT))
+
+
+def _launch_sweep(kernel, items, *args):
+    kernel[_sweep_blocks(items), SWEEP_THREADS](*args)
+
+
+# LSTM cell, gate order i, f, g, o. The kernels keep what the CPU sweep keeps:
+# the gates' tanh values tanh(x_i / 2), tanh(x_f / 2), tanh(x_g), tanh(x_o / 2)
+# (sigmoid(x) = (1 + tanh(x / 2)) / 2), and write the gate lines out in each
+# kernel: a shared device function (cuda.jit(device=True) or register_jitable)
+# makes compile_ptx ask the CUDA driver for a device (numba 0.68).
 @_per_dtype
-def _lstm_step_forward_kernel(scalar):
-    """One LSTM step for every (b, j): gates, cell update, length mask.
-    ``gates`` keeps what the CPU sweep keeps: ``tanh(x_i / 2)``,
-    ``tanh(x_f / 2)``, ``tanh(x_g)``, ``tanh(x_o / 2)``."""
+def _lstm_forward_sweep_kernel(scalar):
+    """Every step of one LSTM direction: recurrent products, gates, cell
+    update, length mask."""
     half = scalar(0.5)
 
     @cuda.jit
-    def kernel(t, z, x_proj, lengths, h_prev, c_prev, h_next, c_next, gates):
-        # z: (B, 4H) recurrent part of the pre-activations; x_proj, gates: (T, B, 4H)
-        # h_prev, c_prev, h_next, c_next: (B, H); one thread per (b, j)
-        i = cuda.grid(1)
-        B, H = h_prev.shape[0], h_prev.shape[1]
-        if i < B * H:
-            b, j = i // H, i % H
-            if t < lengths[b]:
-                # sigmoid(x) = (1 + tanh(x / 2)) / 2, as the CPU kernels, written out:
-                # kernels here call no device functions, so compile_ptx needs no
-                # driver to resolve them
-                ti = math.tanh(half * (z[b, j] + x_proj[t, b, j]))
-                tf = math.tanh(half * (z[b, H + j] + x_proj[t, b, H + j]))
-                gg = math.tanh(z[b, 2 * H + j] + x_proj[t, b, 2 * H + j])
-                to = math.tanh(half * (z[b, 3 * H + j] + x_proj[t, b, 3 * H + j]))
-                ig, fg, og = half * ti + half, half * tf + half, half * to + half
-                c = fg * c_prev[b, j] + ig * gg
-                c_next[b, j] = c
-                h_next[b, j] = og * math.tanh(c)
-                gates[t, b, j] = ti
-                gates[t, b, H + j] = tf
-                gates[t, b, 2 * H + j] = gg
-                gates[t, b, 3 * H + j] = to
-            else:  # past this row's end: carry the state
-                c_next[b, j] = c_prev[b, j]
-                h_next[b, j] = h_prev[b, j]
-                for k in range(4):
-                    gates[t, b, k * H + j] = 0
+    def kernel(w_hh_t, lengths, hs, cs, gates):
+        # w_hh_t: (H, 4H) = W_hh^T; hs, cs: (T + 1, B, H), [0] the initial state;
+        # gates: (T, B, 4H): x @ W_ih^T + b on entry, the gates' tanh values on exit
+        grid = cuda.cg.this_grid()
+        T, B, H = gates.shape[0], hs.shape[1], hs.shape[2]
+        first, stride = cuda.grid(1), cuda.gridsize(1)
+        for t in range(T):
+            for item in range(first, B * H, stride):
+                b, j = item // H, item % H
+                if t < lengths[b]:
+                    zi, zf = gates[t, b, j], gates[t, b, H + j]
+                    zg, zo = gates[t, b, 2 * H + j], gates[t, b, 3 * H + j]
+                    for k in range(H):  # h_{t-1}[b] @ W_hh^T, the four columns of unit j
+                        hk = hs[t, b, k]
+                        zi += hk * w_hh_t[k, j]
+                        zf += hk * w_hh_t[k, H + j]
+                        zg += hk * w_hh_t[k, 2 * H + j]
+                        zo += hk * w_hh_t[k, 3 * H + j]
+                    ti, tf = math.tanh(half * zi), math.tanh(half * zf)
+                    gg, to = math.tanh(zg), math.tanh(half * zo)
+                    ig, fg, og = half * ti + half, half * tf + half, half * to + half
+                    c = fg * cs[t, b, j] + ig * gg
+                    cs[t + 1, b, j] = c
+                    hs[t + 1, b, j] = og * math.tanh(c)
+                    gates[t, b, j] = ti
+                    gates[t, b, H + j] = tf
+                    gates[t, b, 2 * H + j] = gg
+                    gates[t, b, 3 * H + j] = to
+                else:  # past this row's end: carry the state
+                    cs[t + 1, b, j] = cs[t, b, j]
+                    hs[t + 1, b, j] = hs[t, b, j]
+                    for g in range(4):
+                        gates[t, b, g * H + j] = 0
+            grid.sync()  # step t's states are complete before step t + 1 reads them
 
     return kernel
 
 
 @_per_dtype
-def _lstm_inference_step_kernel(scalar):
-    """One LSTM step of the inference sweep for every (b, j), batch-first: the
-    state is updated in place and the output written at the step read."""
+def _lstm_inference_sweep_kernel(scalar):
+    """Every step of one LSTM direction, forward only, batch-first: the state
+    alternates between two buffers (a step reads all of h_{t-1}[b] while
+    others write h_t), and the output is written at the step read."""
     half = scalar(0.5)
 
     @cuda.jit
-    def kernel(t, z, x_proj, lengths, reverse, h, c, out, column):
-        # z: (B, 4H) recurrent part of the pre-activations; x_proj: (B, T, 4H)
-        # h, c: (B, H) read and written; out: (B, T, W) or (0, 0, 0): not kept
-        i = cuda.grid(1)
-        B, H = h.shape[0], h.shape[1]
-        if i < B * H:
-            b, j = i // H, i % H
-            n = lengths[b]
-            if t < n:
-                s = n - 1 - t if reverse else t  # the step this row reads
-                # the gate lines of _lstm_step_forward_kernel again: a shared device
-                # function (cuda.jit(device=True) or register_jitable) makes
-                # compile_ptx ask the CUDA driver for a device (numba 0.68)
-                ti = math.tanh(half * (z[b, j] + x_proj[b, s, j]))
-                tf = math.tanh(half * (z[b, H + j] + x_proj[b, s, H + j]))
-                gg = math.tanh(z[b, 2 * H + j] + x_proj[b, s, 2 * H + j])
-                to = math.tanh(half * (z[b, 3 * H + j] + x_proj[b, s, 3 * H + j]))
-                ig, fg, og = half * ti + half, half * tf + half, half * to + half
-                c_new = fg * c[b, j] + ig * gg
-                h_new = og * math.tanh(c_new)
-                c[b, j] = c_new
-                h[b, j] = h_new
-                if out.shape[0] > 0:
-                    out[b, s, column + j] = h_new
-            elif out.shape[0] > 0:
-                out[b, t, column + j] = 0
+    def kernel(x_proj, w_hh_t, lengths, reverse, h, c, h_buf, out, column):
+        # x_proj: (B, T, 4H); w_hh_t: (H, 4H); h, c: (B, H) read and written;
+        # h_buf: (2, B, H) scratch; out: (B, T, W) or (0, 0, 0): not kept
+        grid = cuda.cg.this_grid()
+        B, T, H = x_proj.shape[0], x_proj.shape[1], h.shape[1]
+        first, stride = cuda.grid(1), cuda.gridsize(1)
+        for item in range(first, B * H, stride):
+            h_buf[0, item // H, item % H] = h[item // H, item % H]
+        grid.sync()
+        for t in range(T):
+            now, nxt = t % 2, (t + 1) % 2
+            for item in range(first, B * H, stride):
+                b, j = item // H, item % H
+                n = lengths[b]
+                if t < n:
+                    s = n - 1 - t if reverse else t  # the step this row reads
+                    zi, zf = x_proj[b, s, j], x_proj[b, s, H + j]
+                    zg, zo = x_proj[b, s, 2 * H + j], x_proj[b, s, 3 * H + j]
+                    for k in range(H):
+                        hk = h_buf[now, b, k]
+                        zi += hk * w_hh_t[k, j]
+                        zf += hk * w_hh_t[k, H + j]
+                        zg += hk * w_hh_t[k, 2 * H + j]
+                        zo += hk * w_hh_t[k, 3 * H + j]
+                    ti, tf = math.tanh(half * zi), math.tanh(half * zf)
+                    gg, to = math.tanh(zg), math.tanh(half * zo)
+                    ig, fg, og = half * ti + half, half * tf + half, half * to + half
+                    c_new = fg * c[b, j] + ig * gg
+                    h_new = og * math.tanh(c_new)
+                    c[b, j] = c_new  # only this item reads c[b, j]
+                    h_buf[nxt, b, j] = h_new
+                    if out.shape[0] > 0:
+                        out[b, s, column + j] = h_new
+                else:
+                    h_buf[nxt, b, j] = h_buf[now, b, j]
+                    if out.shape[0] > 0:
+                        out[b, t, column + j] = 0
+            grid.sync()
+        for item in range(first, B * H, stride):
+            h[item // H, item % H] = h_buf[T % 2, item // H, item % H]
 
     return kernel
 
 
 @_per_dtype
-def _lstm_step_backward_kernel(scalar):
-    """Backward of one LSTM step for every (b, j)."""
-    one, half = scalar(1), scalar(0.5)
+def _lstm_backward_sweep_kernel(scalar):
+    """Backward of every step of one LSTM direction, last step first."""
+    one, half, zero = scalar(1), scalar(0.5), scalar(0)
 
     @cuda.jit
-    def kernel(t, d_hs, dh, dc, lengths, cs, gates, d_pre):
-        # d_hs: (T, B, H); dh, dc: (B, H) gradients flowing into h_t and c_t (dc is
-        # updated to flow into c_{t-1}); cs: (T + 1, B, H); gates, d_pre: (T, B, 4H)
-        i = cuda.grid(1)
-        B, H = dh.shape[0], dh.shape[1]
-        if i < B * H:
-            b, j = i // H, i % H
-            if t < lengths[b]:
-                # the gates from the forward's tanh values (see the forward kernel)
-                ig, fg = half * gates[t, b, j] + half, half * gates[t, b, H + j] + half
-                gg, og = gates[t, b, 2 * H + j], half * gates[t, b, 3 * H + j] + half
-                dh_total = dh[b, j] + d_hs[t, b, j]
-                tc = math.tanh(cs[t + 1, b, j])
-                # derivatives from the outputs: sigmoid' = y (1 - y), tanh' = 1 - y^2
-                dcj = dc[b, j] + dh_total * og * (one - tc * tc)
-                d_pre[t, b, j] = dcj * gg * ig * (one - ig)
-                d_pre[t, b, H + j] = dcj * cs[t, b, j] * fg * (one - fg)
-                d_pre[t, b, 2 * H + j] = dcj * ig * (one - gg * gg)
-                d_pre[t, b, 3 * H + j] = dh_total * tc * og * (one - og)
-                dc[b, j] = dcj * fg
-            else:
-                for k in range(4):
-                    d_pre[t, b, k * H + j] = 0
+    def kernel(d_hs, w_hh, lengths, cs, gates, d_pre, dh, dc):
+        # d_hs: (T, B, H); w_hh: (4H, H); cs: (T + 1, B, H); gates, d_pre: (T, B, 4H)
+        # dh, dc: (B, H), the gradients flowing into h_t and c_t: d_h_n and d_c_n
+        # on entry, the gradients w.r.t. the initial state on exit
+        grid = cuda.cg.this_grid()
+        T, B, H = gates.shape[0], dh.shape[0], dh.shape[1]
+        first, stride = cuda.grid(1), cuda.gridsize(1)
+        for t in range(T - 1, -1, -1):
+            for item in range(first, B * H, stride):
+                b, j = item // H, item % H
+                n = lengths[b]
+                if t + 1 < T and t + 1 < n:  # step t + 1's gradient into h_t
+                    acc = zero
+                    for m in range(4 * H):  # d_pre[t + 1, b] @ W_hh, column j
+                        acc += d_pre[t + 1, b, m] * w_hh[m, j]
+                    dh[b, j] = acc
+                if t < n:
+                    ig, fg = half * gates[t, b, j] + half, half * gates[t, b, H + j] + half
+                    gg, og = gates[t, b, 2 * H + j], half * gates[t, b, 3 * H + j] + half
+                    dh_total = dh[b, j] + d_hs[t, b, j]
+                    tc = math.tanh(cs[t + 1, b, j])
+                    # derivatives from the outputs: sigmoid' = y (1 - y), tanh' = 1 - y^2
+                    dcj = dc[b, j] + dh_total * og * (one - tc * tc)
+                    d_pre[t, b, j] = dcj * gg * ig * (one - ig)
+                    d_pre[t, b, H + j] = dcj * cs[t, b, j] * fg * (one - fg)
+                    d_pre[t, b, 2 * H + j] = dcj * ig * (one - gg * gg)
+                    d_pre[t, b, 3 * H + j] = dh_total * tc * og * (one - og)
+                    dc[b, j] = dcj * fg
+                else:  # past this row's end: the gradients pass through
+                    for g in range(4):
+                        d_pre[t, b, g * H + j] = 0
+            grid.sync()  # step t's d_pre is complete before step t - 1 reads it
+        for item in range(first, B * H, stride):
+            b, j = item // H, item % H
+            if 0 < lengths[b]:  # step 0's gradient into the initial state
+                acc = zero
+                for m in range(4 * H):
+                    acc += d_pre[0, b, m] * w_hh[m, j]
+                dh[b, j] = acc
 
     return kernel
-
-
-@cuda.jit
-def _take_recurrent_grad_kernel(t, dh_rec, lengths, dh):
-    # dh[b] = dh_rec[b] where step t is valid for row b; (B, H) each
-    i = cuda.grid(1)
-    B, H = dh.shape[0], dh.shape[1]
-    if i < B * H:
-        b, j = i // H, i % H
-        if t < lengths[b]:
-            dh[b, j] = dh_rec[b, j]
 
 
 def lstm_forward_sweep(x, w_cat, lengths, hs, cs, gates):
@@ -375,20 +433,17 @@ def lstm_forward_sweep(x, w_cat, lengths, hs, cs, gates):
     x (T, B, F), w_cat (F + H + 1, 4H) = [W_ih^T; W_hh^T; b],
     hs/cs (T + 1, B, H), gates (T, B, 4H)).
 
-    The input projection of all steps is one GEMM into ``gates``, which each
-    step kernel reads before overwriting it with that step's gates."""
+    The input projection of all steps is one GEMM into ``gates``; the
+    persistent sweep kernel reads each step's part before overwriting it with
+    that step's gates."""
     edges = _Edges()
     d_x, d_w, d_len = edges.input(x), edges.input(w_cat), edges.input(lengths)
     d_hs, d_cs = edges.output(hs, read=True), edges.output(cs, read=True)  # [0]: initial state
     d_gates = edges.output(gates)
-    T, F, B, H = x.shape[0], x.shape[2], hs.shape[1], hs.shape[2]
+    F, B, H = x.shape[2], hs.shape[1], hs.shape[2]
     _project_inputs(d_x, d_w, d_gates)
-    w_hh_t = d_w[F:F + H]  # (H, 4H)
-    z = cuda.device_array((B, 4 * H), x.dtype)  # (B, 4H)
-    for t in range(T):
-        _gemm(d_hs[t], w_hh_t, z)
-        _lstm_step_forward_kernel(x.dtype)[_blocks(B * H), ELEMENTWISE](
-            t, z, d_gates, d_len, d_hs[t], d_cs[t], d_hs[t + 1], d_cs[t + 1], d_gates)
+    _launch_sweep(_lstm_forward_sweep_kernel(x.dtype), B * H,
+                  d_w[F:F + H], d_len, d_hs, d_cs, d_gates)
     edges.finish()
 
 
@@ -400,18 +455,14 @@ def lstm_inference_sweep(x, w_cat, lengths, h, c, out=None, column=0, reverse=Fa
     edges = _Edges()
     d_x, d_w, d_len = edges.input(x), edges.input(w_cat), edges.input(lengths)
     d_h, d_c = edges.output(h, read=True), edges.output(c, read=True)
-    B, T = x.shape[0], x.shape[1]
+    B, T, F = x.shape
     H = h.shape[1]
     d_out = cuda.device_array((0, 0, 0), x.dtype) if out is None else edges.output(out, read=True)
     x_proj = cuda.device_array((B, T, 4 * H), x.dtype)  # (B, T, 4H)
     _project_inputs(d_x, d_w, x_proj)
-    w_hh_t = d_w[x.shape[2]:x.shape[2] + H]  # (H, 4H)
-    z = cuda.device_array((B, 4 * H), x.dtype)  # (B, 4H)
-    for t in range(T):
-        _gemm(d_h, w_hh_t, z)  # reads all of h before the step kernel overwrites it
-        # state updated in place: each thread reads and writes only its own (b, j)
-        _lstm_inference_step_kernel(x.dtype)[_blocks(B * H), ELEMENTWISE](
-            t, z, x_proj, d_len, bool(reverse), d_h, d_c, d_out, column)
+    h_buf = cuda.device_array((2, B, H), x.dtype)  # (2, B, H)
+    _launch_sweep(_lstm_inference_sweep_kernel(x.dtype), B * H,
+                  x_proj, d_w[F:F + H], d_len, bool(reverse), d_h, d_c, h_buf, d_out, column)
     edges.finish()
 
 
@@ -427,12 +478,8 @@ def lstm_backward_sweep(d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, d_pre, d_h
     d_pre_dev, d_h0_dev, d_c0_dev = edges.output(d_pre), edges.output(d_h0), edges.output(d_c0)
     d_h0_dev.copy_to_device(edges.input(d_h_n))  # dh: gradient flowing into h_t
     d_c0_dev.copy_to_device(edges.input(d_c_n))  # dc: gradient flowing into c_t
-    dh_rec = cuda.device_array((B, H), d_out.dtype)
-    for t in range(T - 1, -1, -1):
-        _lstm_step_backward_kernel(d_out.dtype)[_blocks(B * H), ELEMENTWISE](
-            t, d_out, d_h0_dev, d_c0_dev, d_len, d_cs, d_gates, d_pre_dev)
-        _gemm(d_pre_dev[t], d_w, dh_rec)  # (B, 4H) @ (4H, H)
-        _take_recurrent_grad_kernel[_blocks(B * H), ELEMENTWISE](t, dh_rec, d_len, d_h0_dev)
+    _launch_sweep(_lstm_backward_sweep_kernel(d_out.dtype), B * H,
+                  d_out, d_w, d_len, d_cs, d_gates, d_pre_dev, d_h0_dev, d_c0_dev)
     edges.finish()
 
 
@@ -455,35 +502,58 @@ def lstm_backward(d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, inputs, hs, d_pr
 # Plain tanh RNN cell: h_t = tanh(x_proj_t + h_{t-1} @ W_hh^T)
 # --------------------------------------------------------------------------
 @cuda.jit
-def _rnn_step_forward_kernel(t, rec, x_proj, lengths, hs):
-    # rec: (B, H) recurrent product; x_proj: (T, B, H); hs: (T + 1, B, H)
-    i = cuda.grid(1)
-    B, H = rec.shape[0], rec.shape[1]
-    if i < B * H:
-        b, j = i // H, i % H
-        if t < lengths[b]:
-            hs[t + 1, b, j] = math.tanh(x_proj[t, b, j] + rec[b, j])
-        else:
-            hs[t + 1, b, j] = hs[t, b, j]
+def _rnn_forward_sweep_kernel(x_proj, w_hh_t, lengths, hs):
+    # x_proj: (T, B, H); w_hh_t: (H, H) = W_hh^T; hs: (T + 1, B, H), [0] the initial state
+    grid = cuda.cg.this_grid()
+    T, B, H = x_proj.shape[0], hs.shape[1], hs.shape[2]
+    first, stride = cuda.grid(1), cuda.gridsize(1)
+    for t in range(T):
+        for item in range(first, B * H, stride):
+            b, j = item // H, item % H
+            if t < lengths[b]:
+                z = x_proj[t, b, j]
+                for k in range(H):
+                    z += hs[t, b, k] * w_hh_t[k, j]
+                hs[t + 1, b, j] = math.tanh(z)
+            else:
+                hs[t + 1, b, j] = hs[t, b, j]
+        grid.sync()
 
 
 @_per_dtype
-def _rnn_step_backward_kernel(scalar):
-    """Backward of one tanh-RNN step for every (b, j)."""
-    one = scalar(1)
+def _rnn_backward_sweep_kernel(scalar):
+    """Backward of every step of one tanh-RNN direction, last step first."""
+    one, zero = scalar(1), scalar(0)
 
     @cuda.jit
-    def kernel(t, d_hs, dh, lengths, hs, d_pre):
-        # d_hs: (T, B, H); dh: (B, H) gradient flowing into h_t; d_pre: (T, B, H)
-        i = cuda.grid(1)
-        B, H = dh.shape[0], dh.shape[1]
-        if i < B * H:
-            b, j = i // H, i % H
-            if t < lengths[b]:
-                y = hs[t + 1, b, j]
-                d_pre[t, b, j] = (dh[b, j] + d_hs[t, b, j]) * (one - y * y)
-            else:
-                d_pre[t, b, j] = 0
+    def kernel(d_hs, w_hh, lengths, hs, d_pre, dh):
+        # d_hs, d_pre: (T, B, H); w_hh: (H, H); hs: (T + 1, B, H); dh: (B, H), the
+        # gradient flowing into h_t: d_h_n on entry, w.r.t. the initial state on exit
+        grid = cuda.cg.this_grid()
+        T, B, H = d_pre.shape[0], dh.shape[0], dh.shape[1]
+        first, stride = cuda.grid(1), cuda.gridsize(1)
+        for t in range(T - 1, -1, -1):
+            for item in range(first, B * H, stride):
+                b, j = item // H, item % H
+                n = lengths[b]
+                if t + 1 < T and t + 1 < n:  # step t + 1's gradient into h_t
+                    acc = zero
+                    for m in range(H):
+                        acc += d_pre[t + 1, b, m] * w_hh[m, j]
+                    dh[b, j] = acc
+                if t < n:
+                    y = hs[t + 1, b, j]
+                    d_pre[t, b, j] = (dh[b, j] + d_hs[t, b, j]) * (one - y * y)
+                else:
+                    d_pre[t, b, j] = 0
+            grid.sync()
+        for item in range(first, B * H, stride):
+            b, j = item // H, item % H
+            if 0 < lengths[b]:
+                acc = zero
+                for m in range(H):
+                    acc += d_pre[0, b, m] * w_hh[m, j]
+                dh[b, j] = acc
 
     return kernel
 
@@ -497,11 +567,7 @@ def rnn_forward_sweep(x, w_cat, lengths, hs):
     T, F, B, H = x.shape[0], x.shape[2], hs.shape[1], hs.shape[2]
     x_proj = cuda.device_array((T, B, H), x.dtype)  # (T, B, H)
     _project_inputs(d_x, d_w, x_proj)
-    w_hh_t = d_w[F:F + H]  # (H, H)
-    rec = cuda.device_array((B, H), x.dtype)  # (B, H)
-    for t in range(T):
-        _gemm(d_hs[t], w_hh_t, rec)
-        _rnn_step_forward_kernel[_blocks(B * H), ELEMENTWISE](t, rec, x_proj, d_len, d_hs)
+    _launch_sweep(_rnn_forward_sweep_kernel, B * H, x_proj, d_w[F:F + H], d_len, d_hs)
     edges.finish()
 
 
@@ -514,10 +580,6 @@ def rnn_backward_sweep(d_hs, d_h_n, w_hh, lengths, hs, d_pre, d_h0):
     d_w, d_len, d_hist = edges.input(w_hh), edges.input(lengths), edges.input(hs)
     d_pre_dev, d_h0_dev = edges.output(d_pre), edges.output(d_h0)
     d_h0_dev.copy_to_device(edges.input(d_h_n))  # dh: gradient flowing into h_t
-    dh_rec = cuda.device_array((B, H), d_out.dtype)
-    for t in range(T - 1, -1, -1):
-        _rnn_step_backward_kernel(d_out.dtype)[_blocks(B * H), ELEMENTWISE](t, d_out, d_h0_dev, d_len,
-                                                                d_hist, d_pre_dev)
-        _gemm(d_pre_dev[t], d_w, dh_rec)
-        _take_recurrent_grad_kernel[_blocks(B * H), ELEMENTWISE](t, dh_rec, d_len, d_h0_dev)
+    _launch_sweep(_rnn_backward_sweep_kernel(d_out.dtype), B * H,
+                  d_out, d_w, d_len, d_hist, d_pre_dev, d_h0_dev)
     edges.finish()
