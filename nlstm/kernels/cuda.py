@@ -260,21 +260,33 @@ def zero_after_lengths(x, lengths):
 # own recurrent dot products (h_{t-1}[b, :] against the W_hh columns of unit j,
 # read through the caches), so a step needs no other synchronisation.
 SWEEP_THREADS = 32 if config.ENABLE_CUDASIM else 256
+# Blocks per multiprocessor: on an H100, 2 blocks of 256 threads were faster
+# than 1 (fit 1.0-1.5x, predict 1.0-2.0x over the speed grid) and no slower
+# than 128 x 4, 512 x 1 or 64 x 8 (benchmarks/HISTORY.md, session 25).
+SWEEP_BLOCKS_PER_SM = 2
+_cooperative_limits = {}  # (kernel, argument types) -> most blocks resident at once
 
 
-def _sweep_blocks(items):
-    """Blocks of a cooperative sweep over ``items`` (b, j) items: no more than
-    the GPU's multiprocessors, so that every block is resident at once (a
-    block of SWEEP_THREADS threads fits on any multiprocessor). The simulator
-    synchronises only within a block: one block there."""
+def _sweep_blocks(kernel, items, args):
+    """Blocks of a cooperative sweep over ``items`` (b, j) items: enough to
+    give each thread one item, at most SWEEP_BLOCKS_PER_SM per multiprocessor,
+    and never more than can be resident at once (the grid barrier needs every
+    block running). The simulator synchronises only within a block: one block
+    there."""
     if config.ENABLE_CUDASIM:
         return 1
+    types = tuple(kernel.typeof_pyval(a) for a in args)
+    key = (id(kernel), types)
+    if key not in _cooperative_limits:
+        limit = kernel.compile(types).max_cooperative_grid_blocks(SWEEP_THREADS)
+        n_sm = cuda.get_current_device().MULTIPROCESSOR_COUNT
+        _cooperative_limits[key] = max(1, min(limit, SWEEP_BLOCKS_PER_SM * n_sm))
     wanted = (items + SWEEP_THREADS - 1) // SWEEP_THREADS
-    return max(1, min(wanted, cuda.get_current_device().MULTIPROCESSOR_COUNT))
+    return max(1, min(wanted, _cooperative_limits[key]))
 
 
 def _launch_sweep(kernel, items, *args):
-    kernel[_sweep_blocks(items), SWEEP_THREADS](*args)
+    kernel[_sweep_blocks(kernel, items, args), SWEEP_THREADS](*args)
 
 
 # LSTM cell, gate order i, f, g, o. The kernels keep what the CPU sweep keeps:
