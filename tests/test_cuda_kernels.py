@@ -18,11 +18,11 @@ DTYPES = [np.float32, np.float64]
 T, B, F, H = 4, 3, 2, 3
 LENGTHS = np.array([4, 2, 1], dtype=np.int64)  # ragged: packed-sequence masking
 # (T, B, F, H, lengths) of the sweep checks: tiny, and one with more (row, unit)
-# items than a block of the persistent sweeps has threads, so that threads own
-# several (on the simulator, which runs one block) or the grid has several
-# blocks (on a GPU); H = 3 and H % 4 = 1 reach both of the dot products' loops
+# items than a block of the persistent sweeps has threads, 5/4 as many, so that
+# threads own several (on the simulator, which runs one block) or the grid has
+# several blocks (on a GPU)
 SWEEP_SIZES = {"tiny": (T, B, F, H, LENGTHS),
-               "more items than threads": (3, 5, 2, cuda_kernels.SWEEP_THREADS // 4 + 1,
+               "more items than threads": (3, 5, 2, cuda_kernels.SWEEP_THREADS // 4,
                                            np.array([3, 1, 3, 2, 1], dtype=np.int64))}
 
 

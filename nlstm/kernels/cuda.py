@@ -313,20 +313,7 @@ def _lstm_forward_sweep_kernel(scalar):
                 if t < lengths[b]:
                     zi, zf = gates[t, b, j], gates[t, b, H + j]
                     zg, zo = gates[t, b, 2 * H + j], gates[t, b, 3 * H + j]
-                    # h_{t-1}[b] @ W_hh^T, the four columns of unit j; four k at a
-                    # time, so that their loads are in flight together
-                    for k in range(0, H - H % 4, 4):
-                        h0, h1 = hs[t, b, k], hs[t, b, k + 1]
-                        h2, h3 = hs[t, b, k + 2], hs[t, b, k + 3]
-                        zi += (h0 * w_hh_t[k, j] + h1 * w_hh_t[k + 1, j]
-                               + h2 * w_hh_t[k + 2, j] + h3 * w_hh_t[k + 3, j])
-                        zf += (h0 * w_hh_t[k, H + j] + h1 * w_hh_t[k + 1, H + j]
-                               + h2 * w_hh_t[k + 2, H + j] + h3 * w_hh_t[k + 3, H + j])
-                        zg += (h0 * w_hh_t[k, 2 * H + j] + h1 * w_hh_t[k + 1, 2 * H + j]
-                               + h2 * w_hh_t[k + 2, 2 * H + j] + h3 * w_hh_t[k + 3, 2 * H + j])
-                        zo += (h0 * w_hh_t[k, 3 * H + j] + h1 * w_hh_t[k + 1, 3 * H + j]
-                               + h2 * w_hh_t[k + 2, 3 * H + j] + h3 * w_hh_t[k + 3, 3 * H + j])
-                    for k in range(H - H % 4, H):
+                    for k in range(H):  # h_{t-1}[b] @ W_hh^T, the four columns of unit j
                         hk = hs[t, b, k]
                         zi += hk * w_hh_t[k, j]
                         zf += hk * w_hh_t[k, H + j]
@@ -378,18 +365,7 @@ def _lstm_inference_sweep_kernel(scalar):
                     s = n - 1 - t if reverse else t  # the step this row reads
                     zi, zf = x_proj[b, s, j], x_proj[b, s, H + j]
                     zg, zo = x_proj[b, s, 2 * H + j], x_proj[b, s, 3 * H + j]
-                    for k in range(0, H - H % 4, 4):  # as in the training sweep
-                        h0, h1 = h_buf[now, b, k], h_buf[now, b, k + 1]
-                        h2, h3 = h_buf[now, b, k + 2], h_buf[now, b, k + 3]
-                        zi += (h0 * w_hh_t[k, j] + h1 * w_hh_t[k + 1, j]
-                               + h2 * w_hh_t[k + 2, j] + h3 * w_hh_t[k + 3, j])
-                        zf += (h0 * w_hh_t[k, H + j] + h1 * w_hh_t[k + 1, H + j]
-                               + h2 * w_hh_t[k + 2, H + j] + h3 * w_hh_t[k + 3, H + j])
-                        zg += (h0 * w_hh_t[k, 2 * H + j] + h1 * w_hh_t[k + 1, 2 * H + j]
-                               + h2 * w_hh_t[k + 2, 2 * H + j] + h3 * w_hh_t[k + 3, 2 * H + j])
-                        zo += (h0 * w_hh_t[k, 3 * H + j] + h1 * w_hh_t[k + 1, 3 * H + j]
-                               + h2 * w_hh_t[k + 2, 3 * H + j] + h3 * w_hh_t[k + 3, 3 * H + j])
-                    for k in range(H - H % 4, H):
+                    for k in range(H):
                         hk = h_buf[now, b, k]
                         zi += hk * w_hh_t[k, j]
                         zf += hk * w_hh_t[k, H + j]
@@ -434,11 +410,8 @@ def _lstm_backward_sweep_kernel(scalar):
                 n = lengths[b]
                 if t + 1 < T and t + 1 < n:  # step t + 1's gradient into h_t
                     acc = zero
-                    for m in range(0, 4 * H, 4):  # d_pre[t + 1, b] @ W_hh, column j
-                        acc += (d_pre[t + 1, b, m] * w_hh[m, j]
-                                + d_pre[t + 1, b, m + 1] * w_hh[m + 1, j]
-                                + d_pre[t + 1, b, m + 2] * w_hh[m + 2, j]
-                                + d_pre[t + 1, b, m + 3] * w_hh[m + 3, j])
+                    for m in range(4 * H):  # d_pre[t + 1, b] @ W_hh, column j
+                        acc += d_pre[t + 1, b, m] * w_hh[m, j]
                     dh[b, j] = acc
                 if t < n:
                     ig, fg = half * gates[t, b, j] + half, half * gates[t, b, H + j] + half
@@ -460,10 +433,8 @@ def _lstm_backward_sweep_kernel(scalar):
             b, j = item // H, item % H
             if 0 < lengths[b]:  # step 0's gradient into the initial state
                 acc = zero
-                for m in range(0, 4 * H, 4):
-                    acc += (d_pre[0, b, m] * w_hh[m, j] + d_pre[0, b, m + 1] * w_hh[m + 1, j]
-                            + d_pre[0, b, m + 2] * w_hh[m + 2, j]
-                            + d_pre[0, b, m + 3] * w_hh[m + 3, j])
+                for m in range(4 * H):
+                    acc += d_pre[0, b, m] * w_hh[m, j]
                 dh[b, j] = acc
 
     return kernel
@@ -553,10 +524,7 @@ def _rnn_forward_sweep_kernel(x_proj, w_hh_t, lengths, hs):
             b, j = item // H, item % H
             if t < lengths[b]:
                 z = x_proj[t, b, j]
-                for k in range(0, H - H % 4, 4):  # four k at a time (see the LSTM sweeps)
-                    z += (hs[t, b, k] * w_hh_t[k, j] + hs[t, b, k + 1] * w_hh_t[k + 1, j]
-                          + hs[t, b, k + 2] * w_hh_t[k + 2, j] + hs[t, b, k + 3] * w_hh_t[k + 3, j])
-                for k in range(H - H % 4, H):
+                for k in range(H):
                     z += hs[t, b, k] * w_hh_t[k, j]
                 hs[t + 1, b, j] = math.tanh(z)
             else:
@@ -582,12 +550,7 @@ def _rnn_backward_sweep_kernel(scalar):
                 n = lengths[b]
                 if t + 1 < T and t + 1 < n:  # step t + 1's gradient into h_t
                     acc = zero
-                    for m in range(0, H - H % 4, 4):
-                        acc += (d_pre[t + 1, b, m] * w_hh[m, j]
-                                + d_pre[t + 1, b, m + 1] * w_hh[m + 1, j]
-                                + d_pre[t + 1, b, m + 2] * w_hh[m + 2, j]
-                                + d_pre[t + 1, b, m + 3] * w_hh[m + 3, j])
-                    for m in range(H - H % 4, H):
+                    for m in range(H):
                         acc += d_pre[t + 1, b, m] * w_hh[m, j]
                     dh[b, j] = acc
                 if t < n:
@@ -600,11 +563,7 @@ def _rnn_backward_sweep_kernel(scalar):
             b, j = item // H, item % H
             if 0 < lengths[b]:
                 acc = zero
-                for m in range(0, H - H % 4, 4):
-                    acc += (d_pre[0, b, m] * w_hh[m, j] + d_pre[0, b, m + 1] * w_hh[m + 1, j]
-                            + d_pre[0, b, m + 2] * w_hh[m + 2, j]
-                            + d_pre[0, b, m + 3] * w_hh[m + 3, j])
-                for m in range(H - H % 4, H):
+                for m in range(H):
                     acc += d_pre[0, b, m] * w_hh[m, j]
                 dh[b, j] = acc
 
