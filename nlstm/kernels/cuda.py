@@ -260,9 +260,10 @@ def zero_after_lengths(x, lengths):
 # own recurrent dot products (h_{t-1}[b, :] against the W_hh columns of unit j,
 # read through the caches), so a step needs no other synchronisation.
 SWEEP_THREADS = 32 if config.ENABLE_CUDASIM else 256
-# Blocks per multiprocessor: on an H100, 2 blocks of 256 threads were faster
-# than 1 (fit 1.0-1.5x, predict 1.0-2.0x over the speed grid) and no slower
-# than 128 x 4, 512 x 1 or 64 x 8 (benchmarks/HISTORY.md, session 25).
+# Blocks per multiprocessor: on an H100, 2 blocks of 256 threads fitted
+# 0.97-1.54x and predicted 1.00-1.96x as fast as 1 over the speed grid, and
+# were within 11% of the best of six shapes tried (benchmarks/HISTORY.md,
+# session 25).
 SWEEP_BLOCKS_PER_SM = 2
 _cooperative_limits = {}  # (kernel, argument types) -> most blocks resident at once
 
@@ -293,7 +294,9 @@ def _launch_sweep(kernel, items, *args):
 # the gates' tanh values tanh(x_i / 2), tanh(x_f / 2), tanh(x_g), tanh(x_o / 2)
 # (sigmoid(x) = (1 + tanh(x / 2)) / 2), and write the gate lines out in each
 # kernel: a shared device function (cuda.jit(device=True) or register_jitable)
-# makes compile_ptx ask the CUDA driver for a device (numba 0.68).
+# makes numba 0.68's compile_ptx ask the CUDA driver for a device. The grid
+# group of cuda.cg.this_grid() is one such function; tests/cuda_ptx_check.py
+# gives it the target's capability where no driver is present.
 @_per_dtype
 def _lstm_forward_sweep_kernel(scalar):
     """Every step of one LSTM direction: recurrent products, gates, cell
