@@ -3,7 +3,8 @@
 # GPU itself (not on the simulator), the PTX check among them, then compare_torch.py --device cuda.
 # Logs go to $OUT (default ./gpu-logs). Run from the repository root:
 #     bash benchmarks/gpu_check.sh [arguments for compare_torch.py, e.g. --repeats 3]
-set -u
+# The comparison runs even after failed tests; the exit status is non-zero if either failed.
+set -uo pipefail
 out=${OUT:-gpu-logs}
 mkdir -p "$out"
 export NUMBA_ENABLE_CUDASIM=0 PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -18,5 +19,11 @@ from numba import cuda; cuda.detect()"
 } 2>&1 | tee "$out/versions.txt"
 timeout "${TEST_TIMEOUT:-300}" "$python" -m pytest -q -p no:cacheprovider tests/test_cuda_kernels.py \
     tests/test_cuda_resident.py tests/test_cuda_ptx.py 2>&1 | tee "$out/gpu-tests.log"
+tests_status=$?
 timeout "${BENCH_TIMEOUT:-400}" "$python" benchmarks/compare_torch.py --device cuda "$@" 2>&1 \
     | tee "$out/compare-cuda.log"
+compare_status=$?
+if [ "$tests_status" -ne 0 ] || [ "$compare_status" -ne 0 ]; then
+    echo "gpu_check: tests exit $tests_status, comparison exit $compare_status" >&2
+    exit 1
+fi
