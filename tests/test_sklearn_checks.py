@@ -1,4 +1,4 @@
-"""scikit-learn's own estimator checks; two expected to fail in float32 by
+"""scikit-learn's own estimator checks; three expected to fail in float32 by
 rounding, and passing in float64 (below)."""
 import numpy as np
 import pytest
