@@ -1,7 +1,10 @@
 """scikit-learn's own estimator checks; three expected to fail in float32 by
 rounding, and passing in float64 (below)."""
+import warnings
+
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.estimator_checks import (check_methods_sample_order_invariance,
                                             check_methods_subset_invariance,
                                             check_sample_weight_equivalence_on_dense_data,
@@ -61,36 +64,40 @@ def test_float32_expected_failures_pass_in_float64(estimator, check):
     check(type(estimator).__name__, estimator)
 
 
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-@pytest.mark.parametrize("size", [1, 2, 3, 7])
-def test_float32_predictions_of_subsets_agree_to_rounding(size):
-    """What the float32 estimators do promise: a subset's predictions are the
-    full batch's to float32 rounding (a few ulps), whatever the subset's size."""
+@pytest.fixture(scope="module")
+def float32_models():
+    """``(X, regressor, classifier)``: float32 estimators fit once on X, which
+    the rounding tests below only predict with."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 6, 2)).astype(np.float32)
     y = X[:, :, 0].sum(axis=1)
-    reg = LSTMRegressor(hidden_size=16, max_iter=20, random_state=0).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reg = LSTMRegressor(hidden_size=16, max_iter=20, random_state=0).fit(X, y)
+        clf = LSTMClassifier(hidden_size=16, max_iter=20, random_state=0).fit(X, y > 0)
+    return X, reg, clf
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7])
+def test_float32_predictions_of_subsets_agree_to_rounding(float32_models, size):
+    """What the float32 estimators do promise: a subset's predictions are the
+    full batch's to float32 rounding (a few ulps), whatever the subset's size."""
+    X, reg, clf = float32_models
     full = reg.predict(X)
     by_subset = np.concatenate([reg.predict(X[i:i + size]) for i in range(0, len(X), size)])
     np.testing.assert_allclose(by_subset, full, rtol=4e-6, atol=4e-7)
-    clf = LSTMClassifier(hidden_size=16, max_iter=20, random_state=0).fit(X, y > 0)
     proba = clf.predict_proba(X)
     by_subset = np.concatenate([clf.predict_proba(X[i:i + size])
                                 for i in range(0, len(X), size)])
     np.testing.assert_allclose(by_subset, proba, rtol=4e-6, atol=4e-7)
 
 
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-def test_float32_predictions_of_reordered_rows_agree_to_rounding():
+def test_float32_predictions_of_reordered_rows_agree_to_rounding(float32_models):
     """And the same promise for the rows in another order (what
     check_methods_sample_order_invariance asks to 1e-7 absolute)."""
-    rng = np.random.default_rng(1)
-    X = rng.normal(size=(40, 6, 2)).astype(np.float32)
-    y = X[:, :, 0].sum(axis=1)
-    order = rng.permutation(len(X))
-    reg = LSTMRegressor(hidden_size=16, max_iter=20, random_state=0).fit(X, y)
+    X, reg, clf = float32_models
+    order = np.random.default_rng(1).permutation(len(X))
     np.testing.assert_allclose(reg.predict(X[order]), reg.predict(X)[order],
                                rtol=4e-6, atol=4e-7)
-    clf = LSTMClassifier(hidden_size=16, max_iter=20, random_state=0).fit(X, y > 0)
     np.testing.assert_allclose(clf.predict_proba(X[order]), clf.predict_proba(X)[order],
                                rtol=4e-6, atol=4e-7)
