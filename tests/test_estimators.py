@@ -578,6 +578,41 @@ def test_bidirectional_rnn_cell_and_float64():
         assert np.all(np.isfinite(reg.predict(X)))
 
 
+@pytest.mark.parametrize("how", ["partial_fit", "warm_start"])
+def test_interrupted_training_leaves_model_unchanged(monkeypatch, how):
+    """An interruption in the middle of training (here in the second epoch of
+    a warm-start fit, or in the middle of a partial_fit) leaves every fitted
+    attribute as it was: the weights, the loss curve training appends to,
+    and the random generator that shuffling and dropout draw from, so that the
+    next call gives what it would have given without the failed one."""
+    X, y = sum_task(96)
+    kw = dict(hidden_size=8, max_iter=2, batch_size=16, dropout=0.3, random_state=0)
+    reg = LSTMRegressor(**kw).fit(X, y)
+    reg.partial_fit(X, y)  # continued once: a copied network shares the generator
+    untouched = pickle.loads(pickle.dumps(reg))
+    before = pickle.dumps(reg)
+    train_step, calls = LSTMRegressor._train_step, []
+
+    def interrupted_step(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == (9 if how == "warm_start" else 3):  # 6 batches an epoch
+            raise KeyboardInterrupt
+        return train_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(LSTMRegressor, "_train_step", interrupted_step)
+    with pytest.raises(KeyboardInterrupt):
+        if how == "warm_start":
+            reg.set_params(warm_start=True).fit(X, y)
+        else:
+            reg.partial_fit(X, y)
+    monkeypatch.undo()
+    reg.set_params(warm_start=False)
+    assert pickle.dumps(reg) == before
+    reg.partial_fit(X, y)
+    untouched.partial_fit(X, y)
+    np.testing.assert_array_equal(reg.predict(X), untouched.predict(X))
+
+
 def test_diverging_fit_stops_with_clear_error_and_leaves_model_unchanged():
     X, y = sum_task(100)
     reg = LSTMRegressor(hidden_size=8, max_iter=2, random_state=0).fit(X, y)
