@@ -354,12 +354,16 @@ def test_partial_fit_and_warm_start_continue_training():
     assert warm.n_iter_ == 4 and not np.array_equal(w0, warm.network_.head_weight)
 
 
-def test_partial_fit_and_warm_start_equal_one_long_fit():
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_partial_fit_and_warm_start_equal_one_long_fit(dropout):
     """Continuing trains the whole network: k calls of partial_fit, or a fit
     continued with warm_start, give the bits of one fit of k epochs (the LSTM's
-    named parameter views must survive the copy a continued fit works on)."""
+    named parameter views must survive the copy a continued fit works on, and
+    with dropout the masks and the shuffling must go on drawing from one
+    random generator, as in the long fit)."""
     X, y = sum_task(120)
-    settings = dict(hidden_size=8, batch_size=32, n_iter_no_change=100, random_state=0)
+    settings = dict(hidden_size=8, batch_size=32, n_iter_no_change=100, dropout=dropout,
+                    random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         long_fit = LSTMRegressor(max_iter=3, **settings).fit(X, y)
