@@ -45,19 +45,24 @@ def _step_weights(weights, lengths):
 
 def _restore_on_error(method):
     """Leave the estimator exactly as it was if ``method`` raises: its
-    attributes are put back, and the lists among them (``loss_curve_``,
-    ``validation_scores_``, which training appends to) are copied first.
-    Whatever else a method changes in place it must put back itself."""
+    attributes are put back, with the contents of the two things training
+    changes in place, the lists ``loss_curve_`` and ``validation_scores_``
+    (copied first) and the random generator ``_rng`` (its state). Whatever
+    else a method changes in place it must put back itself."""
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
         before = {name: value.copy() if isinstance(value, list) else value
                   for name, value in self.__dict__.items()}
+        rng = before.get("_rng")
+        rng_state = None if rng is None else rng.get_state()
         try:
             return method(self, *args, **kwargs)
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(before)
+            if rng is not None:
+                rng.set_state(rng_state)
             raise
 
     return wrapper
@@ -309,13 +314,12 @@ class _BaseLSTM(BaseEstimator):
         if Y.shape[0] != data.shape[0]:
             raise ValueError(f"X and y have different numbers of samples: {data.shape[0]} and {Y.shape[0]}")
         if continuing:
-            # the fitted model's state is never touched: training runs on copies
-            # of the network and the optimizer, and the random generator, which
-            # the network shares (its dropout masks), is put back as it was if
-            # the call fails (deep copies of the generator cost 0.3 ms each:
-            # most of a small partial_fit)
+            # training runs on copies of the network and the optimizer; the
+            # copy shares the random generator (its dropout masks), as a new
+            # network does, and `_restore_on_error` puts the generator's state
+            # back if the call fails (a deep copy of it cost 0.3 ms: most of a
+            # small partial_fit)
             rng = self._rng
-            rng_state_before = rng.get_state()
             network = copy.deepcopy(self.network_, {id(rng): rng})
             # settings of training, not of the network, take their current values
             network.lstm.device = self.device  # set_params(device=...) between calls
@@ -343,10 +347,6 @@ class _BaseLSTM(BaseEstimator):
                 self._train(network, optimizer, data, lengths, Y, weights, rng,
                             n_epochs=1 if incremental else self.max_iter,
                             early_stopping=self.early_stopping and not incremental)
-        except BaseException:
-            if continuing:
-                rng.set_state(rng_state_before)
-            raise
         finally:
             network.lstm.release_workspace()
         self.network_, self._optimizer, self._rng = network, optimizer, rng

@@ -582,15 +582,18 @@ def test_bidirectional_rnn_cell_and_float64():
         assert np.all(np.isfinite(reg.predict(X)))
 
 
-@pytest.mark.parametrize("how", ["partial_fit", "warm_start"])
+@pytest.mark.parametrize("how", ["partial_fit", "warm_start", "refit"])
 def test_interrupted_training_leaves_model_unchanged(monkeypatch, how):
     """An interruption in the middle of training (here in the second epoch of
-    a warm-start fit, or in the middle of a partial_fit) leaves every fitted
-    attribute as it was: the weights, the loss curve training appends to,
-    and the random generator that shuffling and dropout draw from, so that the
-    next call gives what it would have given without the failed one."""
+    a warm-start fit or of a fresh fit, or in the middle of a partial_fit)
+    leaves every fitted attribute as it was: the weights, the loss curve
+    training appends to, and the random generator that shuffling and dropout
+    draw from (for the fresh fit, a RandomState given as random_state, which
+    the fitted model holds too), so that the next call gives what it would
+    have given without the failed one."""
     X, y = sum_task(96)
-    kw = dict(hidden_size=8, max_iter=2, batch_size=16, dropout=0.3, random_state=0)
+    kw = dict(hidden_size=8, max_iter=2, batch_size=16, dropout=0.3,
+              random_state=np.random.RandomState(0) if how == "refit" else 0)
     reg = LSTMRegressor(**kw).fit(X, y)
     reg.partial_fit(X, y)  # continued once: a copied network shares the generator
     untouched = pickle.loads(pickle.dumps(reg))
@@ -599,16 +602,16 @@ def test_interrupted_training_leaves_model_unchanged(monkeypatch, how):
 
     def interrupted_step(self, *args, **kwargs):
         calls.append(1)
-        if len(calls) == (9 if how == "warm_start" else 3):  # 6 batches an epoch
+        if len(calls) == (3 if how == "partial_fit" else 9):  # 6 batches an epoch
             raise KeyboardInterrupt
         return train_step(self, *args, **kwargs)
 
     monkeypatch.setattr(LSTMRegressor, "_train_step", interrupted_step)
     with pytest.raises(KeyboardInterrupt):
-        if how == "warm_start":
-            reg.set_params(warm_start=True).fit(X, y)
-        else:
+        if how == "partial_fit":
             reg.partial_fit(X, y)
+        else:
+            reg.set_params(warm_start=how == "warm_start").fit(X, y)
     monkeypatch.undo()
     reg.set_params(warm_start=False)
     assert pickle.dumps(reg) == before
