@@ -596,8 +596,8 @@ def test_interrupted_training_leaves_model_unchanged(monkeypatch, how):
               random_state=np.random.RandomState(0) if how == "refit" else 0)
     reg = LSTMRegressor(**kw).fit(X, y)
     reg.partial_fit(X, y)  # continued once: a copied network shares the generator
-    untouched = pickle.loads(pickle.dumps(reg))
     before = pickle.dumps(reg)
+    untouched = pickle.loads(before)
     train_step, calls = LSTMRegressor._train_step, []
 
     def interrupted_step(self, *args, **kwargs):
