@@ -106,18 +106,6 @@ def test_aligned_copies_only_misaligned_weights_and_keeps_their_order(offset):
     np.testing.assert_array_equal(w_t, w.T)
 
 
-def test_halved_gate_weights_are_aligned_and_exact():
-    from nlstm.kernels.cpu import halve_sigmoid_columns
-    H = 16
-    w_cat = _misaligned((9, 4 * H), np.float32, 16) / 7
-    halved = halve_sigmoid_columns(w_cat)
-    assert halved.ctypes.data % 64 == 0 and halved.flags.c_contiguous
-    want = w_cat.copy()
-    want[:, :2 * H] /= 2
-    want[:, 3 * H:] /= 2
-    np.testing.assert_array_equal(halved, want)
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_stacked_weights_are_aligned_so_the_sweeps_do_not_copy_them(dtype):
     from nlstm.kernels.cpu_arrays import stack_weights

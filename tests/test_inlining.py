@@ -62,12 +62,12 @@ def test_the_sweeps_call_no_helper(dtype):
     gates, d_pre = np.zeros((T, B, 4 * H), dtype), np.zeros((T, B, 4 * H), dtype)
     blas = cpu.gemm_address(np.dtype(dtype))
     forward = _fresh(cpu._lstm_forward_shard)
-    forward(0, 0, B, blas, x, w_cat, lengths, hs, cs, gates)
+    forward(0, 0, B, blas, x, cpu.gate_panels(w_cat), lengths, hs, cs, gates)
     backward = _fresh(cpu._lstm_backward_shard)
     d_h = rng.normal(size=(B, H)).astype(dtype)
     parts = np.zeros((1, F + H + 1, 4 * H), dtype)
     backward(0, 0, B, blas, np.zeros((T, B, H), dtype), d_h, d_h,
-             np.ascontiguousarray(w_cat[F:F + H].T), lengths, cs, gates, d_pre,
+             cpu.pack_panels(np.ascontiguousarray(w_cat[F:F + H].T)), lengths, cs, gates, d_pre,
              np.zeros((B, H), dtype), np.zeros((B, H), dtype), x, hs, parts, 2)
     assert np.isfinite(d_pre).all() and np.abs(d_pre).sum() > 0
     assert np.isfinite(parts).all() and np.abs(parts).sum() > 0

@@ -65,9 +65,10 @@ import numpy as np
 from numba import njit
 
 from .activations import sigmoid_from_tanh, sigmoid_grad, tanh, tanh_grad
-from .blas import aligned, aligned_empty, gemm, gemm_add, gemm_address
+from .blas import aligned, gemm, gemm_add, gemm_address
 from .blocks import arguments_do_not_alias, run_blocks
 from .inlining import inline_into_callers
+from .packed import pack_panels, packed_gemm
 from .vector_width import use_wide_vectors
 
 # Everything but 'nnan'/'ninf': a diverging fit must still be able to see NaN.
@@ -309,17 +310,15 @@ def zero_after_lengths(x, lengths):
 # --------------------------------------------------------------------------
 # LSTM cell: forward and backward sweeps, gate order i, f, g, o
 # --------------------------------------------------------------------------
-def halve_sigmoid_columns(w_cat):
-    """A copy of ``w_cat`` (F+H+1, 4H), its data 64-byte aligned (see
-    `blas.aligned`), with the columns of the sigmoid gates i, f, o halved, so
-    that a step's GEMM gives ``x / 2`` for those gates and ``x`` for g, and
-    `_gate_tanh` activates all four in one loop
-    (``sigmoid(x) = (1 + tanh(x / 2)) / 2``). Halving is exact in binary
-    floating point, and so is the GEMM of the halved columns: the gates are
-    the same bits as halving each pre-activation."""
-    halved = aligned_empty(w_cat.shape, w_cat.dtype)
-    np.multiply(w_cat, _gate_column_scales(w_cat.shape[1], w_cat.dtype), out=halved)
-    return halved
+def gate_panels(w_cat):
+    """``w_cat`` (F+H+1, 4H) packed for the steps' products (`packed.pack_panels`),
+    with the columns of the sigmoid gates i, f, o halved, so that a step's
+    GEMM gives ``x / 2`` for those gates and ``x`` for g, and `_gate_tanh`
+    activates all four in one loop (``sigmoid(x) = (1 + tanh(x / 2)) / 2``).
+    Halving is exact in binary floating point, and so is the GEMM of the
+    halved columns: the gates are the same bits as halving each
+    pre-activation."""
+    return pack_panels(w_cat, _gate_column_scales(w_cat.shape[1], w_cat.dtype))
 
 
 @lru_cache(maxsize=None)
@@ -336,7 +335,7 @@ def _gate_column_scales(width, dtype):
 def _gate_tanh(z):
     """tanh of every pre-activation of some rows at one step, z: (rows, 4H),
     in place, one loop of 4H per row over all four gates (weights from
-    `halve_sigmoid_columns`): ``tanh(x_i / 2)``, ``tanh(x_f / 2)``,
+    `gate_panels`): ``tanh(x_i / 2)``, ``tanh(x_f / 2)``,
     ``tanh(x_g)``, ``tanh(x_o / 2)``. The sweeps then finish the cell in one
     loop of H per row, written out in each sweep (see "The LSTM cell" above
     the forward sweeps)."""
@@ -363,10 +362,10 @@ def _gate_tanh(z):
 # differently in vector and scalar code and loops of H and of 4H split a row
 # into vector and remainder parts differently.
 @njit(**BLOCK_OPTIONS)
-def _lstm_forward_shard(s, b0, b1, blas, x, w_cat, lengths, hs, cs, gates):
+def _lstm_forward_shard(s, b0, b1, blas, x, w_panels, lengths, hs, cs, gates):
     arguments_do_not_alias()
     use_wide_vectors()
-    # x: (T, B, F), w_cat: (F+H+1, 4H) sigmoid columns halved,
+    # x: (T, B, F), w_panels: `gate_panels` of w_cat (F+H+1, 4H),
     # hs/cs: (T+1, B, H), gates: (T, B, 4H) receives `_gate_tanh`'s values
     T, F = x.shape[0], x.shape[2]
     H = hs.shape[2]
@@ -383,7 +382,7 @@ def _lstm_forward_shard(s, b0, b1, blas, x, w_cat, lengths, hs, cs, gates):
             for j in range(F):
                 xh_x[j] = x_r[j]
         z = gates[t, b0:b1]  # (rows, 4H), contiguous in the time-major layout
-        gemm(blas, xh, w_cat, z)
+        packed_gemm(blas, xh, w_panels, z)
         for r in range(b1 - b0):
             if r % chunk == 0:  # kept in gates for the backward sweep
                 _gate_tanh(z[r:r + chunk])
@@ -408,10 +407,10 @@ def _lstm_forward_shard(s, b0, b1, blas, x, w_cat, lengths, hs, cs, gates):
 
 
 @njit(**BLOCK_OPTIONS)
-def _lstm_inference_shard(s, b0, b1, blas, x, w_cat, lengths, reverse, h, c, out, column):
+def _lstm_inference_shard(s, b0, b1, blas, x, w_panels, lengths, reverse, h, c, out, column):
     arguments_do_not_alias()
     use_wide_vectors()
-    # x: (B, T, F) batch-first, w_cat: (F+H+1, 4H) sigmoid columns halved, h/c: (B, H),
+    # x: (B, T, F) batch-first, w_panels: `gate_panels` of w_cat (F+H+1, 4H), h/c: (B, H),
     # out: (B, T, W) written in columns [column, column + H), or (0, 0, 0): not kept
     T, F = x.shape[1], x.shape[2]
     H = h.shape[1]
@@ -431,7 +430,7 @@ def _lstm_inference_shard(s, b0, b1, blas, x, w_cat, lengths, reverse, h, c, out
             xh_x, x_r = xh[r, :F], x[b0 + r, src]  # (F)
             for j in range(F):
                 xh_x[j] = x_r[j]
-        gemm(blas, xh, w_cat, z)
+        packed_gemm(blas, xh, w_panels, z)
         for r in range(b1 - b0):
             if r % chunk == 0:
                 _gate_tanh(z[r:r + chunk])
@@ -504,12 +503,12 @@ def _lstm_cell_backward(t, b0, lengths, gates, c_prev, c, d_out, dh, dc, dz):
 
 
 @njit(**BLOCK_OPTIONS)
-def _lstm_backward_shard(s, b0, b1, blas, d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates,
+def _lstm_backward_shard(s, b0, b1, blas, d_hs, d_h_n, d_c_n, w_hh_panels, lengths, cs, gates,
                          d_pre, d_h0, d_c0, inputs, hs, parts, chunk_steps):
     arguments_do_not_alias()
     use_wide_vectors()
     # d_hs: (T, B, H), or (0, B, H): no output gradient; d_h_n/d_c_n/d_h0/d_c0: (B, H),
-    # w_hh: (4H, H), cs/hs: (T+1, B, H), gates: (T, B, 4H)
+    # w_hh_panels: `pack_panels` of w_hh (4H, H), cs/hs: (T+1, B, H), gates: (T, B, 4H)
     # d_pre: (T, B, 4H), or (0, B, 4H): not wanted
     # inputs: (T, B, F); parts: (P, F+H+1, 4H), or (0, ...): no weight gradients;
     # block s adds [x_t, h_{t-1}, 1]^T @ dz_t of its rows, over all t, into parts[s]
@@ -533,7 +532,7 @@ def _lstm_backward_shard(s, b0, b1, blas, d_hs, d_h_n, d_c_n, w_hh, lengths, cs,
         d_out = d_hs[t, b0:b1] if d_hs.shape[0] > 0 else no_d_out  # (rows, H)
         _lstm_cell_backward(t, b0, lengths, gates[t, b0:b1], cs[t, b0:b1], cs[t + 1, b0:b1],
                             d_out, dh, dc, dz)
-        gemm(blas, dz, w_hh, dh_rec)
+        packed_gemm(blas, dz, w_hh_panels, dh_rec)
         for r in range(rows):
             if t < lengths[b0 + r]:
                 dh_r, dh_rec_r = dh[r], dh_rec[r]  # (H)
@@ -580,7 +579,7 @@ def lstm_forward_sweep(x, w_cat, lengths, hs, cs, gates):
     """
     run_blocks(_lstm_forward_shard, sweep_bounds(hs.shape[1], gates.shape[2], x.itemsize),
                gemm_address(x.dtype), x,
-               halve_sigmoid_columns(w_cat), lengths, hs, cs, gates)
+               gate_panels(w_cat), lengths, hs, cs, gates)
 
 
 def lstm_inference_sweep(x, w_cat, lengths, h, c, out=None, column=0, reverse=False):
@@ -607,7 +606,7 @@ def lstm_inference_sweep(x, w_cat, lengths, h, c, out=None, column=0, reverse=Fa
     x = np.ascontiguousarray(x)  # a strided view would compile a second kernel
     run_blocks(_lstm_inference_shard, sweep_bounds(h.shape[0], w_cat.shape[1], x.itemsize),
                gemm_address(x.dtype), x,
-               halve_sigmoid_columns(w_cat), lengths, bool(reverse), h, c, out, int(column))
+               gate_panels(w_cat), lengths, bool(reverse), h, c, out, int(column))
 
 
 def lstm_backward_sweep(d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, d_pre, d_h0, d_c0):
@@ -632,7 +631,7 @@ def lstm_backward_sweep(d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, d_pre, d_h
     no_inputs = np.empty((0,) + d_h_n.shape[:1] + (0,), dtype)  # (0, B, 0)
     no_parts = np.empty((0, H + 1, 4 * H), dtype)  # (0, 0+H+1, 4H): no weight gradients
     run_blocks(_lstm_backward_shard, sweep_bounds(d_hs.shape[1], d_pre.shape[2], d_hs.itemsize),
-               gemm_address(dtype), d_hs, d_h_n, d_c_n, aligned(w_hh), lengths, cs, gates,
+               gemm_address(dtype), d_hs, d_h_n, d_c_n, pack_panels(w_hh), lengths, cs, gates,
                d_pre, d_h0, d_c0, no_inputs, cs, no_parts, 1)
 
 
@@ -678,7 +677,7 @@ def lstm_backward(d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, inputs, hs, d_pr
     parts = np.empty((n_blocks, F + H + 1, 4 * H), dtype)  # (P, F+H+1, 4H)
     rows = int(np.diff(bounds).max())
     run_blocks(_lstm_backward_shard, bounds, gemm_address(dtype),
-               _output_grad_array(d_hs, d_h_n), d_h_n, d_c_n, aligned(w_hh), lengths, cs,
+               _output_grad_array(d_hs, d_h_n), d_h_n, d_c_n, pack_panels(w_hh), lengths, cs,
                gates, d_pre, d_h0, d_c0, inputs, hs, parts, -(-WEIGHT_CHUNK_ROWS // rows))
     return _sum_weight_parts(parts, F, H)
 
@@ -696,10 +695,10 @@ def _output_grad_array(d_hs, d_h_n):
 # Plain tanh RNN cell: h_t = tanh(x_t @ W_ih^T + h_{t-1} @ W_hh^T + b)
 # --------------------------------------------------------------------------
 @njit(**BLOCK_OPTIONS)
-def _rnn_forward_shard(s, b0, b1, blas, x, w_cat, lengths, hs):
+def _rnn_forward_shard(s, b0, b1, blas, x, w_panels, lengths, hs):
     arguments_do_not_alias()
     use_wide_vectors()
-    # x: (T, B, F), w_cat: (F+H+1, H), hs: (T+1, B, H)
+    # x: (T, B, F), w_panels: `pack_panels` of w_cat (F+H+1, H), hs: (T+1, B, H)
     T, F = x.shape[0], x.shape[2]
     H = hs.shape[2]
     xh = np.empty((b1 - b0, F + H + 1), x.dtype)  # (rows, F+H+1): [x_t, h_{t-1}, 1]
@@ -714,7 +713,7 @@ def _rnn_forward_shard(s, b0, b1, blas, x, w_cat, lengths, hs):
             xh_x, x_r = xh[r, :F], x[t, b0 + r]  # (F)
             for j in range(F):
                 xh_x[j] = x_r[j]
-        gemm(blas, xh, w_cat, z)
+        packed_gemm(blas, xh, w_panels, z)
         for r in range(b1 - b0):
             b = b0 + r
             h_prev, h_next = hs[t, b], hs[t + 1, b]  # (H)
@@ -729,11 +728,11 @@ def _rnn_forward_shard(s, b0, b1, blas, x, w_cat, lengths, hs):
 
 
 @njit(**BLOCK_OPTIONS)
-def _rnn_backward_shard(s, b0, b1, blas, d_hs, d_h_n, w_hh, lengths, hs, d_pre, d_h0):
+def _rnn_backward_shard(s, b0, b1, blas, d_hs, d_h_n, w_hh_panels, lengths, hs, d_pre, d_h0):
     arguments_do_not_alias()
     use_wide_vectors()
     # d_hs: (T, B, H), or (0, B, H): no output gradient; d_pre: (T, B, H),
-    # d_h_n/d_h0: (B, H), w_hh: (H, H), hs: (T+1, B, H)
+    # d_h_n/d_h0: (B, H), w_hh_panels: `pack_panels` of w_hh (H, H), hs: (T+1, B, H)
     T, H = d_pre.shape[0], d_pre.shape[2]
     dh = d_h_n[b0:b1].copy()  # (rows, H)
     dh_rec = np.empty_like(dh)
@@ -749,7 +748,7 @@ def _rnn_backward_shard(s, b0, b1, blas, d_hs, d_h_n, w_hh, lengths, hs, d_pre, 
                     d_pre_r[j] = (dh_r[j] + d_out_r[j]) * tanh_grad(h_r[j])
             else:
                 d_pre_r[:] = 0
-        gemm(blas, d_pre[t, b0:b1], w_hh, dh_rec)
+        packed_gemm(blas, d_pre[t, b0:b1], w_hh_panels, dh_rec)
         for r in range(b1 - b0):
             if t < lengths[b0 + r]:
                 dh_r, dh_rec_r = dh[r], dh_rec[r]  # (H)
@@ -769,7 +768,7 @@ def rnn_forward_sweep(x, w_cat, lengths, hs):
     in `lstm_forward_sweep`.
     """
     run_blocks(_rnn_forward_shard, shard_bounds(hs.shape[1]), gemm_address(x.dtype), x,
-               aligned(w_cat), lengths, hs)
+               pack_panels(w_cat), lengths, hs)
 
 
 def rnn_backward_sweep(d_hs, d_h_n, w_hh, lengths, hs, d_pre, d_h0):
@@ -781,4 +780,4 @@ def rnn_backward_sweep(d_hs, d_h_n, w_hh, lengths, hs, d_pre, d_h0):
     """
     d_hs = _output_grad_array(d_hs, d_h_n)
     run_blocks(_rnn_backward_shard, shard_bounds(hs.shape[1]), gemm_address(d_hs.dtype), d_hs,
-               d_h_n, aligned(w_hh), lengths, hs, d_pre, d_h0)
+               d_h_n, pack_panels(w_hh), lengths, hs, d_pre, d_h0)
