@@ -14,7 +14,7 @@ numba's configuration is re-read here (``numba.cuda`` is not imported yet).
 the sources in ``nlstm/kernels``. Numba invalidates a function's cache when
 its own file changes, not when a function it calls from another file does
 (numba's documented limitation), so after an edit of ``activations.py``,
-``blas.py``, ``blocks.py``, ``inlining.py`` or ``vector_width.py`` the in-tree cache would keep
+``blas.py``, ``blocks.py``, ``inlining.py``, ``packed.py`` or ``vector_width.py`` the in-tree cache would keep
 running the old compiled code under the tests. A new digest gives a new,
 empty directory; the directories of other digests are removed.
 """
