@@ -6,26 +6,28 @@ or its gate gradients) by the same weights. OpenBLAS copies ("packs") the
 weight operand into its own layout on every call: 5.2 MB a step at H = 512,
 where a thread's 128 rows make 336 MFLOP. Measured single-threaded on the
 development machine (AMD EPYC, Zen 4), GFLOP/s of OpenBLAS against this
-module, weights packed beforehand:
+module, weights packed beforehand (the range over four sittings):
 
-=======================  ========  ======
-shape (M, K) @ (K, N)    OpenBLAS  packed
-=======================  ========  ======
-(128, 641) @ (641, 2048)  84-86    109-112
-(64, 641) @ (641, 2048)   69-75    109-111
-(32, 641) @ (641, 2048)   59-67    112-116
-(64, 321) @ (321, 1024)   81-85    109-115
-(16, 41) @ (41, 128)      110-111  110-113
-(16, 66) @ (66, 256)      111-112  111
-(16, 256) @ (256, 64)     114      113-115
-=======================  ========  ======
+========================  ========  =======
+shape (M, K) @ (K, N)     OpenBLAS  packed
+========================  ========  =======
+(128, 641) @ (641, 2048)  72-87     102-112
+(64, 641) @ (641, 2048)   62-78     93-111
+(128, 2048) @ (2048, 512) 81-93     98-109
+(64, 321) @ (321, 1024)   81-92     108-115
+(16, 41) @ (41, 128)      102-112   102-114
+(16, 66) @ (66, 256)      107-113   106-112
+(16, 256) @ (256, 64)     108-115   112-117
+========================  ========  =======
 
 `pack_panels` lays ``w`` (K, N) out as panels of `panel_width` columns
 (two of the CPU's widest vectors), each a contiguous ``(K, width)`` block,
 zero-padded past N. A *tile* multiplies `TILE_ROWS` rows of ``a`` by one
 panel, keeping its ``rows x width`` results in vector registers over the
-whole depth K (8 rows x 2 vectors, 16 of AVX-512's 32 registers): per step of k, two vector loads of the panel, a
-broadcast of each row's ``a[r, k]`` and a fused multiply-add per register.
+whole depth K (8 rows x 2 vectors, 16 of AVX-512's 32 registers; 12 rows
+spilled them and ran at half the speed): per step of k, two vector loads of
+the panel, a broadcast of each row's ``a[r, k]`` and a fused multiply-add
+per register.
 The tiles are LLVM IR written here (`_tile`), so the register blocking does
 not depend on what the loop vectoriser makes of a loop.
 
@@ -38,7 +40,7 @@ The tiles are used where Numba compiles for AVX-512 (its target machine's
 features, ``NUMBA_CPU_FEATURES`` or the host's), the only vectors they were
 measured with. Elsewhere `pack_panels` makes a single panel, the whole
 matrix, and `packed_gemm` calls the BLAS (`blas.gemm`) as before: compiled
-for AVX2 and run on the same CPU, 6-row tiles measured 0.83-0.91x of
+for AVX2 and run on the same CPU, 6-row tiles measured 0.82-0.91x of
 OpenBLAS's AVX-512 kernels on the small shapes above, and a target without
 hardware FMA would make each multiply-add a library call. `pack_panels` and
 the compiled code read the same setting, and Numba's cache keys compiled
