@@ -112,7 +112,7 @@ def test_without_avx512_the_product_is_the_blas_one():
         from numba import njit
         from nlstm.kernels import packed
         from nlstm.kernels.blas import gemm_address
-        assert not packed.USE_TILES, packed.VECTOR_BYTES
+        assert not packed.USE_TILES
         @njit
         def product(blas, a, panels, out):
             packed.packed_gemm(blas, a, panels, out)

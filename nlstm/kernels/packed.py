@@ -21,7 +21,7 @@ shape (M, K) @ (K, N)     OpenBLAS  packed
 ========================  ========  =======
 
 `pack_panels` lays ``w`` (K, N) out as panels of `panel_width` columns
-(two of the CPU's widest vectors), each a contiguous ``(K, width)`` block,
+(two AVX-512 vectors), each a contiguous ``(K, width)`` block,
 zero-padded past N. A *tile* multiplies `TILE_ROWS` rows of ``a`` by one
 panel, keeping its ``rows x width`` results in vector registers over the
 whole depth K (8 rows x 2 vectors, 16 of AVX-512's 32 registers; 12 rows
@@ -57,20 +57,15 @@ from .blas import aligned_empty, gemm
 from .inlining import inline_into_callers
 
 
-def _target_vector_bytes():
-    """Bytes of the widest vector register of the CPU that Numba compiles for."""
+def _target_has_avx512():
+    """Whether the CPU that Numba compiles for has AVX-512."""
     features = config.CPU_FEATURES if config.CPU_FEATURES is not None \
         else get_host_cpu_features()
-    flags = set(features.split(","))
-    if "+avx512f" in flags:
-        return 64
-    if "+avx" in flags:
-        return 32
-    return 16  # SSE, NEON, VSX
+    return "+avx512f" in features.split(",")
 
 
-VECTOR_BYTES = _target_vector_bytes()
-USE_TILES = VECTOR_BYTES == 64
+USE_TILES = _target_has_avx512()
+VECTOR_BYTES = 64  # the tiles' vectors: AVX-512's
 # Rows per tile: 2 accumulator vectors a row, 16 of AVX-512's 32 registers.
 TILE_ROWS = 8
 # Panels per group: `packed_gemm` runs all row tiles over a group of panels
