@@ -105,6 +105,30 @@ def pack_panels(w, column_scales=None):
     return panels
 
 
+def _lanes_below(builder, n, first, lanes):
+    """The ``<lanes x i1>`` mask of lanes ``first + i < n`` (n: an i64 value)."""
+    lane_type = ir.VectorType(ir.IntType(64), lanes)
+    undef = ir.Constant(lane_type, ir.Undefined)
+    n_splat = builder.shuffle_vector(
+        builder.insert_element(undef, n, ir.Constant(ir.IntType(32), 0)), undef,
+        ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
+    return builder.icmp_signed("<", ir.Constant(lane_type, [first + i for i in range(lanes)]),
+                               n_splat)
+
+
+def _masked_store(module, vector):
+    """LLVM's ``llvm.masked.store`` for ``vector`` (value, pointer, alignment, mask)."""
+    pointer = vector.as_pointer()
+    element = "f32" if str(vector.element) == "float" else "f64"
+    name = f"v{vector.count}{element}"
+    # the pointer's part of the name: "p0" with opaque pointers, else the pointee too
+    pointer_name = "p0" if str(pointer) == "ptr" else f"p0{name}"
+    return cgutils.get_or_insert_function(
+        module, ir.FunctionType(ir.VoidType(), [vector, pointer, ir.IntType(32),
+                                                ir.VectorType(ir.IntType(1), vector.count)]),
+        f"llvm.masked.store.{name}.{pointer_name}")
+
+
 def _tile(rows):
     """The intrinsic ``tile(a, r0, panels, p, out)``: ``out[r0:r0+rows,
     p*width:(p+1)*width] = a[r0:r0+rows] @ w[:, p*width:(p+1)*width]``,
@@ -188,31 +212,31 @@ def _tile(rows):
                     acc[r][v].add_incoming(summed[r][v], loop)
             builder.cbranch(builder.icmp_signed("<", k_next, K), loop, stores)
 
-            # the stores: whole vectors, or through a scratch tile for a last,
-            # narrower panel
+            # the stores: whole vectors, or for a last, narrower panel vectors
+            # masked to the columns that exist (one instruction each, no
+            # scratch loop: a smaller function, 0.3 against 0.4 s to compile)
             builder.position_at_end(stores)
             n_valid = builder.sub(n_columns, column0)
-            scratch = cgutils.alloca_once(builder, real, size=rows * width)
-            whole = builder.icmp_signed(">=", n_valid, const(width))
-            with builder.if_else(whole) as (then, otherwise):
-                with then:
+            alignment = ir.Constant(ir.IntType(32), itemsize)
+            with builder.if_else(builder.icmp_signed(">=", n_valid, const(width))) as (
+                    whole, narrow):
+                with whole:
                     for r in range(rows):
                         c_row = builder.bitcast(builder.gep(c_tile, [builder.mul(const(r), ldc)]),
                                                 vector.as_pointer())
                         for v in range(2):
                             builder.store(summed[r][v], builder.gep(c_row, [const(v)]),
                                           align=itemsize)
-                with otherwise:
-                    vectors = builder.bitcast(scratch, vector.as_pointer())
+                with narrow:
+                    masks = [_lanes_below(builder, n_valid, v * lanes, lanes) for v in range(2)]
+                    masked_store = _masked_store(builder.module, vector)
                     for r in range(rows):
+                        c_row = builder.bitcast(builder.gep(c_tile, [builder.mul(const(r), ldc)]),
+                                                vector.as_pointer())
                         for v in range(2):
-                            builder.store(summed[r][v], builder.gep(vectors, [const(2 * r + v)]))
-                    for r in range(rows):
-                        c_row = builder.gep(c_tile, [builder.mul(const(r), ldc)])
-                        with cgutils.for_range(builder, n_valid) as column:
-                            value = builder.load(builder.gep(
-                                scratch, [builder.add(const(r * width), column.index)]))
-                            builder.store(value, builder.gep(c_row, [column.index]))
+                            builder.call(masked_store, [summed[r][v],
+                                                        builder.gep(c_row, [const(v)]),
+                                                        alignment, masks[v]])
             return context.get_dummy_value()
 
         return types.none(a, r0, panels, p, out), codegen
