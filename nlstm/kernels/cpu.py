@@ -149,6 +149,12 @@ def sweep_bounds(batch_size, gate_width, itemsize):
     return _sweep_bounds(batch_size, gate_width * itemsize <= SWEEP_BLOCK_BYTES // SWEEP_BLOCK_ROWS)
 
 
+@lru_cache(maxsize=256)  # called for every batch (NumPy's diff and max: 4 us)
+def _largest_block(batch_size, gate_width, itemsize):
+    """Rows in the largest block of `sweep_bounds`."""
+    return int(np.diff(sweep_bounds(batch_size, gate_width, itemsize)).max())
+
+
 @lru_cache(maxsize=256)  # called for every batch; callers never modify it
 def _sweep_bounds(batch_size, small_rows):
     shards = shard_bounds(batch_size)
@@ -685,7 +691,7 @@ def lstm_backward(d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, inputs, hs, d_pr
     if d_pre is None:
         d_pre = np.empty((0, B, 4 * H), dtype)
     parts = np.empty((n_blocks, F + H + 1, 4 * H), dtype)  # (P, F+H+1, 4H)
-    rows = int(np.diff(bounds).max())
+    rows = _largest_block(B, 4 * H, d_h_n.itemsize)
     run_blocks(_lstm_backward_shard, bounds, gemm_address(dtype),
                _output_grad_array(d_hs, d_h_n), d_h_n, d_c_n, pack_panels(w_hh), lengths, cs,
                gates, d_pre, d_h0, d_c0, inputs, hs, parts, -(-WEIGHT_CHUNK_ROWS // rows))
