@@ -105,15 +105,19 @@ def pack_panels(w, column_scales=None):
     return panels
 
 
+def _splat(builder, value, lanes):
+    """A vector of ``lanes`` copies of the scalar ``value`` (a broadcast)."""
+    undef = ir.Constant(ir.VectorType(value.type, lanes), ir.Undefined)
+    return builder.shuffle_vector(
+        builder.insert_element(undef, value, ir.Constant(ir.IntType(32), 0)), undef,
+        ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
+
+
 def _lanes_below(builder, n, first, lanes):
     """The ``<lanes x i1>`` mask of lanes ``first + i < n`` (n: an i64 value)."""
     lane_type = ir.VectorType(ir.IntType(64), lanes)
-    undef = ir.Constant(lane_type, ir.Undefined)
-    n_splat = builder.shuffle_vector(
-        builder.insert_element(undef, n, ir.Constant(ir.IntType(32), 0)), undef,
-        ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
     return builder.icmp_signed("<", ir.Constant(lane_type, [first + i for i in range(lanes)]),
-                               n_splat)
+                               _splat(builder, n, lanes))
 
 
 def _masked_store(module, vector):
@@ -177,8 +181,6 @@ def _tile(rows):
                 builder.module, ir.FunctionType(vector, [vector] * 3),
                 f"llvm.fma.v{lanes}{'f32' if itemsize == 4 else 'f64'}")
             zero = ir.Constant(vector, [0.0] * lanes)
-            undef = ir.Constant(vector, ir.Undefined)
-            splat_mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
 
             # the loop over k: acc[r][v] += a[r0 + r, k] * panel[k, v*lanes:(v+1)*lanes]
             entry = builder.basic_block
@@ -200,10 +202,9 @@ def _tile(rows):
                    builder.load(builder.gep(panel_k, [const(1)]), align=itemsize)]
             summed = []
             for r in range(rows):
-                a_rk = builder.load(builder.gep(a_rows, [builder.add(builder.mul(const(r), lda), k)]))
-                a_splat = builder.shuffle_vector(
-                    builder.insert_element(undef, a_rk, ir.Constant(ir.IntType(32), 0)),
-                    undef, splat_mask)
+                a_rk = builder.load(builder.gep(a_rows,
+                                                [builder.add(builder.mul(const(r), lda), k)]))
+                a_splat = _splat(builder, a_rk, lanes)
                 summed.append([builder.call(fma, [a_splat, w_k[v], acc[r][v]]) for v in range(2)])
             k_next = builder.add(k, const(1))
             k.add_incoming(k_next, loop)
@@ -217,26 +218,25 @@ def _tile(rows):
             # scratch loop: a smaller function, 0.3 against 0.4 s to compile)
             builder.position_at_end(stores)
             n_valid = builder.sub(n_columns, column0)
-            alignment = ir.Constant(ir.IntType(32), itemsize)
+            c_vectors = []  # [r][v]: where out[r0 + r, column0 + v*lanes:] starts
+            for r in range(rows):
+                c_row = builder.bitcast(builder.gep(c_tile, [builder.mul(const(r), ldc)]),
+                                        vector.as_pointer())
+                c_vectors.append([builder.gep(c_row, [const(v)]) for v in range(2)])
             with builder.if_else(builder.icmp_signed(">=", n_valid, const(width))) as (
                     whole, narrow):
                 with whole:
                     for r in range(rows):
-                        c_row = builder.bitcast(builder.gep(c_tile, [builder.mul(const(r), ldc)]),
-                                                vector.as_pointer())
                         for v in range(2):
-                            builder.store(summed[r][v], builder.gep(c_row, [const(v)]),
-                                          align=itemsize)
+                            builder.store(summed[r][v], c_vectors[r][v], align=itemsize)
                 with narrow:
                     masks = [_lanes_below(builder, n_valid, v * lanes, lanes) for v in range(2)]
                     masked_store = _masked_store(builder.module, vector)
+                    alignment = ir.Constant(ir.IntType(32), itemsize)
                     for r in range(rows):
-                        c_row = builder.bitcast(builder.gep(c_tile, [builder.mul(const(r), ldc)]),
-                                                vector.as_pointer())
                         for v in range(2):
-                            builder.call(masked_store, [summed[r][v],
-                                                        builder.gep(c_row, [const(v)]),
-                                                        alignment, masks[v]])
+                            builder.call(masked_store,
+                                         [summed[r][v], c_vectors[r][v], alignment, masks[v]])
             return context.get_dummy_value()
 
         return types.none(a, r0, panels, p, out), codegen
