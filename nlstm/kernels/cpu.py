@@ -475,26 +475,35 @@ def _lstm_inference_shard(s, b0, b1, blas, x, w_panels, lengths, reverse, h, c, 
 
 
 @njit(**HELPER_OPTIONS)
-def _lstm_cell_backward_row(g_i, g_f, g_g, g_o, c_prev, c, d_out, dh, dc, dz_i, dz_f, dz_g, dz_o):
-    """One row of `_lstm_cell_backward`, each argument (H,): the gates'
-    `_gate_tanh` values, the cell state before and after the step, the
-    gradients w.r.t. the output and h_t, the gradient w.r.t. c_t (replaced
-    by the one w.r.t. c_{t-1}), and the four gates' parts of dz (written).
+def _lstm_cell_backward(g_i, g_f, g_g, g_o, c_prev, c, d_out, dh, dc, dz_i, dz_f, dz_g, dz_o):
+    """Backward of the LSTM cell (see `_lstm_forward_shard`) for one row at
+    one step, each argument (H,).
 
-    A function of its own for `arguments_do_not_alias()`: the views are
-    slices of a few arrays (the four gates of one row of ``gates``, of
-    ``dz``), which LLVM cannot tell apart, so the loop written inline in the
-    cell ran run-time overlap checks of its 13 pointers before every row
-    (102 ``setb`` instructions in the compiled backward sweep; 2 are left).
-    Marked ``noalias`` here, and inlined (`inline_into_callers`, which keeps
-    that as alias metadata), the loop runs without them, with the same
+    g_i, g_f, g_g, g_o : the row's `_gate_tanh` values, from which the gates
+    follow (``i = sigmoid_from_tanh(g_i)``); c_prev, c : the cell state
+    before and after the step; d_out : the gradient w.r.t. this step's
+    output; dh : the recurrent gradient w.r.t. h_t; dc : the gradient w.r.t.
+    c_t on entry, w.r.t. c_{t-1} on exit; dz_i, dz_f, dz_g, dz_o : receive
+    the gradient w.r.t. the four gates' pre-activations.
+
+    The backward sweep passes 1-d row views, each gate a slice indexed from
+    0: indexing the 2-d blocks directly (``gates[r, H + j]`` or a ``(rows,
+    4, H)`` reshape) left LLVM unable to vectorise the loop, and the row
+    views are 3.5-4.7x faster (measured: 17-21 -> 4.5-5.3 ns per element
+    per thread). They are slices of a few arrays (the four gates of one row
+    of ``gates``, of ``dz``), which LLVM cannot tell apart: with the loop
+    over the rows inside this helper, it checked the 13 views for overlap
+    at run time before every row (102 ``setb`` instructions in the compiled
+    backward sweep; 2 are left). Taking one row, the helper marks its
+    arguments ``noalias`` (`arguments_do_not_alias`, which inlining keeps
+    as alias metadata), and the loop runs without the checks, with the same
     bits. Measured single-threaded with the inputs in L1: 1.49 -> 1.21 ns
     per element at (rows, H) = (16, 64), 1.95 -> 1.25 at (32, 32), 1.02 ->
     0.83 at (16, 128); whole backward sweeps (`lstm_backward`, 2 threads,
     alternated in one process) 1.03x at (B, T, H) = (32, 200, 64), 1.11x at
     (32, 50, 32) and (1024, 50, 32), 1.03x at (64, 100, 128). The forward
-    cells, written the same way, measured 0.98-1.04x: their loops had few
-    checks, and they stay inline.
+    cells, written the same way, measured 0.98-1.04x (their loops had few
+    checks): they stay inline.
     """
     inline_into_callers()
     use_wide_vectors()
@@ -510,40 +519,6 @@ def _lstm_cell_backward_row(g_i, g_f, g_g, g_o, c_prev, c, d_out, dh, dc, dz_i, 
         dz_g[j] = dcj * i * tanh_grad(g)
         dz_o[j] = dhj * tc * sigmoid_grad(o)
         dc[j] = dcj * f
-
-
-@njit(**HELPER_OPTIONS)
-def _lstm_cell_backward(t, b0, lengths, gates, c_prev, c, d_out, dh, dc, dz):
-    """Backward of the LSTM cell (see `_lstm_forward_shard`) for the rows of
-    one shard at step t.
-
-    gates : (rows, 4H) `_gate_tanh`'s values, from which the gates i, f, g, o
-    follow (``i = sigmoid_from_tanh(gates[:, :H])``); c_prev, c : (rows, H) cell state
-    before and after the step; d_out : (rows, H) gradient w.r.t. this step's
-    output; dh : (rows, H) recurrent gradient w.r.t. h_t; dc : (rows, H)
-    gradient w.r.t. c_t on entry, w.r.t. c_{t-1} on exit (rows past their
-    length keep theirs); dz : (rows, 4H) receives the gradient w.r.t. the gate
-    pre-activations (zero past a row's length).
-
-    Each row's loop is `_lstm_cell_backward_row`, over 1-d row views, each
-    gate a slice indexed from 0: indexing the 2-d blocks directly
-    (``gates[r, H + j]`` or a ``(rows, 4, H)`` reshape) left LLVM unable to
-    vectorise it, and the row views are 3.5-4.7x faster (measured: 17-21 ->
-    4.5-5.3 ns per element per thread).
-    """
-    inline_into_callers()
-    use_wide_vectors()
-    H = c.shape[1]
-    for r in range(c.shape[0]):
-        dz_r = dz[r]  # (4H)
-        if t < lengths[b0 + r]:
-            g_r = gates[r]  # (4H)
-            _lstm_cell_backward_row(g_r[:H], g_r[H:2 * H], g_r[2 * H:3 * H], g_r[3 * H:],
-                                    c_prev[r], c[r], d_out[r], dh[r], dc[r],
-                                    dz_r[:H], dz_r[H:2 * H], dz_r[2 * H:3 * H], dz_r[3 * H:])
-        else:
-            for j in range(4 * H):
-                dz_r[j] = 0
 
 
 @njit(**BLOCK_OPTIONS)
@@ -577,8 +552,16 @@ def _lstm_backward_shard(s, b0, b1, blas, d_hs, d_h_n, d_c_n, w_hh_panels, lengt
         slot = t % steps  # the chunk holds steps t - slot .. t - slot + steps - 1
         dz = dz_chunk[slot * rows:(slot + 1) * rows]  # (rows, 4H)
         d_out = d_hs[t, b0:b1] if d_hs.shape[0] > 0 else no_d_out  # (rows, H)
-        _lstm_cell_backward(t, b0, lengths, gates[t, b0:b1], cs[t, b0:b1], cs[t + 1, b0:b1],
-                            d_out, dh, dc, dz)
+        for r in range(rows):  # the cell; dz is zero past a row's length, dc kept
+            b, dz_r = b0 + r, dz[r]  # (4H)
+            if t < lengths[b]:
+                g_r = gates[t, b]  # (4H)
+                _lstm_cell_backward(g_r[:H], g_r[H:2 * H], g_r[2 * H:3 * H], g_r[3 * H:],
+                                    cs[t, b], cs[t + 1, b], d_out[r], dh[r], dc[r],
+                                    dz_r[:H], dz_r[H:2 * H], dz_r[2 * H:3 * H], dz_r[3 * H:])
+            else:
+                for j in range(4 * H):
+                    dz_r[j] = 0
         if t < all_valid:  # the product replaces every row's dh: no copy (1% of the sweep)
             packed_gemm(blas, dz, w_hh_panels, dh)
         else:  # rows past their length keep theirs
