@@ -15,6 +15,8 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import check_array
 
+from ._validation import cast_within_range
+
 
 def input_form(X):
     """Which of the three forms X has (see the module docstring).
@@ -87,6 +89,7 @@ def pad_sequence_list(X, dtype, tokens):
                 raise ValueError(f"X[{i}] must be a (T_i, F) or (T_i,) array, got shape {arr.shape}")
             if arr.shape[1] == 0:
                 raise ValueError(f"X[{i}] has 0 features; at least 1 is required")
+            arr = cast_within_range(arr, dtype, f"X[{i}]")
         if arr.shape[0] == 0:
             raise ValueError(f"X[{i}] is an empty sequence; every sequence needs >= 1 timestep")
         seqs.append(arr)

@@ -76,10 +76,27 @@ def as_float_array(x, name, dtype, ndim=None):
         raise TypeError(f"{name} must hold numbers, got dtype {arr.dtype}")
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"{name} must be a {ndim}-d array, got shape {arr.shape}")
-    arr = np.ascontiguousarray(arr, dtype=dtype)
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or infinity")
-    return arr
+    return cast_within_range(arr, dtype, name)
+
+
+def cast_within_range(arr, dtype, name):
+    """``arr`` (finite numbers) as a C-contiguous array of ``dtype``.
+
+    Raises ``ValueError`` where a value is too large for ``dtype``: NumPy casts
+    float64 values beyond float32's range (about 3.4e38) to infinity, which the
+    kernels would carry into NaN losses and predictions.
+    """
+    with np.errstate(over="ignore"):  # reported below, naming the array
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    if arr.dtype.kind == "f" and out.dtype.itemsize < arr.dtype.itemsize and arr.size \
+            and not np.isfinite(out).all():
+        raise ValueError(
+            f"{name} holds values too large for {out.dtype} (largest magnitude "
+            f"{np.abs(arr).max():.3g}, {out.dtype} holds up to {np.finfo(out.dtype).max:.3g}); "
+            f"scale {name}, or use dtype='float64'")
+    return out
 
 
 def check_lengths(lengths, batch_size, n_steps):

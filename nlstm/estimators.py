@@ -31,7 +31,7 @@ from ._data import (check_token_ids, input_form, pad_sequence_list, pad_targets,
 from ._device import check_device
 from ._network import SequenceNetwork
 from ._threads import kernel_threads
-from ._validation import DTYPES
+from ._validation import DTYPES, cast_within_range
 from .optimizers import AdamOptimizer, SGDOptimizer, clip_grad_norm
 
 PREDICT_BATCH = 1024  # sequences per forward pass in predict
@@ -41,6 +41,33 @@ def _step_weights(weights, lengths):
     """One weight per valid timestep, in `valid_steps` order, from one per
     sequence (None stays None)."""
     return None if weights is None else np.repeat(weights, lengths)
+
+
+def _mean_and_scale(values, weights):
+    """Weighted mean and standard deviation of the targets (rows of ``values``
+    (n, k)), per output, for standardising them.
+
+    The squared deviations overflow float64 beyond about 1e154; there the
+    deviation is computed from deviations divided by their largest (the plain
+    formula is kept elsewhere, so that ordinary targets keep their bits).
+
+    Raises
+    ------
+    ValueError
+        Where even the mean is beyond float64 (values near 1.8e308).
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = np.average(values, axis=0, weights=weights)
+        deviations = values - mean
+        scale = np.sqrt(np.average(deviations ** 2, axis=0, weights=weights))
+        if not np.isfinite(scale).all():
+            peak = np.abs(deviations).max(axis=0)
+            peak = np.where(peak > 0, peak, 1.0)
+            scale = peak * np.sqrt(np.average((deviations / peak) ** 2, axis=0, weights=weights))
+    if not (np.isfinite(mean).all() and np.isfinite(scale).all()):
+        raise ValueError("y holds values too large to standardise in float64 (their mean or "
+                         f"spread overflows; largest magnitude {np.abs(values).max():.3g}); scale y")
+    return mean, scale
 
 
 def _restore_on_error(method):
@@ -173,7 +200,7 @@ class _BaseLSTM(BaseEstimator):
                     f"{str(error).rstrip('.')}: the columns of a 2-d X are the timesteps of "
                     f"one-feature sequences, fixed at fit. To predict sequences of other "
                     f"lengths, fit on a 3-d array (n, T, 1) or a list of sequences") from None
-            data = np.ascontiguousarray(X, dtype=dtype)[:, :, None]  # (n, T, 1)
+            data = cast_within_range(X, dtype, "X")[:, :, None]  # (n, T, 1)
         elif form == "table":
             data = check_token_ids(check_array(X, dtype="numeric", input_name="X"))  # (n, T)
         elif form == "sequences":
@@ -183,7 +210,7 @@ class _BaseLSTM(BaseEstimator):
             X = check_array(X, allow_nd=True, dtype=[np.float64, np.float32], input_name="X")
             if X.shape[1] == 0 or X.shape[2] == 0:
                 raise ValueError(f"X must have at least 1 timestep and 1 feature, got shape {X.shape}")
-            data = np.ascontiguousarray(X, dtype=dtype)
+            data = cast_within_range(X, dtype, "X")
         else:
             data, lengths = pad_sequence_list(X, dtype, tokens)
         if form != "list":
@@ -625,8 +652,7 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
             self.n_outputs_ = Y.shape[-1]
             self._squeeze_output = squeeze
             flat_weights = _step_weights(weights, lengths) if self.return_sequences else weights
-            self._y_mean = np.average(flat, axis=0, weights=flat_weights)
-            scale = np.sqrt(np.average((flat - self._y_mean) ** 2, axis=0, weights=flat_weights))
+            self._y_mean, scale = _mean_and_scale(flat, flat_weights)
             self._y_scale = np.where(scale > 0, scale, 1.0)
         elif Y.shape[-1] != self.n_outputs_:
             raise ValueError(f"y has {Y.shape[-1]} outputs, but the model was fit with {self.n_outputs_}")

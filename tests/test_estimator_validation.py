@@ -54,6 +54,13 @@ BAD_FIT_INPUTS = [
     ("complex X", lambda: (X3 + 1j, Y_REG), ValueError, "Complex data not supported"),
     ("X/y length mismatch", lambda: (X3, Y_REG[:-1]), ValueError, "samples"),
     ("y None", lambda: (X3, None), ValueError, "requires y"),
+    # float64 values that float32 (the model's dtype) cannot hold would become inf
+    ("X beyond float32", lambda: (X3 * 1e300, Y_REG), ValueError,
+     r"X holds values too large for float32 \(largest magnitude .*e\+300"),
+    ("table beyond float32", lambda: (X3[:, :, 0] * 1e40, Y_REG), ValueError,
+     "X holds values too large for float32"),
+    ("list beyond float32", lambda: ([np.ones((3, 2)), np.full((4, 2), 1e39)], [1.0, 2.0]),
+     ValueError, r"X\[1\] holds values too large for float32"),
 ]
 
 
@@ -92,6 +99,25 @@ def test_invalid_parameters_are_named(fitted, params, match):
     with pytest.raises((ValueError, TypeError), match=match):
         bad.fit(X3, Y_REG)
     assert pickle.dumps(reg) == before
+
+
+def test_predict_beyond_float32_is_a_value_error_and_float64_models_take_it(fitted):
+    for est in fitted.values():
+        with pytest.raises(ValueError, match="too large for float32.*dtype='float64'"):
+            est.predict(X3 * 1e300)
+    wide = LSTMRegressor(hidden_size=4, max_iter=1, dtype="float64", random_state=0)
+    assert np.isfinite(wide.fit(X3 * 1e300, Y_REG).predict(X3 * 1e300)).all()
+
+
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_huge_finite_targets_are_standardised_without_overflow(return_sequences):
+    # their squares overflow float64: the scale must not become inf (predictions NaN)
+    y = Y_REG if not return_sequences else X3[:, :, 1]
+    params = dict(hidden_size=4, max_iter=2, random_state=0, return_sequences=return_sequences)
+    plain = LSTMRegressor(**params).fit(X3, y)
+    huge = LSTMRegressor(**params).fit(X3, y * 1e300)
+    np.testing.assert_allclose(huge._y_scale / 1e300, plain._y_scale, rtol=1e-12)
+    np.testing.assert_allclose(huge.predict(X3) / 1e300, plain.predict(X3), rtol=1e-6)
 
 
 def test_one_class_only(fitted):

@@ -57,6 +57,7 @@ X = np.zeros((2, 5, 3))
     (dict(x=np.zeros((2, 0, 3))), ValueError, "at least one"),
     (dict(x=np.full((2, 5, 3), np.nan)), ValueError, "NaN"),
     (dict(x=np.full((2, 5, 3), np.inf)), ValueError, "NaN or infinity"),
+    (dict(x=np.full((2, 5, 3), 1e39)), ValueError, "too large for float32"),
     (dict(x=np.zeros((2, 5, 3), complex)), TypeError, "complex"),
     (dict(x=np.full((2, 5, 3), "a")), TypeError, "numbers"),
     (dict(x=X, lengths=[5]), ValueError, "lengths must have shape"),
