@@ -47,9 +47,9 @@ def _mean_and_scale(values, weights):
     """Weighted mean and standard deviation of the targets (rows of ``values``
     (n, k)), per output, for standardising them.
 
-    The squared deviations overflow float64 beyond about 1e154; there the
-    deviation is computed from deviations divided by their largest (the plain
-    formula is kept elsewhere, so that ordinary targets keep their bits).
+    The squared deviations overflow float64 beyond about 1e154; only there is
+    the deviation computed from deviations divided by their largest, so that
+    ordinary targets keep the bits of the plain formula.
 
     Raises
     ------

@@ -61,6 +61,8 @@ BAD_FIT_INPUTS = [
      "X holds values too large for float32"),
     ("list beyond float32", lambda: ([np.ones((3, 2)), np.full((4, 2), 1e39)], [1.0, 2.0]),
      ValueError, r"X\[1\] holds values too large for float32"),
+    ("y whose mean overflows", lambda: (X3, np.full(len(X3), 1.7e308)), ValueError,
+     "y holds values too large to standardise"),
 ]
 
 
