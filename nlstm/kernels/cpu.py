@@ -503,9 +503,8 @@ def _lstm_cell_backward(g_i, g_f, g_g, g_o, c_prev, c, d_out, dh, dc, dz_i, dz_f
     alternated in one process, measured when a helper of its own still held
     the loop over the rows: the same inner loop) 1.03x at (B, T, H) = (32,
     200, 64), 1.11x at (32, 50, 32) and (1024, 50, 32), 1.03x at (64, 100,
-    128). The forward
-    cells, written the same way, measured 0.98-1.04x (their loops had few
-    checks): they stay inline.
+    128). The forward cells, written the same way, measured 0.98-1.04x
+    (their loops had few checks): they stay inline.
     """
     inline_into_callers()
     use_wide_vectors()
