@@ -30,6 +30,8 @@ from numba import njit, prange, typeof, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .threading_layer import make_tbb_loadable, parallel_regions_allowed
+
 try:  # what Numba's dispatcher keys its compiled versions on
     from numba._dispatcher import compute_fingerprint as _type_key
 except ImportError:  # pragma: no cover - a future Numba without it
@@ -171,13 +173,25 @@ def _run_blocks(unpacker, block, bounds, arguments, failed):
 
 
 @njit(cache=True, nogil=True)
+def _run_blocks_serially(unpacker, block, bounds, arguments, failed):
+    # `_run_blocks` without a parallel region: the same blocks one after
+    # another, for a forked child that may not start one (`threading_layer`)
+    any_failed = False
+    for k in range(len(bounds) - 1):
+        failed[k] = _call_unpacker(unpacker, block, k, bounds[k], bounds[k + 1], arguments)
+        any_failed |= failed[k]
+    return any_failed
+
+
+@njit(cache=True, nogil=True)
 def _launch(kernel, block, bounds, args, failed):
     # compiled once per argument-type combination: no parallel region of its own
     return _call_kernel(kernel, block, bounds, args, failed)
 
 
-_kernel = None  # address of `_run_blocks`, compiled
+_kernels = {}  # `_run_blocks` or `_run_blocks_serially` -> its address, compiled
 _addresses = {}  # (block function, fingerprint of the argument types) -> address
+make_tbb_loadable()  # before any parallel region starts Numba's threading layer
 
 
 def _compiled_address(dispatcher, signature):
@@ -186,16 +200,18 @@ def _compiled_address(dispatcher, signature):
 
 
 def _kernel_address():
-    """Address of `_run_blocks`. Compiled (or loaded from Numba's cache) and
-    run once with no blocks through its dispatcher, which starts Numba's
+    """Address of `_run_blocks` (of `_run_blocks_serially` where this process
+    may not start a parallel region). Compiled (or loaded from Numba's cache)
+    and run once with no blocks through its dispatcher, which starts Numba's
     threading layer that its parallel region calls."""
-    global _kernel
-    if _kernel is None:
+    runner = _run_blocks if parallel_regions_allowed() else _run_blocks_serially
+    address = _kernels.get(runner)
+    if address is None:
         bounds, failed = np.zeros(1, np.int64), np.zeros(0, np.bool_)
-        _run_blocks(0, 0, bounds, 0, failed)
-        _kernel = _compiled_address(_run_blocks, (types.int64, types.int64, typeof(bounds),
-                                                  types.int64, typeof(failed)))
-    return _kernel
+        runner(0, 0, bounds, 0, failed)
+        address = _kernels[runner] = _compiled_address(
+            runner, (types.int64, types.int64, typeof(bounds), types.int64, typeof(failed)))
+    return address
 
 
 def _address_of(block_function, args):
