@@ -8,7 +8,7 @@ import pytest
 from numba import njit, typeof, types
 
 from nlstm.kernels.activations import sigmoid_grad, tanh, tanh_grad
-from nlstm.kernels.cpu import HELPER_OPTIONS
+from nlstm.kernels.jit_options import HELPER as HELPER_OPTIONS
 from nlstm.kernels.vector_width import use_wide_vectors
 
 
@@ -65,3 +65,45 @@ def test_derivatives_compute_in_the_type_of_their_argument(dtype):
     signature = next(s for s in _derivatives.nopython_signatures if s.args == (typeof(y),))
     assert signature.return_type == types.UniTuple(typeof(y), 2)
     assert d_sigmoid == y * (1 - y) and d_tanh == 1 - y * y  # exact for this y
+
+
+@njit(**HELPER_OPTIONS)
+def _tanh_loop_float32(x, out):
+    use_wide_vectors()
+    for i in range(x.shape[0]):
+        out[i] = tanh(x[i])
+
+
+def test_float32_tanh_is_exactly_one_where_float32_rounds_tanh_to_one():
+    """Saturated gates must have a derivative of exactly 0: the rational tanh
+    used to top out at 0.99999976, and units fed inputs of 1e6 kept weight
+    gradients of about 50 where PyTorch and float64 give 0."""
+    x = np.concatenate([np.linspace(-20, 20, 4_000_001), [1e6, -1e30, 3e38]]).astype(np.float32)
+    got = np.empty_like(x)
+    _tanh_loop_float32(x, got)
+    rounded = np.tanh(x.astype(np.float64)).astype(np.float32)  # correctly rounded
+    saturated = np.abs(rounded) == 1
+    np.testing.assert_array_equal(got[saturated], rounded[saturated])
+    assert not np.any(np.abs(got[~saturated]) == 1)
+    # the approximation's own error, unchanged by the saturation: 2.74e-7 (4.6 float32 ulps) at
+    # |x| = 5.23, 2.1e-7 just below the saturation point
+    assert np.abs(got - np.tanh(x.astype(np.float64))).max() <= 2.8e-7
+
+
+def test_float32_tanh_special_values():
+    x = np.array([0.0, np.inf, -np.inf, np.nan], np.float32)
+    got = np.empty_like(x)
+    _tanh_loop_float32(x, got)
+    np.testing.assert_array_equal(got[:3], [0.0, 1.0, -1.0])
+    assert np.isnan(got[3])  # a diverging fit must see NaN
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_saturated_units_have_zero_weight_gradients(dtype):
+    from nlstm import LSTM
+
+    layer = LSTM(1, 2, random_state=0, dtype=dtype)
+    x = np.full((2, 3, 1), 1e6)
+    out, _ = layer.forward(x)
+    _, grads = layer.backward(np.ones_like(out))
+    assert np.abs(grads["weight_ih_l0"]).max() < 1e-3  # was 0.65 in float32

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from nlstm.kernels import cpu
+from nlstm.kernels import cpu, jit_options
 from nlstm.kernels.inlining import inline_into_callers
 
 
@@ -44,7 +44,7 @@ def _calls_to_nlstm_helpers(llvm_ir, kernel_name):
 
 
 def _fresh(block_function):
-    options = {k: v for k, v in cpu.BLOCK_OPTIONS.items() if k != "cache"}
+    options = {k: v for k, v in jit_options.KERNEL.items() if k != "cache"}
     return njit(**options)(block_function.py_func)
 
 

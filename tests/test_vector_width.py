@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from nlstm.kernels import cpu
+from nlstm.kernels import cpu, jit_options
 from nlstm.kernels.vector_width import WIDE_VECTOR_ATTRIBUTE, use_wide_vectors
 
 HOST_HAS_AVX512 = "+avx512f" in llvm.get_host_cpu_features().flatten().split(",")
@@ -47,7 +47,7 @@ def test_the_gate_math_of_the_kernels_runs_on_512_bit_vectors():
     instructions on an AVX-512 CPU. Compiled afresh from the kernel's Python
     source: Numba cannot show the machine code of a kernel loaded from its
     cache."""
-    options = {k: v for k, v in cpu.BLOCK_OPTIONS.items() if k != "cache"}
+    options = {k: v for k, v in jit_options.KERNEL.items() if k != "cache"}
     shard = njit(**options)(cpu._lstm_inference_shard.py_func)
     B, T, F, H = 4, 3, 2, 64
     x = np.zeros((B, T, F), np.float32)
@@ -55,10 +55,11 @@ def test_the_gate_math_of_the_kernels_runs_on_512_bit_vectors():
     h, c = np.zeros((B, H), np.float32), np.zeros((B, H), np.float32)
     shard(0, 0, B, cpu.gemm_address(np.float32), x, cpu.gate_panels(w_cat),
           np.full(B, T, np.int64), False, h, c, np.empty((0, 0, 0), np.float32), 0)
-    # the cell's tanh (clamp, division) on zmm registers; the step product's
-    # tiles (`packed`) are 512-bit code of their own and would pass "zmm" anyway
+    # the cell's tanh (clamp and saturation compares, division) on zmm
+    # registers; the step product's tiles (`packed`) are 512-bit code of their
+    # own and would pass "zmm" anyway
     shard_asm = shard.inspect_asm(shard.signatures[0])
-    for instruction in ("vminps", "vmaxps", "vdivps"):
+    for instruction in ("vcmp[a-z]*ps", "vdivps"):
         assert re.search(rf"\t{instruction}\t[^\n]*zmm", shard_asm), instruction
     cell = cpu._gate_tanh
     assert "zmm" in cell.inspect_asm(cell.signatures[0])

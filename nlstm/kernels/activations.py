@@ -11,9 +11,10 @@ dispatch on the argument's type at compile time:
   per value, measured in a loop;
 * float32 uses a clamped rational approximation of tanh (the 13/6 minimax form
   used by Eigen), which LLVM vectorises under ``fastmath`` where ``np.tanh``
-  does not (PyPI's llvmlite has no SVML). Its error is a few float32 ulps, far
-  inside the 2e-4 parity tolerance against PyTorch (see
-  ``tests/test_activations.py``).
+  does not (PyPI's llvmlite has no SVML). Its error is at most 2.6e-7 (a few
+  float32 ulps), far inside the 2e-4 parity tolerance against PyTorch, and it
+  is exactly +-1 wherever tanh rounds to +-1 in float32, so that saturated
+  gates have exactly zero derivatives (``tests/test_activations.py``).
 
 The LSTM kernels take the sigmoid gates as ``sigmoid(x) = (1 + tanh(x / 2)) / 2``:
 they halve those gates' weight columns, so one tanh loop covers all four gates
@@ -29,10 +30,15 @@ from numba import njit, types
 from numba.extending import intrinsic, overload
 
 from .inlining import inline_into_callers
+from .jit_options import HELPER
 
-# Rational approximation tanh(x) ~ x * P(x^2) / Q(x^2) on |x| <= _TANH_CLAMP,
-# where the float32 result has already rounded to +-1.
+# Rational approximation tanh(x) ~ x * P(x^2) / Q(x^2) on |x| <= _TANH_CLAMP
+# (0.99999976 there, the approximation's largest value).
 _TANH_CLAMP = 7.90531110763549805
+# From here on tanh(x), correctly rounded to float32, is 1: the float32 tanh
+# returns exactly +-1, so a saturated gate has a derivative of exactly 0 (at
+# 0.99999976 a unit fed inputs of 1e6 kept weight gradients of about 50).
+_TANH_ONE_FLOAT32 = 9.010913848876953
 _A1 = 4.89352455891786e-03
 _A3 = 6.37261928875436e-04
 _A5 = 1.48572235717979e-05
@@ -46,9 +52,6 @@ _B4 = 1.18534705686654e-04
 _B6 = 1.19825839466702e-06
 
 
-# error_model="numpy": no ZeroDivisionError branch around ``p / q``, which
-# would stop the loops calling these from vectorising.
-_JIT_OPTIONS = {"fastmath": True, "error_model": "numpy"}
 
 
 def tanh(x):  # pragma: no cover - replaced by the overload inside kernels
@@ -64,7 +67,7 @@ def sigmoid_from_tanh(t):  # pragma: no cover - replaced by the overload inside 
     return 0.5 * t + 0.5
 
 
-@njit(**_JIT_OPTIONS)
+@njit(**HELPER)
 def _horner(x, coefficients):
     """``c[0] x^(k-1) + c[1] x^(k-2) + ... + c[k-1]`` by Horner's rule, for the
     constant tuple ``coefficients`` (highest degree first); LLVM unrolls the
@@ -76,18 +79,20 @@ def _horner(x, coefficients):
     return p
 
 
-@overload(tanh, jit_options=_JIT_OPTIONS)
+@overload(tanh, jit_options=HELPER)
 def _tanh_overload(x):
     if x == types.float32:
-        clamp = np.float32(_TANH_CLAMP)
+        clamp, one = np.float32(_TANH_CLAMP), np.float32(_TANH_ONE_FLOAT32)
         p_coefficients = tuple(np.float32(v) for v in (_A13, _A11, _A9, _A7, _A5, _A3, _A1))
         q_coefficients = tuple(np.float32(v) for v in (_B6, _B4, _B2, _B0))
 
         def impl(x):
             inline_into_callers()
-            x = min(max(x, -clamp), clamp)
-            x2 = x * x
-            return x * _horner(x2, p_coefficients) / _horner(x2, q_coefficients)
+            # comparisons that are false for NaN, so NaN passes through both
+            c = math.copysign(clamp, x) if abs(x) > clamp else x
+            c2 = c * c
+            t = c * _horner(c2, p_coefficients) / _horner(c2, q_coefficients)
+            return math.copysign(np.float32(1), x) if abs(x) >= one else t
 
         return impl
     if x == types.float64:
@@ -133,7 +138,7 @@ def _tanh_float64(x):  # the float64 implementation the tanh overload returns
     return t if x >= 0 else -t
 
 
-@overload(sigmoid, jit_options=_JIT_OPTIONS)
+@overload(sigmoid, jit_options=HELPER)
 def _sigmoid_overload(x):
     if x == types.float32:
         half = np.float32(0.5)
@@ -146,7 +151,7 @@ def _sigmoid_overload(x):
     return lambda x: 1.0 / (1.0 + np.exp(-x))
 
 
-@overload(sigmoid_from_tanh, jit_options=_JIT_OPTIONS)
+@overload(sigmoid_from_tanh, jit_options=HELPER)
 def _sigmoid_from_tanh_overload(t):
     # the constant in t's own type: a float64 0.5 would promote float32 math
     half = np.float32(0.5) if t == types.float32 else 0.5
@@ -176,7 +181,7 @@ def _one_like(y):
     return np.float32(1) if y == types.float32 else 1.0
 
 
-@overload(sigmoid_grad, jit_options=_JIT_OPTIONS)
+@overload(sigmoid_grad, jit_options=HELPER)
 def _sigmoid_grad_overload(y):
     one = _one_like(y)
 
@@ -187,7 +192,7 @@ def _sigmoid_grad_overload(y):
     return impl
 
 
-@overload(tanh_grad, jit_options=_JIT_OPTIONS)
+@overload(tanh_grad, jit_options=HELPER)
 def _tanh_grad_overload(y):
     one = _one_like(y)
 

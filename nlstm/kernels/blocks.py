@@ -30,6 +30,7 @@ from numba import njit, prange, typeof, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .jit_options import LAUNCHER
 from .threading_layer import make_tbb_loadable, parallel_regions_allowed
 
 try:  # what Numba's dispatcher keys its compiled versions on
@@ -159,7 +160,7 @@ def arguments_do_not_alias(typingctx):
     return types.none(), codegen
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, **LAUNCHER)
 def _run_blocks(unpacker, block, bounds, arguments, failed):
     # unpacker, block, arguments: addresses (see `_call_kernel`); bounds:
     # (n_blocks + 1) row bounds; failed: (n_blocks) set where a block raised.
@@ -172,7 +173,7 @@ def _run_blocks(unpacker, block, bounds, arguments, failed):
     return any_failed
 
 
-@njit(cache=True, nogil=True)
+@njit(**LAUNCHER)
 def _run_blocks_serially(unpacker, block, bounds, arguments, failed):
     # `_run_blocks` without a parallel region: the same blocks one after
     # another, for a forked child that may not start one (`threading_layer`)
@@ -183,7 +184,7 @@ def _run_blocks_serially(unpacker, block, bounds, arguments, failed):
     return any_failed
 
 
-@njit(cache=True, nogil=True)
+@njit(**LAUNCHER)
 def _launch(kernel, block, bounds, args, failed):
     # compiled once per argument-type combination: no parallel region of its own
     return _call_kernel(kernel, block, bounds, args, failed)

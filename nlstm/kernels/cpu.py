@@ -78,23 +78,17 @@ from .activations import sigmoid_from_tanh, sigmoid_grad, tanh, tanh_grad
 from .blas import aligned, gemm, gemm_add, gemm_address
 from .blocks import arguments_do_not_alias, run_blocks
 from .inlining import inline_into_callers
+from .jit_options import HELPER, KERNEL
 from .packed import pack_panels, packed_gemm
 from .vector_width import use_wide_vectors
 
-# Everything but 'nnan'/'ninf': a diverging fit must still be able to see NaN.
-FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
-# error_model="numpy": a float division yields inf/NaN instead of a Python
-# ZeroDivisionError check, whose branch stops LLVM from vectorising any loop
-# that divides (the rational tanh does): measured 3.4 -> 0.7 ns per tanh.
 # Helpers (the cells) are plain @njit functions called by the kernels, each
 # marked `inline_into_callers()` so that LLVM inlines it: left to its cost
 # model, LLVM called the backward cell, and a process compiling the kernels
 # then ran other code than one loading them from the cache (different bits,
 # see `inlining`). Numba's inline="always" would re-type and re-lower their
 # bodies inside every kernel, which cost about 4 s of the cold start.
-HELPER_OPTIONS = dict(fastmath=FASTMATH, error_model="numpy")
-# The kernels are block functions run in parallel by `blocks.run_blocks`.
-BLOCK_OPTIONS = dict(cache=True, **HELPER_OPTIONS)
+# JIT options: `jit_options` (HELPER for the cells, KERNEL for block functions).
 
 ROW_BLOCK = 256  # rows per block of the hoisted input-gradient GEMM
 GRAD_ROW_BLOCK_MIN = 64  # fewest rows per block of the weight-gradient GEMMs
@@ -205,7 +199,7 @@ def _even_bounds(n_rows, n_blocks):
 # --------------------------------------------------------------------------
 # Hoisted products
 # --------------------------------------------------------------------------
-@njit(**BLOCK_OPTIONS)
+@njit(**KERNEL)
 def _matmul_rows_block(k, r0, r1, blas, a, b, out):
     # a: (N, K), b: (K, M), out: (N, M) = a @ b
     arguments_do_not_alias()
@@ -227,7 +221,7 @@ def matmul_rows(a, b, out):
     return out
 
 
-@njit(**BLOCK_OPTIONS)
+@njit(**KERNEL)
 def _weight_grads_block(p, r0, r1, blas, d_pre, inputs, h_prev, xh, parts):
     # d_pre: (N, GH) gradient of the gate pre-activations, N = T*B
     # inputs: (N, K) layer input, h_prev: (N, H) previous hidden state
@@ -286,7 +280,7 @@ def _sum_weight_parts(parts, k, h):
     return total[:k].T, total[k:k + h].T, total[k + h]
 
 
-@njit(**BLOCK_OPTIONS)
+@njit(**KERNEL)
 def _reverse_within_lengths_block(k, b0, b1, x, lengths, out):
     # x, out: (T, B, F); rows [b0, b1) of the batch
     arguments_do_not_alias()
@@ -347,7 +341,7 @@ def _gate_column_scales(width, dtype):
     return scales
 
 
-@njit(**HELPER_OPTIONS)
+@njit(**HELPER)
 def _gate_tanh(z):
     """tanh of every pre-activation of some rows at one step, z: (rows, 4H),
     in place, one loop of 4H per row over all four gates (weights from
@@ -377,7 +371,7 @@ def _gate_tanh(z):
 # lost the training forward's bits, because the tanh's division rounds
 # differently in vector and scalar code and loops of H and of 4H split a row
 # into vector and remainder parts differently.
-@njit(**BLOCK_OPTIONS)
+@njit(**KERNEL)
 def _lstm_forward_shard(s, b0, b1, blas, x, w_panels, lengths, hs, cs, gates):
     arguments_do_not_alias()
     use_wide_vectors()
@@ -422,7 +416,7 @@ def _lstm_forward_shard(s, b0, b1, blas, x, w_panels, lengths, hs, cs, gates):
                 z[r, :] = 0
 
 
-@njit(**BLOCK_OPTIONS)
+@njit(**KERNEL)
 def _lstm_inference_shard(s, b0, b1, blas, x, w_panels, lengths, reverse, h, c, out, column):
     arguments_do_not_alias()
     use_wide_vectors()
@@ -474,7 +468,7 @@ def _lstm_inference_shard(s, b0, b1, blas, x, w_panels, lengths, reverse, h, c, 
             h_r[j] = xh_h[j]
 
 
-@njit(**HELPER_OPTIONS)
+@njit(**HELPER)
 def _lstm_cell_backward(g_i, g_f, g_g, g_o, c_prev, c, d_out, dh, dc, dz_i, dz_f, dz_g, dz_o):
     """Backward of the LSTM cell (see `_lstm_forward_shard`) for one row at
     one step, each argument (H,).
@@ -522,7 +516,7 @@ def _lstm_cell_backward(g_i, g_f, g_g, g_o, c_prev, c, d_out, dh, dc, dz_i, dz_f
         dc[j] = dcj * f
 
 
-@njit(**BLOCK_OPTIONS)
+@njit(**KERNEL)
 def _lstm_backward_shard(s, b0, b1, blas, d_hs, d_h_n, d_c_n, w_hh_panels, lengths, cs, gates,
                          d_pre, d_h0, d_c0, inputs, hs, parts, chunk_steps):
     arguments_do_not_alias()
@@ -728,7 +722,7 @@ def _output_grad_array(d_hs, d_h_n):
 # --------------------------------------------------------------------------
 # Plain tanh RNN cell: h_t = tanh(x_t @ W_ih^T + h_{t-1} @ W_hh^T + b)
 # --------------------------------------------------------------------------
-@njit(**BLOCK_OPTIONS)
+@njit(**KERNEL)
 def _rnn_forward_shard(s, b0, b1, blas, x, w_panels, lengths, hs):
     arguments_do_not_alias()
     use_wide_vectors()
@@ -761,7 +755,7 @@ def _rnn_forward_shard(s, b0, b1, blas, x, w_panels, lengths, hs):
                     h_next[j] = h_prev[j]
 
 
-@njit(**BLOCK_OPTIONS)
+@njit(**KERNEL)
 def _rnn_backward_shard(s, b0, b1, blas, d_hs, d_h_n, w_hh_panels, lengths, hs, d_pre, d_h0):
     arguments_do_not_alias()
     use_wide_vectors()

@@ -11,6 +11,7 @@ import numpy as np
 from numba import njit
 
 from .blas import aligned_empty
+from .jit_options import EXACT_KERNEL
 
 
 # --------------------------------------------------------------------------
@@ -181,12 +182,11 @@ def _flat_view(array):
     return array.reshape(-1)
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
+@njit(**EXACT_KERNEL)
 def _adam_step_kernel(p, g, m, v, coefficients):
     # p, g, m, v: (n,) views of one parameter, its gradient and its moments
     # coefficients: (7,) beta_1, 1 - beta_1, beta_2, 1 - beta_2, step,
-    # v_correction, epsilon, of their dtype. error_model="numpy": no
-    # ZeroDivisionError branch, so LLVM vectorises the division.
+    # v_correction, epsilon, of their dtype.
     # (indexed one by one: unpacking slices compiled 10-15% slower)
     beta_1, one_minus_beta_1 = coefficients[0], coefficients[1]
     beta_2, one_minus_beta_2 = coefficients[2], coefficients[3]

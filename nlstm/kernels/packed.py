@@ -55,6 +55,7 @@ from numba.extending import intrinsic
 
 from .blas import aligned_empty, gemm
 from .inlining import inline_into_callers
+from .jit_options import HELPER
 
 
 def _target_has_avx512():
@@ -252,7 +253,7 @@ _tile_full = _tile(TILE_ROWS)
 _tile_4, _tile_2, _tile_1 = _tile(4), _tile(2), _tile(1)
 
 
-@njit(fastmath=True, error_model="numpy")
+@njit(**HELPER)
 def packed_gemm(blas, a, panels, out):
     """``out[:] = a @ w`` for ``panels = pack_panels(w)``.
 
