@@ -4,5 +4,7 @@ __version__ = "0.1.0"
 from .estimators import LSTMClassifier, LSTMRegressor
 from .layer import LSTM
 from .persistence import load, save
+from .preprocessing import SequenceScaler
 
-__all__ = ["LSTM", "LSTMClassifier", "LSTMRegressor", "load", "save", "__version__"]
+__all__ = ["LSTM", "LSTMClassifier", "LSTMRegressor", "SequenceScaler", "load", "save",
+           "__version__"]
