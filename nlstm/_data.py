@@ -1,28 +1,47 @@
-"""Turning the inputs users pass into padded sequence batches.
+"""Turning the inputs users pass into padded sequence batches, and results back.
 
-Three forms of X are accepted:
+Three forms of X are accepted, told apart by the container, never by the
+lengths of what it holds (equal lengths must not turn a list into a table):
 
-* ``"table"``: a 2-d array ``(n, T)`` (or anything scikit-learn reads as one,
-  a list of equal-length lists, a DataFrame). Its columns are the timesteps of
+* ``"table"``: a 2-d array ``(n, T)`` (or what scikit-learn reads as one: a
+  DataFrame, an object with ``__array__``). Its columns are the timesteps of
   a one-feature sequence, or token ids when the estimator has an embedding.
   As for every scikit-learn estimator, the number of columns is fixed at fit.
 * ``"sequences"``: a 3-d array ``(n, T, F)``; T may change after fit, F may not.
-* ``"list"``: a list of ``(T_i, F)`` arrays (or ``(T_i,)``: one feature, or
-  token ids) of different lengths, padded here and run with their lengths,
-  never truncated.
+* ``"list"``: a list or tuple of sequences, or a 1-d object array or pandas
+  Series holding one a row (a DataFrame column of sequences): each a
+  ``(T_i, F)`` or ``(T_i,)`` array-like (one feature, or token ids), padded
+  here and run with its length, never truncated.
 """
+import functools
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import check_array
 
 from ._validation import cast_within_range
 
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+def _is_scalar(value):
+    """Whether ``value`` is one number or string (not a sequence of them)."""
+    try:
+        return np.ndim(value) == 0
+    except ValueError:  # a ragged nested sequence: not a scalar
+        return False
+
+
+def holds_sequences(obj):
+    """Whether ``obj`` is a container of sequences: a list or tuple whose first
+    item is not a single number, or a 1-d object array or Series."""
+    if isinstance(obj, (list, tuple)):
+        return len(obj) == 0 or not _is_scalar(obj[0])
+    return getattr(obj, "ndim", None) == 1 and getattr(obj, "dtype", None) == object
+
 
 def input_form(X):
     """Which of the three forms X has (see the module docstring).
-
-    A 1-d container of sequences (an object array or a pandas Series holding
-    one array a row, as a DataFrame column of sequences gives) is a list.
 
     Raises
     ------
@@ -32,35 +51,44 @@ def input_form(X):
     """
     if sp.issparse(X):
         return "table"  # scikit-learn's validation explains what is wrong with sparse input
-    ndim = getattr(X, "ndim", None)
-    if ndim == 1 and getattr(X, "dtype", None) == object:
-        X = list(X)  # an object array or Series of sequences: read as the list it holds
-        ndim = None
-    if ndim is None and isinstance(X, (list, tuple)):
-        if len(X) == 0:
-            return "list"  # reported as "no samples" by pad_sequence_list
+    if holds_sequences(X):
+        return "list"  # an empty one is reported as "no samples" by pad_sequence_list
+    ndim = 1 if isinstance(X, (list, tuple)) else getattr(X, "ndim", None)
+    if ndim is None:
+        ndim = np.asarray(X).ndim
+    if ndim not in (2, 3):
         try:
-            ndim = np.asarray(X).ndim
-        except ValueError:  # inhomogeneous: sequences of different lengths
-            return "list"
-        if ndim == 1 and hasattr(X[0], "__len__") and not isinstance(X[0], str):
-            return "list"  # a list of arrays that numpy could not stack
-    if ndim is not None and ndim not in (2, 3):
-        shape = np.shape(X)  # X.shape where X has one, else that of the array it makes
+            shape = f" of shape {np.shape(X)}"  # X.shape where X has one
+        except ValueError:
+            shape = ""
         hint = (". Reshape your data: one sequence of T steps is X.reshape(1, -1), or "
                 "X.reshape(1, -1, F) with F features" if ndim == 1 else "")
         raise ValueError(f"X must be a 3-d array (n_samples, T, F), a 2-d array (n_samples, T) "
-                         f"or a list of (T_i, F) or (T_i,) sequences; got a {ndim}-d array of "
-                         f"shape {shape}{hint}")
+                         f"or a list of (T_i, F) or (T_i,) sequences; got a {ndim}-d array"
+                         f"{shape}{hint}")
     return "sequences" if ndim == 3 else "table"
 
 
 def check_token_ids(ids, name="X"):
-    """Token ids: non-negative integers (floats holding integers are accepted)."""
-    if ids.size and (not np.all(np.isfinite(ids)) or np.any(ids != np.round(ids))):
+    """Token ids (a numeric array) as int64, checked in their own dtype first:
+    a cast of uint64 ids from 2**63 or of float ids beyond int64 would wrap them
+    into other (or negative) ids. Floats holding integers are accepted."""
+    kind = ids.dtype.kind
+    if kind not in "iuf":
+        raise ValueError(f"{name} must hold integer token ids when embedding_dim is set, "
+                         f"got dtype {ids.dtype}")
+    if ids.size == 0:
+        return ids.astype(np.int64)
+    if kind == "f" and not (np.all(np.isfinite(ids)) and np.all(ids == np.round(ids))):
         raise ValueError(f"{name} must hold integer token ids when embedding_dim is set")
-    if ids.size and ids.min() < 0:
-        raise ValueError(f"{name} must hold non-negative token ids, got {ids.min()}")
+    smallest, largest = ids.min(), ids.max()
+    if smallest < 0:
+        raise ValueError(f"{name} must hold non-negative token ids, got {smallest}")
+    if largest > _INT64_MAX or (kind == "f" and largest >= 2.0 ** 63):
+        largest = int(largest) if kind in "iu" else f"{largest:.6g}"
+        raise ValueError(f"{name} holds token id {largest}, beyond the largest id an "
+                         f"embedding can have ({_INT64_MAX}); map the tokens to consecutive "
+                         f"ids 0..V-1 first")
     return ids.astype(np.int64)
 
 
@@ -106,17 +134,25 @@ def pad_sequence_list(X, dtype, tokens):
     return data, lengths
 
 
-def pad_targets(y_seqs, lengths):
-    """Pad per-timestep targets given as a list, one ``(T_i,)`` or ``(T_i, k)`` array a sequence."""
+def pad_targets(y_seqs, lengths, name="y"):
+    """Pad per-timestep targets given one ``(T_i,)`` or ``(T_i, k)`` array a
+    sequence, in the dtype that holds them all (labels of every width, floats
+    beside ints); steps past a sequence's length hold zeros."""
     arrays = [np.asarray(v) for v in y_seqs]
+    if len(arrays) != len(lengths):
+        raise ValueError(f"X has {len(lengths)} sequences but {name} has {len(arrays)}")
     for i, (a, n) in enumerate(zip(arrays, lengths)):
         if a.ndim == 0 or a.shape[0] != n:
-            raise ValueError(f"y[{i}] must have one target per timestep of X[{i}] ({n}), "
+            raise ValueError(f"{name}[{i}] must have one value per timestep of X[{i}] ({n}), "
                              f"got shape {a.shape}")
     trailing = {a.shape[1:] for a in arrays}
     if len(trailing) > 1:
-        raise ValueError("all target sequences in y must have the same number of outputs")
-    out = np.zeros((len(arrays), int(max(lengths))) + trailing.pop(), dtype=arrays[0].dtype)
+        raise ValueError(f"all sequences in {name} must have the same number of outputs")
+    try:
+        dtype = functools.reduce(np.promote_types, {a.dtype for a in arrays})
+    except TypeError:  # labels of kinds NumPy will not promote (numbers and strings)
+        dtype = np.dtype(object)
+    out = np.zeros((len(arrays), int(max(lengths))) + trailing.pop(), dtype=dtype)
     for i, a in enumerate(arrays):
         out[i, :len(a)] = a
     return out

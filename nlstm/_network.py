@@ -35,7 +35,7 @@ def _embedding_table(rng, n_tokens, embedding_dim, dtype):
     """
     try:
         table = np.empty((n_tokens, embedding_dim), dtype)
-    except MemoryError:
+    except (MemoryError, ValueError):  # ValueError: "array is too big" for NumPy itself
         gib = n_tokens * embedding_dim * np.dtype(dtype).itemsize / 2**30
         raise ValueError(
             f"X's largest token id is {n_tokens - 1}, so the embedding needs a table of "

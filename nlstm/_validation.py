@@ -46,8 +46,9 @@ def check_bool(value, name):
     return bool(value)
 
 
-def check_forget_bias(forget_bias, chrono_max):
-    """``forget_bias`` is a finite number or ``"chrono"`` (which needs ``chrono_max``)."""
+def check_forget_bias(forget_bias, chrono_max, dtype=np.float64):
+    """``forget_bias`` is a finite number that a ``dtype`` bias holds, or
+    ``"chrono"`` (which needs ``chrono_max``)."""
     if isinstance(forget_bias, str):
         check_choice(forget_bias, "forget_bias", {"chrono"})
         if chrono_max is None:
@@ -55,12 +56,19 @@ def check_forget_bias(forget_bias, chrono_max):
                              "scale to remember, usually the longest sequence length)")
         check_float(chrono_max, "chrono_max", min_val=1)
         return forget_bias
-    return check_float(forget_bias, "forget_bias")
+    forget_bias = check_float(forget_bias, "forget_bias")
+    limit = float(np.finfo(dtype).max) / 2  # the bias is this plus a small random start
+    if abs(forget_bias) > limit:
+        raise ValueError(f"forget_bias={forget_bias!r} is beyond what a {np.dtype(dtype).name} "
+                         f"bias can hold (|forget_bias| <= {limit:.3g}); forget biases of "
+                         f"1 to 5 are usual")
+    return forget_bias
 
 
-def as_float_array(x, name, dtype, ndim=None):
+def as_float_array(x, name, dtype, ndim=None, check_finite=True):
     """Convert to a C-contiguous float array of ``dtype``, rejecting non-numbers,
-    complex numbers, wrong ``ndim`` and NaN/inf."""
+    complex numbers, wrong ``ndim`` and (unless ``check_finite`` is False, for
+    arrays whose padding the caller checks: `finite_within_lengths`) NaN/inf."""
     try:
         arr = np.asarray(x)
     except Exception as exc:  # ragged nested lists and the like
@@ -76,13 +84,30 @@ def as_float_array(x, name, dtype, ndim=None):
         raise TypeError(f"{name} must hold numbers, got dtype {arr.dtype}")
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"{name} must be a {ndim}-d array, got shape {arr.shape}")
-    if not np.isfinite(arr).all():
+    if check_finite and not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or infinity")
     return cast_within_range(arr, dtype, name)
 
 
+def finite_within_lengths(arr, lengths, name):
+    """``arr`` (B, T, ...) if every value within each row's length is finite,
+    raising a ValueError naming ``name`` otherwise. Values past a row's length
+    are ignored, as a packed sequence ignores them: non-finite ones there are
+    replaced by zeros in a copy (a NaN times a zero gradient would still be
+    NaN in the weight-gradient products)."""
+    bad = ~np.isfinite(arr)
+    if not bad.any():
+        return arr
+    rows, steps = np.nonzero(bad.reshape(bad.shape[0], bad.shape[1], -1).any(axis=2))
+    inside = steps < lengths[rows]
+    if inside.any():
+        raise ValueError(f"{name} contains NaN or infinity (first at [{rows[inside][0]}, "
+                         f"{steps[inside][0]}], within that sequence's length)")
+    return np.where(bad, np.zeros((), arr.dtype), arr)
+
+
 def cast_within_range(arr, dtype, name):
-    """``arr`` (finite numbers) as a C-contiguous array of ``dtype``.
+    """``arr`` (numbers) as a C-contiguous array of ``dtype``.
 
     Raises ``ValueError`` where a value is too large for ``dtype``: NumPy casts
     float64 values beyond float32's range (about 3.4e38) to infinity, which the
@@ -91,10 +116,11 @@ def cast_within_range(arr, dtype, name):
     with np.errstate(over="ignore"):  # reported below, naming the array
         out = np.ascontiguousarray(arr, dtype=dtype)
     if arr.dtype.kind == "f" and out.dtype.itemsize < arr.dtype.itemsize and arr.size \
-            and not np.isfinite(out).all():
+            and not np.isfinite(out).all() and np.isfinite(arr[~np.isfinite(out)]).any():
         raise ValueError(
             f"{name} holds values too large for {out.dtype} (largest magnitude "
-            f"{np.abs(arr).max():.3g}, {out.dtype} holds up to {np.finfo(out.dtype).max:.3g}); "
+            f"{np.abs(arr[np.isfinite(arr)]).max():.3g}, {out.dtype} holds up to "
+            f"{np.finfo(out.dtype).max:.3g}); "
             f"scale {name}, or use dtype='float64'")
     return out
 
@@ -112,4 +138,4 @@ def check_lengths(lengths, batch_size, n_steps):
     if arr.min() < 1 or arr.max() > n_steps:
         raise ValueError(f"lengths must lie in [1, {n_steps}] (the number of timesteps), "
                          f"got values in [{arr.min()}, {arr.max()}]")
-    return np.ascontiguousarray(arr, dtype=np.int64)
+    return np.array(arr, dtype=np.int64, order="C")  # a copy: the caller may change theirs

@@ -26,8 +26,8 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 # process's start (measured after sklearn.base).
 
 from . import _losses
-from ._data import (check_token_ids, input_form, pad_sequence_list, pad_targets, unpad,
-                    valid_steps)
+from ._data import (check_token_ids, holds_sequences, input_form, pad_sequence_list,
+                    pad_targets, unpad, valid_steps)
 from ._device import check_device
 from ._network import SequenceNetwork
 from ._threads import kernel_threads
@@ -39,8 +39,10 @@ PREDICT_BATCH = 1024  # sequences per forward pass in predict
 
 def _step_weights(weights, lengths):
     """One weight per valid timestep, in `valid_steps` order, from one per
-    sequence (None stays None)."""
-    return None if weights is None else np.repeat(weights, lengths)
+    sequence ``(n,)`` or per timestep ``(n, T)`` (None stays None)."""
+    if weights is None:
+        return None
+    return np.repeat(weights, lengths) if weights.ndim == 1 else valid_steps(weights, lengths)
 
 
 def _mean_and_scale(values, weights):
@@ -70,27 +72,36 @@ def _mean_and_scale(values, weights):
     return mean, scale
 
 
-def _restore_on_error(method):
-    """Leave the estimator exactly as it was if ``method`` raises: its
-    attributes are put back, with the contents of the two things training
-    changes in place, the lists ``loss_curve_`` and ``validation_scores_``
-    (copied first) and the random generator ``_rng`` (its state). Whatever
-    else a method changes in place it must put back itself."""
+def _transaction(method):
+    """Run a training call on a working copy of the estimator, and put the
+    copy's attributes in place only when it returns.
+
+    A call that fails (bad input, a diverging fit, an interrupt) leaves the
+    estimator exactly as it was, and threads predicting meanwhile never see a
+    half-built state: the estimator's attributes change in one step, at the
+    end. The copy shares the attribute values; what training changes in place
+    is copied first (the lists ``loss_curve_`` and ``validation_scores_``;
+    `_fit` trains copies of the network and the optimizer), except the random
+    generator ``_rng``, whose state is put back on failure (predictions never
+    read it)."""
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        before = {name: value.copy() if isinstance(value, list) else value
-                  for name, value in self.__dict__.items()}
-        rng = before.get("_rng")
+        work = object.__new__(type(self))
+        work.__dict__.update(self.__dict__)
+        for name in ("loss_curve_", "validation_scores_"):
+            if name in work.__dict__:
+                work.__dict__[name] = list(work.__dict__[name])
+        rng = self.__dict__.get("_rng")
         rng_state = None if rng is None else rng.get_state()
         try:
-            return method(self, *args, **kwargs)
+            method(work, *args, **kwargs)
         except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(before)
             if rng is not None:
                 rng.set_state(rng_state)
             raise
+        self.__dict__ = work.__dict__
+        return self
 
     return wrapper
 
@@ -181,6 +192,10 @@ class _BaseLSTM(BaseEstimator):
             if form == "table" and self._input_form_ != "table":
                 # a model fit on sequences reads the rows of a table as equal-length sequences
                 X, form = list(check_array(X, dtype="numeric", input_name="X")), "list"
+            elif form == "list" and self._input_form_ == "table":
+                # the rows of the table fit on are one-feature sequences: so are these,
+                # if they have the table's number of steps (checked below)
+                form = "table"
             elif form != self._input_form_ and self._input_form_ == "table":
                 raise ValueError(
                     f"X was a {self._describe_form(self._input_form_)} at fit, but a "
@@ -193,6 +208,13 @@ class _BaseLSTM(BaseEstimator):
             try:
                 X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
             except ValueError as error:
+                if not reset and "inhomogeneous" in str(error):  # sequences of several lengths
+                    raise ValueError(
+                        f"X holds sequences of several lengths, but {type(self).__name__} was "
+                        f"fit on a 2-d X, whose {self.n_features_in_} columns are the timesteps "
+                        f"of one-feature sequences, fixed at fit. To predict sequences of "
+                        f"other lengths, fit on a 3-d array (n, T, 1) or a list of "
+                        f"sequences") from None
                 if reset or "features as input" not in str(error):
                     raise
                 # scikit-learn's message about the column count, then what columns are here
@@ -239,18 +261,18 @@ class _BaseLSTM(BaseEstimator):
         return {"table": "2-d array (its columns are timesteps)", "sequences": "3-d array",
                 "list": "list of sequences"}[form]
 
-    def _sequence_targets(self, y, lengths, form):
-        """Per-timestep targets, padded to (n, T, ...) for return_sequences."""
-        if form == "list":
-            if isinstance(y, np.ndarray) and y.dtype != object:
-                y = list(y)
-            if len(y) != len(lengths):
-                raise ValueError(f"X has {len(lengths)} sequences but y has {len(y)} target sequences")
-            y = pad_targets(y, lengths)
+    @staticmethod
+    def _sequence_targets(y, lengths):
+        """Per-timestep targets padded to (n, T[, k]): from one array per
+        sequence (a list, an object array or a Series; ragged or not), or from
+        an array of that shape (values past each sequence's length ignored)."""
+        if holds_sequences(y):
+            return pad_targets(y, lengths)
         y = np.asarray(y)
         if y.ndim < 2 or y.shape[0] != len(lengths) or y.shape[1] != lengths.max():
             raise ValueError(f"with return_sequences=True, y must have one target per timestep: "
-                             f"shape ({len(lengths)}, {lengths.max()}[, n_outputs]), got {y.shape}")
+                             f"shape ({len(lengths)}, {lengths.max()}[, n_outputs]) or one "
+                             f"sequence of targets per sequence of X, got shape {y.shape}")
         return y
 
     # ------------------------------------------------------------------
@@ -292,7 +314,7 @@ class _BaseLSTM(BaseEstimator):
             return AdamOptimizer(params, self.learning_rate_init)
         return SGDOptimizer(params, self.learning_rate_init, self.momentum)
 
-    @_restore_on_error
+    @_transaction
     def fit(self, X, y, sample_weight=None):
         """Fit the model to sequences X and targets y.
 
@@ -314,17 +336,43 @@ class _BaseLSTM(BaseEstimator):
         """
         return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
-    @staticmethod
-    def _check_weights(sample_weight, n):
-        """Sample weights rescaled to mean 1, (n,) float64, or None."""
+    def _check_weights(self, sample_weight, lengths):
+        """Validated sample weights (float64, non-negative, finite), or None:
+        ``(n,)``, one a sequence, or with ``return_sequences`` also one a
+        timestep, ``(n, T)`` or a list of ``(T_i,)`` arrays (zero past each
+        length)."""
         if sample_weight is None:
             return None
-        weights = _check_sample_weight(sample_weight, np.empty((n, 0)), dtype=np.float64,
-                                       ensure_non_negative=True)
-        total = weights.sum()
-        if not total > 0:
+        n = len(lengths)
+        if self.return_sequences and (holds_sequences(sample_weight)
+                                      or np.ndim(sample_weight) == 2):
+            if holds_sequences(sample_weight):
+                sample_weight = pad_targets(sample_weight, lengths, name="sample_weight")
+            weights = check_array(sample_weight, dtype=np.float64, input_name="sample_weight")
+            if weights.shape != (n, lengths.max()):
+                raise ValueError(f"sample_weight per timestep must have shape "
+                                 f"({n}, {lengths.max()}), got {weights.shape}")
+            if weights.min() < 0:
+                raise ValueError("Negative values in data passed to sample_weight")
+            return np.where(np.arange(weights.shape[1]) < lengths[:, None], weights, 0.0)
+        return _check_sample_weight(sample_weight, np.empty((n, 0)), dtype=np.float64,
+                                    ensure_non_negative=True)
+
+    def _normalised_weights(self, weights, lengths):
+        """``weights`` rescaled to average 1 over what the loss averages: the
+        sequences, or with ``return_sequences`` their valid timesteps (so
+        weights given per sequence and the same given per step train alike),
+        so the learning rate means the same with and without them. Divided by
+        their largest first: weights near 1e308 or 5e-324 would overflow the
+        sum or its reciprocal, and results must not depend on the weights'
+        overall scale."""
+        if weights is None:
+            return None
+        valid = _step_weights(weights, lengths) if self.return_sequences else weights
+        peak = valid.max()
+        if not peak > 0:
             raise ValueError("Sample weights must contain at least one non-zero number")
-        return weights * (n / total)
+        return weights / peak * (valid.size / (valid / peak).sum())
 
     def _fit(self, X, y, incremental, classes=None, sample_weight=None):
         self._validate_params()
@@ -335,7 +383,7 @@ class _BaseLSTM(BaseEstimator):
         if continuing:
             self._check_network_unchanged()
         data, lengths, form = self._validate_X(X, reset=not continuing)
-        weights = self._check_weights(sample_weight, data.shape[0])
+        weights = self._normalised_weights(self._check_weights(sample_weight, lengths), lengths)
         Y = self._validate_targets(y, lengths, form, reset=not continuing, classes=classes,
                                    weights=weights)
         if Y.shape[0] != data.shape[0]:
@@ -343,7 +391,7 @@ class _BaseLSTM(BaseEstimator):
         if continuing:
             # training runs on copies of the network and the optimizer; the
             # copy shares the random generator (its dropout masks), as a new
-            # network does, and `_restore_on_error` puts the generator's state
+            # network does, and `_transaction` puts the generator's state
             # back if the call fails (a deep copy of it cost 0.3 ms: most of a
             # small partial_fit)
             rng = self._rng
@@ -376,6 +424,13 @@ class _BaseLSTM(BaseEstimator):
                             early_stopping=self.early_stopping and not incremental)
         finally:
             network.lstm.release_workspace()
+        # the loss and gradient are checked before each update; the last
+        # update itself can overflow (a huge learning rate)
+        if not all(np.isfinite(p).all() for p in network.params):
+            raise FloatingPointError(
+                f"the model's parameters became non-finite in the last update (epoch "
+                f"{self.n_iter_}); the model was left as it was before this call. Try a "
+                f"smaller learning_rate_init.")
         self.network_, self._optimizer, self._rng = network, optimizer, rng
         return self
 
@@ -482,7 +537,8 @@ class _BaseLSTM(BaseEstimator):
                 f"the training loss became non-finite (loss={loss}, gradient norm={norm}) in "
                 f"epoch {self.n_iter_ + 1}; the model was left as it was before this call. "
                 f"Try a smaller learning_rate_init, a clip_grad_norm, or scaled inputs.")
-        optimizer.update_params(params, grads)
+        with np.errstate(over="ignore", invalid="ignore"):  # checked at the end of the fit
+            optimizer.update_params(params, grads)
         return loss
 
     def _loss_and_grad(self, z, Y, lengths, weights=None):
@@ -636,7 +692,7 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
         """Standardised targets (n, k), or (n, T, k) with return_sequences
         (mean and scale weighted by the sample weights when given)."""
         if self.return_sequences:
-            y = self._sequence_targets(y, lengths, form)  # (n, T) or (n, T, k)
+            y = self._sequence_targets(y, lengths)  # (n, T) or (n, T, k)
             y = check_array(y.reshape(len(y), -1), dtype=np.float64,
                             input_name="y").reshape(y.shape)
             squeeze = y.ndim == 2
@@ -658,7 +714,7 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
             raise ValueError(f"y has {Y.shape[-1]} outputs, but the model was fit with {self.n_outputs_}")
         return ((Y - self._y_mean) / self._y_scale).astype(DTYPES[self.dtype])
 
-    @_restore_on_error
+    @_transaction
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over (X, y), continuing from the current weights.
 
@@ -697,11 +753,9 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
             return super().score(X, y, sample_weight=sample_weight)
         from sklearn.metrics import r2_score  # imported on use: see the top
         pred, lengths, form = self._predict_values(X)
-        y = np.asarray(self._sequence_targets(y, lengths, form), dtype=np.float64)
+        y = np.asarray(self._sequence_targets(y, lengths), dtype=np.float64)
         y = y[:, :, None] if y.ndim == 2 else y
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, pred)
-        return self._metric(r2_score, y, pred, lengths, sample_weight)
+        return self._metric(r2_score, y, pred, lengths, self._check_weights(sample_weight, lengths))
 
 
 class LSTMClassifier(ClassifierMixin, _BaseLSTM):
@@ -734,7 +788,7 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
         """Encoded targets: (n, 1) in {0, 1} for two classes, else one-hot (n, K);
         (n, T, .) with return_sequences."""
         if self.return_sequences:
-            y = np.asarray(self._sequence_targets(y, lengths, form))
+            y = np.asarray(self._sequence_targets(y, lengths))
             if y.ndim != 2:
                 raise ValueError(f"with return_sequences=True, y must hold one label per "
                                  f"timestep, shape (n, T), got {y.shape}")
@@ -769,7 +823,7 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
             Y = np.eye(len(self.classes_), dtype=bool)[index]
         return Y.astype(DTYPES[self.dtype])
 
-    @_restore_on_error
+    @_transaction
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch over (X, y), continuing from the current weights.
 
@@ -835,7 +889,6 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
             return super().score(X, y, sample_weight=sample_weight)
         from sklearn.metrics import accuracy_score  # imported on use: see the top
         pred, lengths, form = self._predict_labels(X)
-        y = np.asarray(self._sequence_targets(y, lengths, form))
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, pred)
-        return self._metric(accuracy_score, y, pred, lengths, sample_weight)
+        y = np.asarray(self._sequence_targets(y, lengths))
+        return self._metric(accuracy_score, y, pred, lengths,
+                            self._check_weights(sample_weight, lengths))

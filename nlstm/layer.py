@@ -16,7 +16,8 @@ from sklearn.utils import check_random_state
 from . import _init
 from ._threads import kernel_threads, launch_lock
 from ._validation import (CELLS, DTYPES, as_float_array, check_bool, check_choice,
-                          check_float, check_forget_bias, check_int, check_lengths)
+                          check_float, check_forget_bias, check_int, check_lengths,
+                          finite_within_lengths)
 from ._device import DEVICES, arrays_for, check_device, device_copies, kernels_for
 
 
@@ -87,9 +88,9 @@ class LSTM:
                           f"no effect with num_layers=1 (as in torch.nn.LSTM)", UserWarning,
                           stacklevel=2)
         self.cell = check_choice(cell, "cell", CELLS)
-        self.forget_bias = check_forget_bias(forget_bias, chrono_max)
-        self.chrono_max = chrono_max
         self.dtype = check_choice(dtype, "dtype", DTYPES)
+        self.forget_bias = check_forget_bias(forget_bias, chrono_max, DTYPES[self.dtype])
+        self.chrono_max = chrono_max
         self.device = check_choice(device, "device", DEVICES)
         check_device(self.device)
         self._np_dtype = DTYPES[self.dtype]
@@ -277,7 +278,7 @@ class LSTM:
     # forward
     # ------------------------------------------------------------------
     def _check_forward_args(self, x, lengths, initial_state, training):
-        x = as_float_array(x, "x", self._np_dtype, ndim=3)
+        x = as_float_array(x, "x", self._np_dtype, ndim=3, check_finite=False)
         B, T, F = x.shape
         if B == 0 or T == 0:
             raise ValueError(f"x must have at least one sequence and one timestep, got shape {x.shape}")
@@ -285,6 +286,7 @@ class LSTM:
             raise ValueError(f"x has {F} features per timestep, but this layer was built "
                              f"with input_size={self.input_size}")
         lengths = check_lengths(lengths, B, T)
+        x = finite_within_lengths(x, lengths, "x")
         check_bool(training, "training")
         state_shape = (self.num_layers * self.num_directions, B, self.hidden_size)
         if initial_state is None:
@@ -351,12 +353,12 @@ class LSTM:
         h0 = arrays.zeros(state_shape, dtype) if h0 is None else arrays.to_device(h0)
         if self.cell == "lstm":
             c0 = arrays.zeros(state_shape, dtype) if c0 is None else arrays.to_device(c0)
-        lengths = arrays.to_device(lengths)
+        host_lengths, lengths = lengths, arrays.to_device(lengths)
         layer_input = arrays.swap_leading_axes(arrays.to_device(x))  # (T, B, F)
         h_n = arrays.empty(state_shape, dtype)
         c_n = arrays.empty(state_shape, dtype) if self.cell == "lstm" else None
-        cache = {"lengths": lengths, "shape": (B, T), "layers": [],
-                 "dropout_masks": []}
+        cache = {"lengths_on_host": host_lengths, "lengths": lengths, "shape": (B, T),
+                 "layers": [], "dropout_masks": []}
         for k in range(self.num_layers):
             outputs, saved = [], []
             need_output = want_output or k < self.num_layers - 1
@@ -484,10 +486,12 @@ class LSTM:
             raise RuntimeError("backward needs a preceding forward call on this layer")
         B, T = self._cache["shape"]
         D, H = self.num_directions, self.hidden_size
-        d_output = as_float_array(d_output, "d_output", self._np_dtype, ndim=3)
+        d_output = as_float_array(d_output, "d_output", self._np_dtype, ndim=3,
+                                  check_finite=False)
         if d_output.shape != (B, T, D * H):
             raise ValueError(f"d_output must have the forward output's shape {(B, T, D * H)}, "
                              f"got {d_output.shape}")
+        d_output = finite_within_lengths(d_output, self._cache["lengths_on_host"], "d_output")
         state_shape = (self.num_layers * D, B, H)
         d_h_n = self._check_state_grad(d_h_n, "d_h_n", state_shape)
         if self.cell == "lstm":
