@@ -25,7 +25,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 # fit and predict use neither, and importing them cost 0.09-0.13 s of every
 # process's start (measured after sklearn.base).
 
-from . import _losses
+from . import _losses, persistence
 from ._data import (check_token_ids, holds_sequences, input_form, pad_sequence_list,
                     pad_targets, unpad, valid_steps)
 from ._device import check_device
@@ -70,6 +70,14 @@ def _mean_and_scale(values, weights):
         raise ValueError("y holds values too large to standardise in float64 (their mean or "
                          f"spread overflows; largest magnitude {np.abs(values).max():.3g}); scale y")
     return mean, scale
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _transaction(method):
@@ -553,23 +561,136 @@ class _BaseLSTM(BaseEstimator):
         return loss, d_z
 
     # ------------------------------------------------------------------
-    # persistence
+    # persistence (the file format is `nlstm.persistence`'s)
     # ------------------------------------------------------------------
+    # Fitted attributes a model file keeps, each with the check its stored
+    # value must pass; ``_SAVED_REQUIRED`` are those every fitted model has.
+    _SAVED_SCALARS = {
+        "n_features_in_": lambda v: _is_int(v) and v >= 1,
+        "n_tokens_": lambda v: _is_int(v) and v >= 1,
+        "n_outputs_": lambda v: _is_int(v) and v >= 1,
+        "_squeeze_output": lambda v: isinstance(v, bool),
+        "_input_form_": lambda v: v in ("table", "sequences", "list"),
+        "n_iter_": lambda v: _is_int(v) and v >= 0,
+        "best_loss_": lambda v: _is_real(v) and not math.isnan(v),
+        "best_validation_score_": lambda v: _is_real(v) and not math.isnan(v),
+        "loss_curve_": lambda v: isinstance(v, list) and all(_is_real(x) and math.isfinite(x)
+                                                             for x in v),
+        "validation_scores_": lambda v: isinstance(v, list) and all(
+            _is_real(x) and math.isfinite(x) for x in v),
+    }
+    _SAVED_ARRAYS = {
+        "classes_": lambda a: a.ndim == 1 and len(a) >= 2,
+        "feature_names_in_": lambda a: a.ndim == 1 and a.dtype.kind == "U",
+        "_y_mean": lambda a: a.ndim == 1 and a.dtype.kind == "f",
+        "_y_scale": lambda a: a.ndim == 1 and a.dtype.kind == "f" and (a > 0).all(),
+    }
+    _SAVED_REQUIRED = {"n_features_in_", "_input_form_", "n_iter_", "loss_curve_"}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        persistence.register(cls)
+
     def save(self, path):
         """Write the fitted model to ``path`` as a portable ``.npz`` file (atomic).
 
-        See `nlstm.persistence` for what is kept. Load it with `load`.
+        See `nlstm.persistence` for the format. Load it with `nlstm.load`.
         """
-        from .persistence import save
-        return save(self, path)
+        return persistence.save(self, path)
 
     @classmethod
     def load(cls, path):
         """Read a model written by `save`; it must be of this class."""
-        from .persistence import load
-        estimator = load(path)
+        estimator = persistence.load(path)
         if not isinstance(estimator, cls):
             raise ValueError(f"{path} holds a {type(estimator).__name__}, not a {cls.__name__}")
+        return estimator
+
+    def _saved_state(self):
+        """What a model file keeps: ``(header fields, arrays)`` (see `nlstm.persistence`)."""
+        params = self.get_params()
+        if not isinstance(params.get("random_state"), (int, type(None))):
+            params["random_state"] = None  # a RandomState object has no portable form
+        network = self.network_
+        fields = {
+            "params": params,
+            "fitted": {k: getattr(self, k) for k in self._SAVED_SCALARS if hasattr(self, k)},
+            "n_inputs": network.lstm.input_size,
+            "n_outputs": int(network.head_bias.shape[0]),
+        }
+        arrays = {f"param_{i}": p for i, p in enumerate(network.params)}
+        for name in self._SAVED_ARRAYS:
+            if hasattr(self, name):
+                value = np.asarray(getattr(self, name))
+                if value.dtype == object:
+                    value = value.astype(str) if name == "feature_names_in_" else value
+                    if value.dtype == object:
+                        raise TypeError(f"cannot save {name} of mixed types; use labels of one type")
+                arrays[f"fitted_{name}"] = value
+        return fields, arrays
+
+    @classmethod
+    def _from_saved_state(cls, header, arrays, path):
+        """Rebuild a model from a file's contents (`_saved_state`'s), checking
+        each value against what `_saved_state` writes.
+
+        Raises
+        ------
+        ValueError
+            For a parameter, fitted attribute or array `save` would not have written.
+        """
+        def corrupted(what):
+            return ValueError(f"{path} is corrupted: {what}")
+
+        unknown = set(header["params"]) - set(cls().get_params())
+        if unknown:
+            raise corrupted(f"unknown parameters {sorted(unknown)}")
+        estimator = cls(**header["params"])
+        try:
+            estimator._validate_params()
+        except (ValueError, TypeError) as error:
+            raise corrupted(f"a parameter is invalid: {error}") from None
+        fitted = header["fitted"]
+        for name, value in fitted.items():
+            if name not in cls._SAVED_SCALARS:
+                raise corrupted(f"unknown fitted attribute {name!r}")
+            if not cls._SAVED_SCALARS[name](value):
+                raise corrupted(f"fitted attribute {name!r} has the value {value!r}")
+            setattr(estimator, name, value)
+        for key, value in arrays.items():
+            if key.startswith("fitted_"):
+                name = key[len("fitted_"):]
+                if name not in cls._SAVED_ARRAYS or not cls._SAVED_ARRAYS[name](value):
+                    raise corrupted(f"unexpected fitted array {name!r} of shape {value.shape}")
+                setattr(estimator, name, value)
+        missing = cls._SAVED_REQUIRED - set(vars(estimator))
+        if estimator.embedding_dim is not None:
+            missing |= {"n_tokens_"} - set(vars(estimator))
+        if missing:
+            raise corrupted(f"fitted attributes {sorted(missing)} are missing")
+        rng = check_random_state(estimator.random_state)
+        # Built on the CPU: a model saved with device="cuda" must load on a machine
+        # without a GPU. Its `device` parameter is kept; the next fit/predict checks
+        # it (and names what is missing), and set_params(device="cpu") moves it.
+        try:
+            network = estimator._build_network(header["n_inputs"], header["n_outputs"],
+                                               np.ones(1, dtype=np.int64), rng, device="cpu")
+        except ValueError as error:
+            raise corrupted(f"its network cannot be built: {error}") from None
+        params = network.params
+        names = [f"param_{i}" for i in range(len(params))]
+        if {k for k in arrays if k.startswith("param_")} - set(names):
+            raise corrupted("it holds more parameter arrays than its network has")
+        stored = [arrays.get(name) for name in names]
+        for i, (target, value) in enumerate(zip(params, stored)):
+            if value is None or value.shape != target.shape or value.dtype.kind != "f":
+                raise corrupted(f"parameter {i} is missing or has the wrong shape")
+        for target, value in zip(params, stored):
+            target[...] = value
+        estimator.network_ = network
+        estimator._optimizer = estimator._make_optimizer(params)
+        estimator._rng = rng
+        estimator._no_improvement_count = 0
         return estimator
 
     # ------------------------------------------------------------------

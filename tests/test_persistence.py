@@ -121,3 +121,91 @@ def test_save_into_a_missing_folder_names_that_folder(models, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"no-such-folder' does not exist"):
         models["reg"][0].save(target)
     assert not target.parent.exists()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_saved_file_has_the_permissions_of_a_new_file_or_of_the_one_it_replaces(models,
+                                                                                tmp_path):
+    model, _ = models["reg"]
+    old_umask = os.umask(0o022)
+    try:
+        model.save(tmp_path / "new.npz")
+        assert (tmp_path / "new.npz").stat().st_mode & 0o777 == 0o644
+        os.umask(0o077)
+        model.save(tmp_path / "private.npz")
+        assert (tmp_path / "private.npz").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old_umask)
+    existing = tmp_path / "shared.npz"
+    existing.write_bytes(b"old")
+    existing.chmod(0o664)
+    model.save(existing)
+    assert existing.stat().st_mode & 0o777 == 0o664
+
+
+def test_os_errors_name_the_path_and_are_not_called_corruption(models, tmp_path, monkeypatch):
+    with pytest.raises(IsADirectoryError, match=str(tmp_path)):
+        nlstm.load(tmp_path)
+    path = models["reg"][0].save(tmp_path / "m.npz")
+
+    def denied(file, mode="r"):  # what open raises for a file of mode 0 (unless root)
+        raise PermissionError(13, "Permission denied", str(file))
+
+    monkeypatch.setattr(persistence, "open", denied, raising=False)
+    with pytest.raises(PermissionError, match="m.npz"):
+        nlstm.load(path)
+
+
+def test_a_npy_file_is_not_a_model(tmp_path):
+    np.save(tmp_path / "array.npy", np.zeros(3))
+    with pytest.raises(ValueError, match=r"not a readable nlstm model.*\.npy"):
+        nlstm.load(tmp_path / "array.npy")
+
+
+def _rewrite(path, target, edit):
+    with np.load(path, allow_pickle=False) as data:
+        contents = {k: data[k] for k in data.files}
+    header = json.loads(str(contents["header"]))
+    edit(header, contents)
+    contents["header"] = np.array(json.dumps(header))
+    np.savez(target, **contents)
+    return target
+
+
+def _set(section, key, value):
+    def edit(header, contents):
+        header[section][key] = value
+    return edit
+
+
+CRAFTED = [
+    ("unknown parameter", _set("params", "bogus", 1), "unknown parameters"),
+    ("invalid parameter", _set("params", "hidden_size", -3), "hidden_size"),
+    ("method as a fitted key", _set("fitted", "predict", 1), "unknown fitted attribute 'predict'"),
+    ("private fitted key", _set("fitted", "_rng", 1), "unknown fitted attribute '_rng'"),
+    ("fitted of the wrong type", _set("fitted", "n_features_in_", "2"), "n_features_in_"),
+    ("NaN loss", _set("fitted", "loss_curve_", [float("nan")]), "loss_curve_"),
+    ("missing fitted", lambda h, c: h["fitted"].pop("n_features_in_"), "missing"),
+    ("extra header field", lambda h, c: h.update(run="os.system"), "header has the fields"),
+    ("header field of the wrong type", lambda h, c: h.update(n_inputs="2"), "n_inputs"),
+    ("NaN parameter", lambda h, c: c["param_0"].__setitem__(0, np.nan), "NaN or infinity"),
+    ("infinite y scale", lambda h, c: c["fitted__y_scale"].__setitem__(0, np.inf),
+     "NaN or infinity"),
+    ("zero y scale", lambda h, c: c["fitted__y_scale"].__setitem__(0, 0.0), "_y_scale"),
+    ("extra array", lambda h, c: c.update(payload=np.zeros(2)), "'payload'"),
+    ("parameter of another shape", lambda h, c: c.update(param_0=np.zeros(3)), "parameter 0"),
+    ("extra parameter", lambda h, c: c.update(param_9=np.zeros(3)), "more parameter arrays"),
+    ("unknown class", lambda h, c: h.update({"class": "Popen"}), "unknown model class"),
+]
+
+
+@pytest.mark.parametrize("label,edit,match", CRAFTED, ids=[c[0] for c in CRAFTED])
+def test_crafted_files_are_refused(models, tmp_path, label, edit, match):
+    """The header and arrays are checked against what save writes: nothing
+    else is set on the estimator, and no value save could not have written
+    is trusted."""
+    model, _ = models["reg"]
+    path = model.save(tmp_path / "m.npz")
+    crafted = _rewrite(path, tmp_path / "crafted.npz", edit)
+    with pytest.raises(ValueError, match=match):
+        nlstm.load(crafted)
