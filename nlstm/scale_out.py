@@ -44,7 +44,11 @@ def _check_dask_array(X, name):
 
 
 def _partial_fit_block(model, X_block, y_block, classes, weight_block):
-    if classes is not None:
+    """``partial_fit`` on one block; a block whose weights are all zero has
+    nothing to teach and is passed over (``partial_fit`` would refuse it)."""
+    if weight_block is not None and not np.any(np.asarray(weight_block) > 0):
+        return model
+    if classes is not None:  # every call may repeat them; the first needs them
         model.partial_fit(X_block, y_block, classes=classes, sample_weight=weight_block)
     else:
         model.partial_fit(X_block, y_block, sample_weight=weight_block)
@@ -71,7 +75,8 @@ def partial_fit_blocks(estimator, X, y, *, sample_weight=None, classes=None, epo
         Weights per sequence (or per timestep with ``return_sequences``),
         sent with each block to ``partial_fit``. As there, they are rescaled
         to average 1 within each call, so they weigh samples against the
-        others of the same block, not against other blocks.
+        others of the same block, not against other blocks. A block whose
+        weights are all 0 is passed over.
     classes : array-like, optional
         All class labels (classifiers only). If omitted for an unfitted
         classifier they are computed from ``y`` with one pass over it.
@@ -123,8 +128,10 @@ def partial_fit_blocks(estimator, X, y, *, sample_weight=None, classes=None, epo
         for k in order:
             result = dask.delayed(_partial_fit_block, pure=False)(
                 result, x_blocks[k], y_blocks[k], classes, weight_blocks[k])
-            classes = None  # partial_fit takes the classes on the first call only
-    return result.compute()
+    model = result.compute()
+    if not hasattr(model, "n_features_in_"):
+        raise ValueError("every block's sample weights are 0: there was nothing to train on")
+    return model
 
 
 def _apply_block(X_block, estimator, method):

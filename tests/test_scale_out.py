@@ -152,3 +152,43 @@ def test_bad_inputs_raise_before_any_work(data):
         predict_blocks(model, dX, method="transform")
     with pytest.raises(TypeError, match="no predict_proba"):
         predict_blocks(model, dX, method="predict_proba")
+
+
+def test_partial_fit_blocks_passes_over_a_block_whose_weights_are_all_zero(client, data):
+    X, y = data
+    weights = np.ones(len(y))
+    weights[80:160] = 0.0  # the second block teaches nothing
+    dX, dy = da.from_array(X, chunks=(80, 12, 2)), da.from_array(y, chunks=80)
+    trained = partial_fit_blocks(LSTMRegressor(hidden_size=8, batch_size=16, random_state=0),
+                                 dX, dy, sample_weight=da.from_array(weights, chunks=80),
+                                 shuffle_blocks=False)
+    expected = LSTMRegressor(hidden_size=8, batch_size=16, random_state=0)
+    for start in (0, 160):
+        expected.partial_fit(X[start:start + 80], y[start:start + 80])
+    np.testing.assert_array_equal(trained.predict(X), expected.predict(X))
+    first_zero = weights.copy()
+    first_zero[:80], first_zero[80:] = 0.0, 1.0  # and a classifier's first block too
+    clf = partial_fit_blocks(LSTMClassifier(hidden_size=8, random_state=0), dX,
+                             da.from_array((y > 0).astype(int), chunks=80),
+                             sample_weight=da.from_array(first_zero, chunks=80),
+                             shuffle_blocks=False)
+    assert clf.classes_.tolist() == [0, 1]
+    with pytest.raises(ValueError, match="every block's sample weights are 0"):
+        partial_fit_blocks(LSTMRegressor(hidden_size=8), dX, dy,
+                           sample_weight=da.zeros(len(y), chunks=80))
+
+
+def test_partial_fit_blocks_takes_per_timestep_weights_for_return_sequences(client, data):
+    X, _ = data
+    y = X[:, :, 0].cumsum(axis=1)
+    weights = np.random.default_rng(2).uniform(0, 2, size=y.shape)
+    dX, dy = da.from_array(X, chunks=(80, 12, 2)), da.from_array(y, chunks=(80, 12))
+    params = dict(hidden_size=8, batch_size=16, return_sequences=True, random_state=0)
+    trained = partial_fit_blocks(LSTMRegressor(**params), dX, dy,
+                                 sample_weight=da.from_array(weights, chunks=(80, 12)),
+                                 shuffle_blocks=False)
+    expected = LSTMRegressor(**params)
+    for start in range(0, 240, 80):
+        rows = slice(start, start + 80)
+        expected.partial_fit(X[rows], y[rows], sample_weight=weights[rows])
+    np.testing.assert_array_equal(trained.predict(X), expected.predict(X))
