@@ -1,6 +1,7 @@
 """Thread control around kernel launches.
 
-Three rules from ``DESIGN.md`` section 2, kept in one place:
+Three rules (``docs/design.md``, "Parallelism and determinism" and "The
+threading layer"), kept in one place:
 
 * BLAS runs single-threaded while Numba's threads run kernels that call it
   (a multi-threaded BLAS inside ``prange`` oversubscribes the cores). The limit
@@ -10,9 +11,10 @@ Three rules from ``DESIGN.md`` section 2, kept in one place:
   ``threadpool_limits`` re-reads the process's loaded libraries each time,
   about 1 ms per call, which is most of a small ``predict``.
 * ``n_jobs`` sets Numba's thread count for one call and restores it afterwards.
-* Numba's default ``workqueue`` threading layer aborts the process when two
-  Python threads launch parallel kernels at once, so launches are serialised by
-  a process-wide lock. Each launch already uses every core it was given.
+* Launches are serialised by a process-wide lock: each already uses every
+  core it was given, and Numba's ``workqueue`` layer (where it runs; see
+  `nlstm.kernels.threading_layer` for which layer does) aborts the process
+  when two Python threads launch parallel kernels at once.
 """
 import contextlib
 import threading

@@ -334,9 +334,11 @@ class _BaseLSTM(BaseEstimator):
             One target per sequence, or per timestep with ``return_sequences``.
         sample_weight : array-like of shape (n,), optional
             Weight of each sequence in the loss (with ``return_sequences``, of
-            each of its timesteps); non-negative, not all zero. They are
-            rescaled to average 1, so the learning rate means the same with
-            and without them.
+            each of its timesteps; there also one weight per timestep, an
+            ``(n, T)`` array or a list of ``(T_i,)`` arrays); non-negative, not
+            all zero. They are rescaled to average 1 over what the loss
+            averages (sequences, or valid timesteps), so the learning rate
+            means the same with and without them.
 
         Returns
         -------
@@ -736,15 +738,7 @@ class _BaseLSTM(BaseEstimator):
         return metric(true, pred, sample_weight=weights)
 
 
-class LSTMRegressor(RegressorMixin, _BaseLSTM):
-    """LSTM regression of one value (or several) per sequence or per timestep.
-
-    A linear head on the last valid hidden state (or on every step with
-    ``return_sequences=True``) trained on squared error. Targets are
-    standardised internally; predictions are in the original units and
-    ``loss_curve_`` is on the standardised scale.
-
-    Parameters
+_PARAMETERS_DOC = '''    Parameters
     ----------
     hidden_size : int, default=64
         Units per LSTM layer and direction.
@@ -791,7 +785,18 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
     dtype : {"float32", "float64"}, default="float32"
     device : {"cpu", "cuda"}, default="cpu"
 
-    Attributes
+'''
+
+
+class LSTMRegressor(RegressorMixin, _BaseLSTM):
+    """LSTM regression of one value (or several) per sequence or per timestep.
+
+    A linear head on the last valid hidden state (or on every step with
+    ``return_sequences=True``) trained on squared error. Targets are
+    standardised internally; predictions are in the original units and
+    ``loss_curve_`` is on the standardised scale.
+
+%(parameters)s    Attributes
     ----------
     n_features_in_ : int
         Columns of a 2-d X (timesteps), else features per timestep.
@@ -888,11 +893,7 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
     The classic sentiment model, embedding -> 2-layer LSTM with dropout ->
     sigmoid, is ``LSTMClassifier(embedding_dim=..., num_layers=2, dropout=...)``.
 
-    Parameters
-    ----------
-    Same as `LSTMRegressor`.
-
-    Attributes
+%(parameters)s    Attributes
     ----------
     classes_ : ndarray
         The class labels, sorted.
@@ -1013,3 +1014,8 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
         y = np.asarray(self._sequence_targets(y, lengths))
         return self._metric(accuracy_score, y, pred, lengths,
                             self._check_weights(sample_weight, lengths))
+
+
+for _estimator in (LSTMRegressor, LSTMClassifier):
+    if _estimator.__doc__:  # None under python -OO
+        _estimator.__doc__ %= {"parameters": _PARAMETERS_DOC}

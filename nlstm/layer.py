@@ -107,6 +107,14 @@ class LSTM:
         self._resident = None  # (flat, named views) on the device, inside `resident`
         self.d_initial_state = None
 
+    def __repr__(self):
+        defaults = {"num_layers": 1, "bidirectional": False, "dropout": 0.0, "cell": "lstm",
+                    "forget_bias": 1.0, "chrono_max": None, "dtype": "float32",
+                    "device": "cpu"}
+        changed = [f"{name}={getattr(self, name)!r}" for name, default in defaults.items()
+                   if getattr(self, name) != default]
+        return f"LSTM({', '.join([str(self.input_size), str(self.hidden_size)] + changed)})"
+
     # ------------------------------------------------------------------
     # parameters
     # ------------------------------------------------------------------

@@ -8,7 +8,7 @@ GEMMs). The inference sweep keeps nothing per step: it reads and writes the
 layer's batch-first arrays directly, each row copied into its step GEMM's input
 anyway, so prediction makes no time-major or reversed copies.
 
-Parallelism (see ``DESIGN.md`` section 2):
+Parallelism (see ``docs/design.md``):
 
 * each kernel is a block function ``(k, r0, r1, *args)`` for one block of
   rows, and ``blocks.run_blocks`` runs all blocks in one parallel region
