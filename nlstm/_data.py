@@ -84,7 +84,10 @@ def check_token_ids(ids, name="X"):
     smallest, largest = ids.min(), ids.max()
     if smallest < 0:
         raise ValueError(f"{name} must hold non-negative token ids, got {smallest}")
-    if largest > _INT64_MAX or (kind == "f" and largest >= 2.0 ** 63):
+    # compared in the ids' own dtype (NumPy 1 compares uint64 with int as float64)
+    beyond = (largest > np.uint64(_INT64_MAX) if kind == "u" and ids.dtype.itemsize == 8
+              else kind == "f" and largest >= 2.0 ** 63)
+    if beyond:
         largest = int(largest) if kind in "iu" else f"{largest:.6g}"
         raise ValueError(f"{name} holds token id {largest}, beyond the largest id an "
                          f"embedding can have ({_INT64_MAX}); map the tokens to consecutive "

@@ -354,10 +354,9 @@ class _BaseLSTM(BaseEstimator):
         if sample_weight is None:
             return None
         n = len(lengths)
-        if self.return_sequences and (holds_sequences(sample_weight)
-                                      or np.ndim(sample_weight) == 2):
-            if holds_sequences(sample_weight):
-                sample_weight = pad_targets(sample_weight, lengths, name="sample_weight")
+        if self.return_sequences and holds_sequences(sample_weight):  # one array a sequence
+            sample_weight = pad_targets(sample_weight, lengths, name="sample_weight")
+        if self.return_sequences and np.ndim(sample_weight) == 2:  # one weight a timestep
             weights = check_array(sample_weight, dtype=np.float64, input_name="sample_weight")
             if weights.shape != (n, lengths.max()):
                 raise ValueError(f"sample_weight per timestep must have shape "
