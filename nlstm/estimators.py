@@ -685,7 +685,7 @@ class _BaseLSTM(BaseEstimator):
         stored = [arrays.get(name) for name in names]
         for i, (target, value) in enumerate(zip(params, stored)):
             if value is None or value.shape != target.shape or value.dtype.kind != "f":
-                raise corrupted(f"parameter {i} is missing or has the wrong shape")
+                raise corrupted(f"parameter {i} is missing or has the wrong shape or dtype")
         for target, value in zip(params, stored):
             target[...] = value
         estimator.network_ = network

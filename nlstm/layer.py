@@ -361,12 +361,12 @@ class LSTM:
         h0 = arrays.zeros(state_shape, dtype) if h0 is None else arrays.to_device(h0)
         if self.cell == "lstm":
             c0 = arrays.zeros(state_shape, dtype) if c0 is None else arrays.to_device(c0)
-        host_lengths, lengths = lengths, arrays.to_device(lengths)
+        lengths = arrays.to_device(lengths)
         layer_input = arrays.swap_leading_axes(arrays.to_device(x))  # (T, B, F)
         h_n = arrays.empty(state_shape, dtype)
         c_n = arrays.empty(state_shape, dtype) if self.cell == "lstm" else None
-        cache = {"lengths_on_host": host_lengths, "lengths": lengths, "shape": (B, T),
-                 "layers": [], "dropout_masks": []}
+        cache = {"lengths": lengths, "shape": (B, T), "layers": [],
+                 "dropout_masks": []}
         for k in range(self.num_layers):
             outputs, saved = [], []
             need_output = want_output or k < self.num_layers - 1
@@ -499,7 +499,8 @@ class LSTM:
         if d_output.shape != (B, T, D * H):
             raise ValueError(f"d_output must have the forward output's shape {(B, T, D * H)}, "
                              f"got {d_output.shape}")
-        d_output = finite_within_lengths(d_output, self._cache["lengths_on_host"], "d_output")
+        d_output = finite_within_lengths(d_output, self.arrays.to_host(self._cache["lengths"]),
+                                         "d_output")
         state_shape = (self.num_layers * D, B, H)
         d_h_n = self._check_state_grad(d_h_n, "d_h_n", state_shape)
         if self.cell == "lstm":
