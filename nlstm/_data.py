@@ -95,42 +95,55 @@ def check_token_ids(ids, name="X"):
     return ids.astype(np.int64)
 
 
+def check_sequence_list(X, dtype="numeric"):
+    """The sequences of a ``"list"``-form X, each read by scikit-learn's
+    ``check_array`` (named ``X[i]``) and checked here: ``(T_i,)`` or
+    ``(T_i, F)`` with ``T_i >= 1`` and ``F >= 1``, one ``F`` for all.
+
+    Returns
+    -------
+    sequences : list of ndarray, each as given (a 1-d one stays 1-d)
+    n_features : int
+    """
+    if len(X) == 0:
+        raise ValueError("X holds no sequences (0 samples); at least 1 is required")
+    sequences = []
+    for i, seq in enumerate(X):
+        arr = check_array(seq, ensure_2d=False, dtype=dtype, ensure_min_samples=0,
+                          input_name=f"X[{i}]")
+        if arr.ndim not in (1, 2):
+            raise ValueError(f"X[{i}] must be a (T_i, F) or (T_i,) array, got shape {arr.shape}")
+        if arr.ndim == 2 and arr.shape[1] == 0:
+            raise ValueError(f"X[{i}] has 0 features; at least 1 is required")
+        if arr.shape[0] == 0:
+            raise ValueError(f"X[{i}] is an empty sequence; every sequence needs >= 1 timestep")
+        sequences.append(arr)
+    n_features = {1 if s.ndim == 1 else s.shape[1] for s in sequences}
+    if len(n_features) > 1:
+        raise ValueError(f"all sequences in X must have the same number of features, "
+                         f"got {sorted(n_features)}")
+    return sequences, n_features.pop()
+
+
 def pad_sequence_list(X, dtype, tokens):
-    """Validate a list of sequences and pad it.
+    """Validate a list of sequences (`check_sequence_list`) and pad it.
 
     Returns
     -------
     data : ndarray, (n, T_max, F) float, or (n, T_max) int64 ids when ``tokens``
     lengths : ndarray, (n,) int64
     """
-    if len(X) == 0:
-        raise ValueError("X holds no sequences (0 samples); at least 1 is required")
+    sequences, n_features = check_sequence_list(X)
     seqs = []
-    for i, seq in enumerate(X):
-        arr = check_array(seq, ensure_2d=False, dtype="numeric", ensure_min_samples=0,
-                          input_name=f"X[{i}]")
+    for i, arr in enumerate(sequences):
         if tokens:
             if arr.ndim != 1:
                 raise ValueError(f"X[{i}] must be a 1-d sequence of token ids, got shape {arr.shape}")
-            arr = check_token_ids(arr, f"X[{i}]")
+            seqs.append(check_token_ids(arr, f"X[{i}]"))
         else:
-            if arr.ndim == 1:
-                arr = arr[:, None]
-            if arr.ndim != 2:
-                raise ValueError(f"X[{i}] must be a (T_i, F) or (T_i,) array, got shape {arr.shape}")
-            if arr.shape[1] == 0:
-                raise ValueError(f"X[{i}] has 0 features; at least 1 is required")
-            arr = cast_within_range(arr, dtype, f"X[{i}]")
-        if arr.shape[0] == 0:
-            raise ValueError(f"X[{i}] is an empty sequence; every sequence needs >= 1 timestep")
-        seqs.append(arr)
-    if not tokens:
-        n_features = {s.shape[1] for s in seqs}
-        if len(n_features) > 1:
-            raise ValueError(f"all sequences in X must have the same number of features, "
-                             f"got {sorted(n_features)}")
+            seqs.append(cast_within_range(arr.reshape(len(arr), -1), dtype, f"X[{i}]"))
     lengths = np.array([len(s) for s in seqs], dtype=np.int64)
-    shape = (len(seqs), lengths.max()) + (() if tokens else (seqs[0].shape[1],))
+    shape = (len(seqs), lengths.max()) + (() if tokens else (n_features,))
     data = np.zeros(shape, dtype=np.int64 if tokens else dtype)
     for i, s in enumerate(seqs):
         data[i, :len(s)] = s

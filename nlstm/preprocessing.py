@@ -12,7 +12,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_array
 from sklearn.utils.validation import FLOAT_DTYPES, check_is_fitted, validate_data
 
-from ._data import input_form
+from ._data import check_sequence_list, input_form
 
 
 class SequenceScaler(TransformerMixin, BaseEstimator):
@@ -128,20 +128,8 @@ class SequenceScaler(TransformerMixin, BaseEstimator):
             n_features = step_features = X.shape[2]
             sequences = [X]
         else:
-            if len(X) == 0:
-                raise ValueError("X holds no sequences (0 samples); at least 1 is required")
-            sequences = [check_array(s, ensure_2d=False, dtype=FLOAT_DTYPES, ensure_min_samples=0,
-                                     input_name=f"X[{i}]") for i, s in enumerate(X)]
-            widths = set()
-            for i, s in enumerate(sequences):
-                if s.ndim not in (1, 2) or s.shape[0] == 0:
-                    raise ValueError(f"X[{i}] must be a non-empty (T_i, F) or (T_i,) array, "
-                                     f"got shape {s.shape}")
-                widths.add(1 if s.ndim == 1 else s.shape[1])
-            if len(widths) > 1:
-                raise ValueError(f"all sequences in X must have the same number of features, "
-                                 f"got {sorted(widths)}")
-            n_features = step_features = widths.pop()
+            sequences, n_features = check_sequence_list(X, dtype=FLOAT_DTYPES)
+            step_features = n_features
         if reset:
             if form != "table":
                 self.n_features_in_ = n_features

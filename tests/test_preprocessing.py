@@ -83,7 +83,7 @@ def test_constant_feature_and_options():
 
 @pytest.mark.parametrize("bad, match", [
     ([np.ones((3, 2)), np.ones((4, 3))], "same number of features"),
-    ([np.ones((0, 2))], "non-empty"),
+    ([np.ones((0, 2))], "X\\[0\\] is an empty sequence"),
     ([], "0 samples"),
     ([np.array([[1.0, np.nan]])], "NaN"),
     (np.ones(5), "1-d array"),
