@@ -44,7 +44,8 @@ print(json.dumps(peak - start))
 
 
 def peak_growth_mib(lib, config):
-    out = subprocess.run([sys.executable, "-c", CHILD.format(here=str(HERE), config=config, lib=lib)],
+    child = CHILD.format(here=str(HERE), config=config, lib=lib)
+    out = subprocess.run([sys.executable, "-c", child],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 

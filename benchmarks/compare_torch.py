@@ -197,8 +197,9 @@ def main():
           f"{min(peaks):.0f}-{max(peaks):.0f} GFLOP/s; medians of {repeats} alternated runs\n")
     extra = (" nlstm CPU train | nlstm CPU predict | GPU vs CPU predict |"
              if args.device == "cuda" else "")
-    print("| B | T | F | H | N | train s/epoch nlstm | torch | speed-up | predict s nlstm | torch | "
-          "speed-up | fwd GFLOP/s (% peak) | fwd+bwd GFLOP/s (% peak) | GEMM peak GFLOP/s |" + extra)
+    print("| B | T | F | H | N | train s/epoch nlstm | torch | speed-up | predict s nlstm "
+          "| torch | speed-up | fwd GFLOP/s (% peak) | fwd+bwd GFLOP/s (% peak) "
+          "| GEMM peak GFLOP/s |" + extra)
     print("|" + "---|" * (14 + 3 * bool(extra)))
     for (B, T, F, H, N), peak, m in rows:
         fwd = forward_flops(B, T, F, H, N)
@@ -208,7 +209,8 @@ def main():
         cells = (f" {m[('nlstm-cpu', 'train')]:.4f} | {m[('nlstm-cpu', 'predict')]:.4f} | "
                  f"{m['gpu_vs_cpu']:.1e} |" if extra else "")
         print(f"| {B} | {T} | {F} | {H} | {N} | {tr_n:.4f} | {tr_t:.4f} | {tr_t / tr_n:.2f}x | "
-              f"{pr_n:.4f} | {pr_t:.4f} | {pr_t / pr_n:.2f}x | {g_fwd:.1f} ({100 * g_fwd / peak:.0f}%) | "
+              f"{pr_n:.4f} | {pr_t:.4f} | {pr_t / pr_n:.2f}x | "
+              f"{g_fwd:.1f} ({100 * g_fwd / peak:.0f}%) | "
               f"{g_train:.1f} ({100 * g_train / peak:.0f}%) | {peak:.0f} |" + cells, flush=True)
 
 if __name__ == "__main__":

@@ -14,9 +14,9 @@ against the baselines, with a sample). ``--quick`` runs a reduced version.
 import argparse
 import time
 import warnings
+from pydoc_data.topics import topics
 
 import numpy as np
-from pydoc_data.topics import topics
 
 from nlstm import LSTMClassifier
 
@@ -77,7 +77,8 @@ def sample(model, alphabet, index, seed, length, temperature, rng):
     return "".join(alphabet[i] for i in ids[len(seed):]).replace(RARE, "?")
 
 
-QUICK = dict(n_chars=40_000, epochs=2, hidden_size=64, sample_length=80)  # the reduced run: --quick, and the tests
+# the reduced run: --quick, and the tests
+QUICK = dict(n_chars=40_000, epochs=2, hidden_size=64, sample_length=80)
 
 
 def run(n_chars=300_000, epochs=15, hidden_size=128, sample_length=300,

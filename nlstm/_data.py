@@ -37,7 +37,7 @@ def holds_sequences(obj):
     item is not a single number, or a 1-d object array or Series."""
     if isinstance(obj, (list, tuple)):
         return len(obj) == 0 or not _is_scalar(obj[0])
-    return getattr(obj, "ndim", None) == 1 and getattr(obj, "dtype", None) == object
+    return getattr(obj, "ndim", None) == 1 and getattr(obj, "dtype", None) == np.dtype(object)
 
 
 def input_form(X):
@@ -138,7 +138,8 @@ def pad_sequence_list(X, dtype, tokens):
     for i, arr in enumerate(sequences):
         if tokens:
             if arr.ndim != 1:
-                raise ValueError(f"X[{i}] must be a 1-d sequence of token ids, got shape {arr.shape}")
+                raise ValueError(f"X[{i}] must be a 1-d sequence of token ids, "
+                                 f"got shape {arr.shape}")
             seqs.append(check_token_ids(arr, f"X[{i}]"))
         else:
             seqs.append(cast_within_range(arr.reshape(len(arr), -1), dtype, f"X[{i}]"))

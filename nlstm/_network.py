@@ -17,7 +17,6 @@ from ._device import device_copies
 from ._threads import launch_lock
 from .layer import LSTM
 
-
 # Values of the embedding table drawn per call of the random generator (whole rows):
 # the float64 draws take about 8 MiB at a time, whatever the table's size.
 _EMBEDDING_DRAW_VALUES = 1 << 20

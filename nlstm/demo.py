@@ -61,7 +61,8 @@ def _plot(clf, X_test, y_test, pred, output):
     try:
         import matplotlib
     except ImportError:
-        raise SystemExit("the demo's plot needs matplotlib: pip install 'nlstm[examples]'")
+        raise SystemExit(
+            "the demo's plot needs matplotlib: pip install 'nlstm[examples]'") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -24,10 +24,16 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 # (scores, early stopping's split), as scikit-learn's own mixins do: a plain
 # fit and predict use neither, and importing them cost 0.09-0.13 s of every
 # process's start (measured after sklearn.base).
-
 from . import _losses, persistence
-from ._data import (check_token_ids, holds_sequences, input_form, pad_sequence_list,
-                    pad_targets, unpad, valid_steps)
+from ._data import (
+    check_token_ids,
+    holds_sequences,
+    input_form,
+    pad_sequence_list,
+    pad_targets,
+    unpad,
+    valid_steps,
+)
 from ._device import check_device
 from ._network import SequenceNetwork
 from ._threads import kernel_threads
@@ -68,7 +74,8 @@ def _mean_and_scale(values, weights):
             scale = peak * np.sqrt(np.average((deviations / peak) ** 2, axis=0, weights=weights))
     if not (np.isfinite(mean).all() and np.isfinite(scale).all()):
         raise ValueError("y holds values too large to standardise in float64 (their mean or "
-                         f"spread overflows; largest magnitude {np.abs(values).max():.3g}); scale y")
+                         "spread overflows; largest magnitude "
+                         f"{np.abs(values).max():.3g}); scale y")
     return mean, scale
 
 
@@ -239,7 +246,8 @@ class _BaseLSTM(BaseEstimator):
                                  "array (n, T) or a list of 1-d arrays, not a 3-d array")
             X = check_array(X, allow_nd=True, dtype=[np.float64, np.float32], input_name="X")
             if X.shape[1] == 0 or X.shape[2] == 0:
-                raise ValueError(f"X must have at least 1 timestep and 1 feature, got shape {X.shape}")
+                raise ValueError("X must have at least 1 timestep and 1 feature, "
+                                 f"got shape {X.shape}")
             data = cast_within_range(X, dtype, "X")
         else:
             data, lengths = pad_sequence_list(X, dtype, tokens)
@@ -387,7 +395,8 @@ class _BaseLSTM(BaseEstimator):
         self._validate_params()
         check_device(self.device)
         if y is None:
-            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+            raise ValueError(f"{type(self).__name__} requires y to be passed, "
+                             "but the target y is None")
         continuing = hasattr(self, "network_") and (incremental or self.warm_start)
         if continuing:
             self._check_network_unchanged()
@@ -396,7 +405,8 @@ class _BaseLSTM(BaseEstimator):
         Y = self._validate_targets(y, lengths, form, reset=not continuing, classes=classes,
                                    weights=weights)
         if Y.shape[0] != data.shape[0]:
-            raise ValueError(f"X and y have different numbers of samples: {data.shape[0]} and {Y.shape[0]}")
+            raise ValueError("X and y have different numbers of samples: "
+                             f"{data.shape[0]} and {Y.shape[0]}")
         if continuing:
             # training runs on copies of the network and the optimizer; the
             # copy shares the random generator (its dropout masks), as a new
@@ -506,7 +516,8 @@ class _BaseLSTM(BaseEstimator):
             self.best_loss_ = min(self.best_loss_, epoch_loss)
             self._no_improvement_count = 0 if improved else self._no_improvement_count + 1
             if self.verbose:
-                val = f", validation score = {self.validation_scores_[-1]:.4f}" if early_stopping else ""
+                val = (f", validation score = {self.validation_scores_[-1]:.4f}"
+                       if early_stopping else "")
                 print(f"Epoch {self.n_iter_}: loss = {epoch_loss:.6f}{val}, "
                       f"{time.perf_counter() - start:.2f}s", flush=True)
             if self._no_improvement_count >= self.n_iter_no_change:
@@ -517,7 +528,8 @@ class _BaseLSTM(BaseEstimator):
         else:
             if n_epochs > 1:
                 warnings.warn(f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached "
-                              f"and the optimization hasn't converged yet.", ConvergenceWarning)
+                              f"and the optimization hasn't converged yet.", ConvergenceWarning,
+                              stacklevel=2)
         if early_stopping and best_params is not None:
             for p, best in zip(network.params, best_params):
                 network.arrays.assign(p, best)
@@ -626,7 +638,8 @@ class _BaseLSTM(BaseEstimator):
                 if value.dtype == object:
                     value = value.astype(str) if name == "feature_names_in_" else value
                     if value.dtype == object:
-                        raise TypeError(f"cannot save {name} of mixed types; use labels of one type")
+                        raise TypeError(f"cannot save {name} of mixed types; "
+                                        "use labels of one type")
                 arrays[f"fitted_{name}"] = value
         return fields, arrays
 
@@ -826,7 +839,8 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
         else:
             y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
             if y.ndim not in (1, 2):
-                raise ValueError(f"y must be 1-d or 2-d (n_samples, n_outputs), got shape {y.shape}")
+                raise ValueError("y must be 1-d or 2-d (n_samples, n_outputs), "
+                                 f"got shape {y.shape}")
             squeeze = y.ndim == 1
             Y = flat = y[:, None] if squeeze else y
         if reset:
@@ -836,7 +850,8 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
             self._y_mean, scale = _mean_and_scale(flat, flat_weights)
             self._y_scale = np.where(scale > 0, scale, 1.0)
         elif Y.shape[-1] != self.n_outputs_:
-            raise ValueError(f"y has {Y.shape[-1]} outputs, but the model was fit with {self.n_outputs_}")
+            raise ValueError(f"y has {Y.shape[-1]} outputs, but the model was fit with "
+                             f"{self.n_outputs_}")
         return ((Y - self._y_mean) / self._y_scale).astype(DTYPES[self.dtype])
 
     @_transaction
@@ -989,7 +1004,8 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
     def _predict_labels(self, X):
         """Predicted labels (n,) or (n, T), with lengths and form."""
         z, lengths, form = self._raw_predict(X)
-        return self.classes_[self._probabilities(z.astype(np.float64)).argmax(axis=-1)], lengths, form
+        labels = self.classes_[self._probabilities(z.astype(np.float64)).argmax(axis=-1)]
+        return labels, lengths, form
 
     def predict(self, X):
         """Predicted labels: (n,), or per timestep with ``return_sequences``."""

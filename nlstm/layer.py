@@ -14,11 +14,20 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 from . import _init
-from ._threads import kernel_threads, launch_lock
-from ._validation import (CELLS, DTYPES, as_float_array, check_bool, check_choice,
-                          check_float, check_forget_bias, check_int, check_lengths,
-                          finite_within_lengths)
 from ._device import DEVICES, arrays_for, check_device, device_copies, kernels_for
+from ._threads import kernel_threads, launch_lock
+from ._validation import (
+    CELLS,
+    DTYPES,
+    as_float_array,
+    check_bool,
+    check_choice,
+    check_float,
+    check_forget_bias,
+    check_int,
+    check_lengths,
+    finite_within_lengths,
+)
 
 
 class LSTM:
@@ -289,7 +298,8 @@ class LSTM:
         x = as_float_array(x, "x", self._np_dtype, ndim=3, check_finite=False)
         B, T, F = x.shape
         if B == 0 or T == 0:
-            raise ValueError(f"x must have at least one sequence and one timestep, got shape {x.shape}")
+            raise ValueError("x must have at least one sequence and one timestep, "
+                             f"got shape {x.shape}")
         if F != self.input_size:
             raise ValueError(f"x has {F} features per timestep, but this layer was built "
                              f"with input_size={self.input_size}")
@@ -302,7 +312,8 @@ class LSTM:
         elif self.cell == "lstm":
             if not isinstance(initial_state, (tuple, list)) or len(initial_state) != 2:
                 raise TypeError("initial_state of an LSTM must be a tuple (h_0, c_0)")
-            h0, c0 = (self._check_state(s, n, state_shape) for s, n in zip(initial_state, ("h_0", "c_0")))
+            h0, c0 = (self._check_state(s, n, state_shape)
+                      for s, n in zip(initial_state, ("h_0", "c_0")))
         else:
             h0, c0 = self._check_state(initial_state, "h_0", state_shape), None
         return x, lengths, h0, c0

@@ -18,7 +18,8 @@ def signatures(f):
     return {
         "matmul": (kernels._matmul_kernel(str(f)).py_func, (a2, a2, v1, a2, boolean, boolean)),
         "column_sums": (kernels._column_sums_kernel(str(f)).py_func, (a2, v1)),
-        "reverse_within_lengths": (kernels._reverse_within_lengths_kernel.py_func, (c3, lengths, c3)),
+        "reverse_within_lengths": (kernels._reverse_within_lengths_kernel.py_func,
+                                   (c3, lengths, c3)),
         "zero_after_lengths": (kernels._zero_after_lengths_kernel.py_func, (c3, lengths)),
         "lstm_forward_sweep": (kernels._lstm_forward_sweep_kernel(str(f)).py_func,
                                (a2, lengths, c3, c3, c3)),
@@ -63,7 +64,7 @@ def compile_device_functions_without_a_driver():
     machine without this.)"""
     from numba.cuda import dispatcher
     try:
-        dispatcher.get_current_device().compute_capability
+        dispatcher.get_current_device().compute_capability  # noqa: B018 (raises without a GPU)
     except Exception:  # no driver or no device; the error types differ by version
 
         class TargetDevice:

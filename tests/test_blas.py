@@ -69,7 +69,8 @@ def test_kernels_use_the_openblas_wheel_when_installed_without_importing_it():
         return
     assert "scipy_openblas32" in routines()["source"]
     code = ("import sys, nlstm, nlstm.kernels.blas as b; "
-            "print('scipy_openblas32' in sys.modules, 'scipy_openblas32' in b.routines()['source'])")
+            "print('scipy_openblas32' in sys.modules, "
+            "'scipy_openblas32' in b.routines()['source'])")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.split() == ["False", "True"]

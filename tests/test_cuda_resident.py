@@ -29,7 +29,8 @@ def close(actual, expected, dtype):
 
 def public_functions(module):
     return {name for name, f in vars(module).items()
-            if inspect.isfunction(f) and not name.startswith("_") and f.__module__ == module.__name__}
+            if inspect.isfunction(f) and not name.startswith("_")
+            and f.__module__ == module.__name__}
 
 
 def test_same_function_names_and_signatures_as_the_cpu_module():
@@ -132,7 +133,8 @@ def test_dropout_masks_on_the_device(dtype):
     assert abs(kept - keep) < 4 * np.sqrt(keep * (1 - keep) / mask.size)  # 4 sigma
     # independent units: neighbours along every axis are uncorrelated
     for axis in range(3):
-        a, b = (np.moveaxis(mask > 0, axis, 0)[s].ravel() for s in (slice(1, None), slice(None, -1)))
+        along = np.moveaxis(mask > 0, axis, 0)
+        a, b = along[1:].ravel(), along[:-1].ravel()
         assert abs(np.corrcoef(a, b)[0, 1]) < 4 / np.sqrt(a.size)  # 4 sigma
     again = cuda_arrays.to_host(
         cuda_arrays.dropout_mask(shape, keep, np.random.RandomState(0), dtype))
@@ -246,7 +248,7 @@ def test_fits_with_every_option_match_the_cpu(case):
     else:
         X = rng.normal(size=(n, T, 2)).astype(dtype)
     if spec["estimator"] == "regressor":
-        y = rng.normal(size=(n, T)) if spec["params"].get("return_sequences") else rng.normal(size=n)
+        y = rng.normal(size=(n, T) if spec["params"].get("return_sequences") else n)
         make = LSTMRegressor
     else:
         y = np.arange(n) % spec.get("classes", 2)
@@ -307,6 +309,7 @@ def test_concurrent_predicts_on_one_gpu_model():
     """Residency swaps the network's arrays for device copies; two threads
     predicting with one model must both get the sequential answer."""
     from concurrency import results_from_threads
+
     from nlstm import LSTMRegressor
     rng = np.random.default_rng(6)
     X = rng.normal(size=(6, 2, 2)).astype(np.float32)
@@ -344,6 +347,7 @@ def test_a_gpu_model_keeps_no_device_array_between_calls(cell):
     partial_fit and predict the model holds host arrays only."""
     import copy
     import pickle
+
     from nlstm import LSTMRegressor
     rng = np.random.default_rng(7)
     X = rng.normal(size=(6, 3, 2)).astype(np.float32)

@@ -10,6 +10,7 @@ from sklearn.exceptions import NotFittedError
 
 from nlstm import LSTMClassifier, LSTMRegressor
 
+FIXTURE_OK = [HealthCheck.function_scoped_fixture]
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 rng = np.random.default_rng(0)
@@ -203,7 +204,7 @@ def test_embedding_table_is_drawn_in_chunks_with_the_bits_of_one_draw(monkeypatc
 finite = st.floats(-10, 10, allow_nan=False, width=32)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=FIXTURE_OK)
 @given(
     n=st.integers(1, 6), T=st.integers(1, 6), F=st.integers(1, 3),
     poison=st.sampled_from(["nan", "inf", "-inf", "none"]), data=st.data(),
@@ -226,7 +227,7 @@ def test_property_any_poisoned_X_is_rejected_and_clean_X_predicts(fitted, n, T, 
     assert pickle.dumps(reg) == before
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None, suppress_health_check=FIXTURE_OK)
 @given(lengths=st.lists(st.integers(0, 5), min_size=0, max_size=5), F=st.integers(1, 2))
 def test_property_ragged_lists_fit_or_fail_cleanly(fitted, lengths, F):
     """A ragged list fits exactly when every sequence has a step; a failed fit
@@ -260,8 +261,9 @@ def test_cuda_device_without_numba_cuda_names_what_is_missing(monkeypatch):
 
 def test_model_saved_for_cuda_loads_without_a_gpu(monkeypatch, tmp_path):
     """nlstm.load builds on the CPU; the saved device is checked at the next call."""
-    import nlstm
     from numba.core import config
+
+    import nlstm
     reg = LSTMRegressor(hidden_size=4, max_iter=1, random_state=0).fit(X3, Y_REG)
     expected = reg.predict(X3)
     path = nlstm.save(reg.set_params(device="cuda"), tmp_path / "model.npz")

@@ -6,6 +6,7 @@ import warnings
 import numba
 import numpy as np
 import pytest
+from concurrency import results_from_threads
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
@@ -13,7 +14,6 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from concurrency import results_from_threads
 from nlstm import LSTM, LSTMClassifier, LSTMRegressor
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -263,6 +263,7 @@ def test_blas_is_single_threaded_during_fit_and_predict_and_restored_after(monke
     of every BLAS (the kernels' and SciPy's) that each kernel call sees, and
     that the user's setting comes back."""
     from threadpoolctl import threadpool_info, threadpool_limits
+
     from nlstm.kernels import cpu
     from nlstm.kernels.blas import routines
 

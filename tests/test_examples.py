@@ -53,6 +53,7 @@ def test_char_generation_learns_and_samples_with_a_temperature(tmp_path):
 
 def test_char_generation_temperature_controls_randomness():
     import numpy as np
+
     from nlstm import LSTMClassifier
     example = load_example("char_generation")
     text = example.load_text()[:6_000]

@@ -3,10 +3,10 @@ import itertools
 
 import numpy as np
 import pytest
+from reference import reference_backward, reference_forward
 
 from nlstm import LSTM
 from nlstm._threads import kernel_threads
-from reference import reference_backward, reference_forward
 
 F, H, B, T = 3, 4, 5, 6
 RAGGED = np.array([6, 2, 5, 1, 3])

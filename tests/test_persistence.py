@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 import nlstm
-from nlstm import LSTMClassifier, LSTMRegressor
-from nlstm import persistence
+from nlstm import LSTMClassifier, LSTMRegressor, persistence
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 

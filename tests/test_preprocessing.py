@@ -1,4 +1,5 @@
-"""``SequenceScaler``: statistics over the valid timesteps, X's form kept, and a Pipeline before the estimators."""
+"""``SequenceScaler``: statistics over the valid timesteps, X's form kept, and a Pipeline
+before the estimators."""
 import warnings
 
 import numpy as np

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-import nlstm
 from nlstm import LSTM, LSTMClassifier, LSTMRegressor, SequenceScaler
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -62,7 +61,8 @@ def test_help_of_the_scaler_lists_its_parameters():
 
 def test_the_layer_has_a_repr_that_rebuilds_it():
     layer = LSTM(3, 16, num_layers=2, bidirectional=True, cell="rnn", dtype="float64")
-    assert repr(layer) == "LSTM(3, 16, num_layers=2, bidirectional=True, cell='rnn', dtype='float64')"
+    assert repr(layer) == ("LSTM(3, 16, num_layers=2, bidirectional=True, cell='rnn', "
+                           "dtype='float64')")
     assert repr(eval(repr(layer), {"LSTM": LSTM})) == repr(layer)
     assert repr(LSTM(1, 2)) == "LSTM(1, 2)"
 

@@ -5,10 +5,12 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils.estimator_checks import (check_methods_sample_order_invariance,
-                                            check_methods_subset_invariance,
-                                            check_sample_weight_equivalence_on_dense_data,
-                                            parametrize_with_checks)
+from sklearn.utils.estimator_checks import (
+    check_methods_sample_order_invariance,
+    check_methods_subset_invariance,
+    check_sample_weight_equivalence_on_dense_data,
+    parametrize_with_checks,
+)
 
 from nlstm import LSTMClassifier, LSTMRegressor
 

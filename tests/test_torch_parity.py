@@ -127,6 +127,7 @@ def test_weights_from_torch_give_torch_numbers():
 
 def test_fast_float32_activations_within_tolerance_of_torch():
     from numba import njit
+
     from nlstm.kernels.activations import sigmoid, tanh
 
     @njit

@@ -2,7 +2,6 @@
 import re
 
 import llvmlite.binding as llvm
-
 import numpy as np
 import pytest
 from numba import njit

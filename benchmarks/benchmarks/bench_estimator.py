@@ -57,7 +57,7 @@ class TorchRatio:
         try:
             import torch  # noqa: F401
         except ImportError:
-            raise NotImplementedError("torch is not installed")
+            raise NotImplementedError("torch is not installed") from None
         import sys
         from pathlib import Path
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

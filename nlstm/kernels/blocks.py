@@ -128,8 +128,9 @@ def _call_kernel(typingctx, kernel, block, bounds, args, failed):
         stored = cgutils.alloca_once_value(builder, args_value)
         unpacker = _unpacker(context, builder.module, args)
         kernel_types = [types.int64, types.int64, bounds, types.int64, failed]
-        values = [builder.ptrtoint(unpacker, _INT64), _as_int64(context, builder, block_value, block),
-                  bounds_value, builder.ptrtoint(stored, _INT64), failed_value]
+        values = [builder.ptrtoint(unpacker, _INT64),
+                  _as_int64(context, builder, block_value, block), bounds_value,
+                  builder.ptrtoint(stored, _INT64), failed_value]
         call_conv = context.call_conv
         kernel_type = call_conv.get_function_type(types.boolean, kernel_types)
         function = builder.inttoptr(_as_int64(context, builder, kernel_value, kernel),

@@ -68,7 +68,7 @@ row ``b`` is carried unchanged, so ``hs[T]`` holds the state at each row's last
 valid step, and in the backward sweep the gradient of the final state flows
 back unchanged to that step.
 """
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numba
 import numpy as np
@@ -331,7 +331,7 @@ def gate_panels(w_cat):
     return pack_panels(w_cat, _gate_column_scales(w_cat.shape[1], w_cat.dtype))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _gate_column_scales(width, dtype):
     """(4H,) 0.5 for the columns of gates i, f, o and 1 for g (read-only)."""
     H = width // 4

@@ -17,8 +17,15 @@ import math
 import numpy as np
 from numba import cuda
 
-from .cuda import (ELEMENTWISE, _blocks, _column_sums_kernel, _gemm, _on_device, _per_dtype,
-                   _to_device)
+from .cuda import (
+    ELEMENTWISE,
+    _blocks,
+    _column_sums_kernel,
+    _gemm,
+    _on_device,
+    _per_dtype,
+    _to_device,
+)
 
 REDUCE_THREADS = 4 * ELEMENTWISE  # partial sums of a reduction, summed in a fixed order
 

@@ -171,17 +171,17 @@ def _tile(rows):
             def array(array_type, value):
                 return context.make_array(array_type)(context, builder, value)
 
-            A, W, O = array(a, a_value), array(panels, panels_value), array(out, out_value)
+            A, W, Out = array(a, a_value), array(panels, panels_value), array(out, out_value)
             K = cgutils.unpack_tuple(builder, A.shape, 2)[1]
-            n_columns = cgutils.unpack_tuple(builder, O.shape, 2)[1]
+            n_columns = cgutils.unpack_tuple(builder, Out.shape, 2)[1]
             lda = builder.sdiv(cgutils.unpack_tuple(builder, A.strides, 2)[0], const(itemsize))
-            ldc = builder.sdiv(cgutils.unpack_tuple(builder, O.strides, 2)[0], const(itemsize))
+            ldc = builder.sdiv(cgutils.unpack_tuple(builder, Out.strides, 2)[0], const(itemsize))
             r0_ = context.cast(builder, r0_value, r0, types.int64)
             p_ = context.cast(builder, p_value, p, types.int64)
             column0 = builder.mul(p_, const(width))
             a_rows = builder.gep(A.data, [builder.mul(r0_, lda)])  # a[r0, 0]
             panel = builder.gep(W.data, [builder.mul(column0, K)])  # panels[p, 0, 0]
-            c_tile = builder.gep(O.data, [builder.add(builder.mul(r0_, ldc), column0)])
+            c_tile = builder.gep(Out.data, [builder.add(builder.mul(r0_, ldc), column0)])
             fma = cgutils.get_or_insert_function(
                 builder.module, ir.FunctionType(vector, [vector] * 3),
                 f"llvm.fma.{_vector_name(vector)}")
