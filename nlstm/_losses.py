@@ -15,10 +15,6 @@ def _mean(values):
     return float(values.sum()) / values.size
 
 
-def identity(z):
-    return z
-
-
 def squared_error_loss(z, y, weights=None):
     """Half mean squared error: ``0.5 * mean(w * (z - y)**2)``; z, y: (n, k),
     weights: (n,) per row or None (all 1)."""

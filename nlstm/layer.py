@@ -282,14 +282,8 @@ class LSTM:
         return state
 
     def __setstate__(self, state):
-        state = dict(state)
-        state.setdefault("_resident", None)  # pickled before GPU residency existed
-        old_views = state.pop("_params", None)  # pickled before the views were left out
         self.__dict__.update(state)
         self._params = self._named_views(self._flat, self._param_shapes())
-        if old_views is not None:  # they are what that model computed with
-            for name, view in self._params.items():
-                view[...] = old_views[name]
 
     # ------------------------------------------------------------------
     # forward

@@ -21,11 +21,11 @@ class _Optimizer:
     attributes that hold one array per parameter."""
 
     _state_names = ()
+    _device_arrays = None  # the array module of the device while `resident`
 
     @property
     def _arrays(self):
-        # pickles from before GPU residency have no "_device_arrays"
-        return getattr(self, "_device_arrays", None) or cpu_arrays
+        return self._device_arrays or cpu_arrays
 
     @contextmanager
     def resident(self, arrays):
