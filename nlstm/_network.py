@@ -10,6 +10,7 @@ and return device arrays (host arguments are copied up first). The array
 plumbing comes from `nlstm.kernels.cpu_arrays` or `.cuda_arrays`.
 """
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import numpy as np
 
@@ -20,6 +21,14 @@ from .layer import LSTM
 # Values of the embedding table drawn per call of the random generator (whole rows):
 # the float64 draws take about 8 MiB at a time, whatever the table's size.
 _EMBEDDING_DRAW_VALUES = 1 << 20
+
+
+class HeadActivations(NamedTuple):
+    """What a training `SequenceNetwork.forward` keeps for its backward (on the device)."""
+    data: object      # (B, T, F) inputs, or (B, T) token ids
+    lengths: object   # (B,) int64
+    features: object  # (B, D*H) or (B, T, D*H): the head's input, after dropout
+    mask: object      # the dropout mask on the features, or None
 
 
 def _embedding_table(rng, n_tokens, embedding_dim, dtype):
@@ -114,7 +123,7 @@ class SequenceNetwork:
             yield
             return
         with launch_lock():
-            if self.lstm._resident is not None:  # nested
+            if self.lstm.is_resident:  # nested
                 yield
                 return
             host = (self.embedding, self.head_weight, self.head_bias)
@@ -136,12 +145,7 @@ class SequenceNetwork:
     def weight_masks(self):
         """Per parameter: 1 where L2 applies (weights), 0 for biases. On the
         network's device."""
-        lstm_mask = np.zeros(self.lstm.flat_parameters.shape, self.dtype)
-        flat_views = self.lstm._named_views(lstm_mask, self.lstm._param_shapes())
-        for name, view in flat_views.items():
-            if name.startswith("weight"):
-                view[...] = 1
-        masks = [lstm_mask, np.ones(self.head_weight.shape, self.dtype),
+        masks = [self.lstm.weight_mask(), np.ones(self.head_weight.shape, self.dtype),
                  np.zeros(self.head_bias.shape, self.dtype)]
         if self.embedding is not None:
             masks.insert(0, np.ones(self.embedding.shape, self.dtype))
@@ -159,9 +163,9 @@ class SequenceNetwork:
         x = (arrays.embedding_lookup(self.embedding, data) if self.embedding is not None
              else data)  # (B, T, F)
         with launch_lock():
-            output, h_n, _ = self.lstm._forward(x, device_lengths, None, None, training,
-                                                keep_cache=training,
-                                                want_output=self.return_sequences)
+            output, h_n, _ = self.lstm.forward_on_device(x, device_lengths, None, None, training,
+                                                         keep_activations=training,
+                                                         want_output=self.return_sequences)
         D = self.lstm.num_directions
         if self.return_sequences:
             features = output  # (B, T, D*H)
@@ -173,9 +177,7 @@ class SequenceNetwork:
             features = arrays.multiply(features, mask)
         z = arrays.linear(features, self.head_weight, self.head_bias)
         if training:
-            B, T = x.shape[:2]
-            self._cache = dict(data=data, lengths=device_lengths, features=features, mask=mask,
-                               shape=(B, T, D * self.lstm.hidden_size))
+            self._cache = HeadActivations(data, device_lengths, features, mask)
         return z
 
     def backward(self, d_z):
@@ -185,9 +187,9 @@ class SequenceNetwork:
         cache = self._cache
         d_z = arrays.to_device(d_z)
         d_head_weight, d_head_bias, d_features = arrays.linear_grads(
-            cache["features"], d_z, self.head_weight)
-        if cache["mask"] is not None:
-            arrays.multiply_into(d_features, cache["mask"])
+            cache.features, d_z, self.head_weight)
+        if cache.mask is not None:
+            arrays.multiply_into(d_features, cache.mask)
         lstm = self.lstm
         if self.return_sequences:
             d_output, d_h_n = d_features, None
@@ -196,12 +198,12 @@ class SequenceNetwork:
             d_h_n = arrays.final_state_grad(d_features, lstm.num_layers * lstm.num_directions,
                                             lstm.num_directions)
         with launch_lock():
-            d_x, d_lstm = lstm._backward(d_output, d_h_n,
-                                         want_input_grad=self.embedding is not None)
+            d_x, d_lstm = lstm.backward_on_device(d_output, d_h_n,
+                                                  want_input_grad=self.embedding is not None)
         grads = [d_lstm, d_head_weight, d_head_bias]
         if self.embedding is not None:
-            grads.insert(0, arrays.embedding_grad(self.embedding.shape, cache["data"],
-                                                  cache["lengths"], d_x))
+            grads.insert(0, arrays.embedding_grad(self.embedding.shape, cache.data,
+                                                  cache.lengths, d_x))
         self._cache = None
-        lstm._cache = None
+        lstm.discard_activations()
         return grads

@@ -9,6 +9,7 @@ for training (prediction stays batch-first), and chains layers and directions.
 import math
 import warnings
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.utils import check_random_state
@@ -28,6 +29,25 @@ from ._validation import (
     check_lengths,
     finite_within_lengths,
 )
+
+
+@dataclass
+class DirectionActivations:
+    """What the forward sweep of one layer direction keeps for its backward,
+    on the layer's device, time-major."""
+    inputs: object        # (T, B, F) the sweep's input (reversed within lengths for d = 1)
+    hs: object            # (T+1, B, H) hidden states; hs[0] the initial state
+    cs: object = None     # (T+1, B, H) cell states (LSTM)
+    gates: object = None  # (T, B, 4H) activated gates i, f, g, o (LSTM)
+
+
+@dataclass
+class Activations:
+    """What a training `LSTM.forward_on_device` keeps for `LSTM.backward_on_device`."""
+    shape: tuple    # (B, T)
+    lengths: object  # (B,) int64, on the layer's device
+    layers: list = field(default_factory=list)  # [k][d]: DirectionActivations
+    dropout_masks: list = field(default_factory=list)  # [k]: mask on layer k's output, or None
 
 
 class LSTM:
@@ -265,6 +285,24 @@ class LSTM:
             array = self._workspace[key] = self.arrays.empty(shape, self._np_dtype)
         return array
 
+    @property
+    def is_resident(self):
+        """True inside a `resident` block on a GPU (the parameters are on the device)."""
+        return self._resident is not None
+
+    def weight_mask(self):
+        """(n_params,) 1 over the weights and 0 over the biases of `flat_parameters`,
+        on the host: where an L2 penalty applies."""
+        mask = np.zeros(self._flat.shape, self._np_dtype)
+        for name, view in self._named_views(mask, self._param_shapes()).items():
+            if name.startswith("weight"):
+                view[...] = 1
+        return mask
+
+    def discard_activations(self):
+        """Drop what the last training forward kept for backward."""
+        self._cache = None
+
     def release_workspace(self):
         """Free the working memory kept between calls (the estimators do this
         at the end of ``fit``); the next call allocates it again."""
@@ -346,17 +384,24 @@ class LSTM:
         arrays = self.arrays
         with kernel_threads(), launch_lock(), self.resident(write_back=False):
             output, h_n, c_n = (arrays.to_host(a) if a is not None else None for a in
-                                self._forward(x, lengths, h0, c0, training))
+                                self.forward_on_device(x, lengths, h0, c0, training))
         return output, ((h_n, c_n) if self.cell == "lstm" else h_n)
 
-    def _forward(self, x, lengths, h0, c0, training, keep_cache=True,
-                 want_output=True):
-        """Forward on validated arrays; ``h0``/``c0`` None mean zeros. Callers hold
-        `kernel_threads` and the launch lock. Returns output (B, T, D*H), h_n, c_n
-        on the layer's device; output is None unless ``want_output`` (callers
-        that only use the final state skip its batch-first copy). Host
-        arguments are copied to the device first (on the CPU: nothing to do)."""
-        if self.cell == "lstm" and not keep_cache and not training:
+    # ------------------------------------------------------------------
+    # the network's face: validated arrays, on the layer's device
+    # ------------------------------------------------------------------
+    def forward_on_device(self, x, lengths, h0, c0, training, keep_activations=True,
+                          want_output=True):
+        """Forward on validated arrays, for `nlstm._network` and `forward`.
+
+        ``h0``/``c0`` None mean zeros. Callers hold `kernel_threads` and the
+        launch lock. Returns output (B, T, D*H), h_n, c_n on the layer's
+        device; output is None unless ``want_output`` (callers that only use
+        the final state skip its batch-first copy). Host arguments are copied
+        to the device first (on the CPU: nothing to do). With
+        ``keep_activations`` the `Activations` for `backward_on_device` are kept.
+        """
+        if self.cell == "lstm" and not keep_activations and not training:
             return self._inference_forward(x, lengths, h0, c0, want_output)
         kernels = kernels_for(self.device)  # nlstm.kernels.cpu or .cuda
         arrays = self.arrays                # nlstm.kernels.cpu_arrays or .cuda_arrays
@@ -370,8 +415,7 @@ class LSTM:
         layer_input = arrays.swap_leading_axes(arrays.to_device(x))  # (T, B, F)
         h_n = arrays.empty(state_shape, dtype)
         c_n = arrays.empty(state_shape, dtype) if self.cell == "lstm" else None
-        cache = {"lengths": lengths, "shape": (B, T), "layers": [],
-                 "dropout_masks": []}
+        cache = Activations(shape=(B, T), lengths=lengths)
         for k in range(self.num_layers):
             outputs, saved = [], []
             need_output = want_output or k < self.num_layers - 1
@@ -382,19 +426,19 @@ class LSTM:
                     inputs = kernels.reverse_within_lengths(
                         layer_input, lengths, arrays.empty(layer_input.shape, dtype))
                 state = self._direction_forward(k, d, inputs, lengths, h0[idx],
-                                                None if c0 is None else c0[idx], keep_cache)
-                hs = state["hs"]
+                                                None if c0 is None else c0[idx],
+                                                keep_activations)
+                hs = state.hs
                 arrays.assign(h_n[idx], hs[T])
                 if c_n is not None:
-                    arrays.assign(c_n[idx], state["cs"][T])
+                    arrays.assign(c_n[idx], state.cs[T])
                 out = (kernels.zero_after_lengths(arrays.copy(hs[1:]), lengths)
                        if need_output else None)
                 if d == 1 and out is not None:
                     out = kernels.reverse_within_lengths(out, lengths,
                                                          arrays.empty(out.shape, dtype))
                 outputs.append(out)
-                state["inputs"] = inputs
-                saved.append(state if keep_cache else None)
+                saved.append(state if keep_activations else None)
             if not need_output:
                 layer_output = None
             elif D == 1:
@@ -405,12 +449,12 @@ class LSTM:
                 mask = arrays.dropout_mask(layer_output.shape, 1.0 - self.dropout, self._rng,
                                            dtype)
                 layer_output = arrays.multiply(layer_output, mask)
-                cache["dropout_masks"].append(mask)
+                cache.dropout_masks.append(mask)
             else:
-                cache["dropout_masks"].append(None)
-            cache["layers"].append(saved)
+                cache.dropout_masks.append(None)
+            cache.layers.append(saved)
             layer_input = layer_output
-        if keep_cache:
+        if keep_activations:
             self._cache = cache
         output = arrays.swap_leading_axes(layer_input) if want_output else None
         return output, h_n, c_n  # output: (B, T, D*H)
@@ -454,8 +498,8 @@ class LSTM:
                                          params[f"bias_hh_l{k}{suffix}"])
 
     def _direction_forward(self, k, d, inputs, lengths, h0, c0, keep=True):
-        """Sweep one layer direction. Returns the outputs and final state, and
-        with ``keep`` the activations backward needs."""
+        """Sweep one layer direction. Returns its `DirectionActivations` (kept
+        for backward with ``keep``: arrays reused from call to call)."""
         kernels = kernels_for(self.device)  # nlstm.kernels.cpu or .cuda
         arrays = self.arrays
         T, B, F = inputs.shape
@@ -470,9 +514,9 @@ class LSTM:
             arrays.assign(cs[0], c0)
             gates = empty(("gates", k, d), (T, B, G * H))  # (T, B, GH)
             kernels.lstm_forward_sweep(inputs, w_cat, lengths, hs, cs, gates)
-            return {"hs": hs, "cs": cs, "gates": gates}
+            return DirectionActivations(inputs, hs, cs, gates)
         kernels.rnn_forward_sweep(inputs, w_cat, lengths, hs)
-        return {"hs": hs}
+        return DirectionActivations(inputs, hs)
 
     # ------------------------------------------------------------------
     # backward
@@ -497,14 +541,14 @@ class LSTM:
         """
         if self._cache is None:
             raise RuntimeError("backward needs a preceding forward call on this layer")
-        B, T = self._cache["shape"]
+        B, T = self._cache.shape
         D, H = self.num_directions, self.hidden_size
         d_output = as_float_array(d_output, "d_output", self._np_dtype, ndim=3,
                                   check_finite=False)
         if d_output.shape != (B, T, D * H):
             raise ValueError(f"d_output must have the forward output's shape {(B, T, D * H)}, "
                              f"got {d_output.shape}")
-        d_output = finite_within_lengths(d_output, self.arrays.to_host(self._cache["lengths"]),
+        d_output = finite_within_lengths(d_output, self.arrays.to_host(self._cache.lengths),
                                          "d_output")
         state_shape = (self.num_layers * D, B, H)
         d_h_n = self._check_state_grad(d_h_n, "d_h_n", state_shape)
@@ -514,7 +558,8 @@ class LSTM:
             raise ValueError("d_c_n is only defined for cell='lstm'")
         arrays = self.arrays
         with kernel_threads(), launch_lock(), self.resident(write_back=False):
-            d_x, flat_grad = (arrays.to_host(a) for a in self._backward(d_output, d_h_n, d_c_n))
+            d_x, flat_grad = (arrays.to_host(a)
+                              for a in self.backward_on_device(d_output, d_h_n, d_c_n))
         self.d_initial_state = self._initial_state_grad_on_host()
         return d_x, self._named_views(flat_grad, self._param_shapes())
 
@@ -526,20 +571,23 @@ class LSTM:
             raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
         return arr
 
-    def _backward(self, d_output, d_h_n=None, d_c_n=None, want_input_grad=True):
-        """Backward on validated arrays (None: zero gradient, ``d_output``
-        included: a model using only the final state needs no (T, B, D*H)
-        array of zeros transposed and copied). Callers hold
-        `kernel_threads` and the launch lock. Returns ``d_x`` (B, T, F) and the
-        flat parameter gradient; ``d_x`` is None unless ``want_input_grad``
-        (a network whose inputs are data, not trained embeddings, skips the
-        first layer's input-gradient GEMM, as autograd does). Arrays are on
-        the layer's device (host arguments are copied there first)."""
+    def backward_on_device(self, d_output, d_h_n=None, d_c_n=None, want_input_grad=True):
+        """Backward on validated arrays, for `nlstm._network` and `backward`.
+
+        None means a zero gradient, ``d_output`` included: a model using only
+        the final state needs no (T, B, D*H) array of zeros transposed and
+        copied. Callers hold `kernel_threads` and the launch lock. Returns
+        ``d_x`` (B, T, F) and the flat parameter gradient; ``d_x`` is None
+        unless ``want_input_grad`` (a network whose inputs are data, not
+        trained embeddings, skips the first layer's input-gradient GEMM, as
+        autograd does). Arrays are on the layer's device (host arguments are
+        copied there first).
+        """
         kernels = kernels_for(self.device)  # nlstm.kernels.cpu or .cuda
         arrays = self.arrays                # nlstm.kernels.cpu_arrays or .cuda_arrays
         cache = self._cache
-        lengths = cache["lengths"]
-        B, T = cache["shape"]
+        lengths = cache.lengths
+        B, T = cache.shape
         D, H, dtype = self.num_directions, self.hidden_size, self._np_dtype
         state_shape = (self.num_layers * D, B, H)
         d_h_n = arrays.zeros(state_shape, dtype) if d_h_n is None else arrays.to_device(d_h_n)
@@ -566,7 +614,7 @@ class LSTM:
                     d_out = kernels.reverse_within_lengths(d_out, lengths,
                                                            arrays.empty(d_out.shape, dtype))
                 d_in = self._direction_backward(
-                    k, d, cache["layers"][k][d], d_out, d_h_n[idx],
+                    k, d, cache.layers[k][d], d_out, d_h_n[idx],
                     None if d_c_n is None else d_c_n[idx], lengths, grads, d_h0, d_c0,
                     need_d_input)
                 if not need_d_input:
@@ -575,8 +623,8 @@ class LSTM:
                     d_in = kernels.reverse_within_lengths(d_in, lengths,
                                                           arrays.empty(d_in.shape, dtype))
                 arrays.add_into(d_input, d_in)
-            if k > 0 and cache["dropout_masks"][k - 1] is not None:
-                arrays.multiply_into(d_input, cache["dropout_masks"][k - 1])
+            if k > 0 and cache.dropout_masks[k - 1] is not None:
+                arrays.multiply_into(d_input, cache.dropout_masks[k - 1])
             d_layer = d_input
         self.d_initial_state = (d_h0, d_c0) if self.cell == "lstm" else d_h0
         if d_layer is None:
@@ -589,26 +637,26 @@ class LSTM:
         (T, B, F), or None unless ``want_input_grad``."""
         kernels = kernels_for(self.device)  # nlstm.kernels.cpu or .cuda
         arrays = self.arrays
-        T, B, F = saved["inputs"].shape
+        T, B, F = saved.inputs.shape
         H, GH = self.hidden_size, self._n_gates * self.hidden_size
         suffix = "_reverse" if d == 1 else ""
         idx = k * self.num_directions + d
         params = self._kernel_params()
         w_hh = params[f"weight_hh_l{k}{suffix}"]
         w_ih = params[f"weight_ih_l{k}{suffix}"]
-        hs = saved["hs"]
+        hs = saved.hs
         # (T, B, GH) gradient of the gate pre-activations: the LSTM keeps it
         # only for the input gradient
         d_pre = (self._buffer("d_pre", (T, B, GH))
                  if want_input_grad or self.cell != "lstm" else None)
         if self.cell == "lstm":  # the sweep and the weight gradients in one
             d_w_ih, d_w_hh, d_b = kernels.lstm_backward(
-                d_out, d_h_n, d_c_n, w_hh, lengths, saved["cs"], saved["gates"],
-                saved["inputs"], hs, d_pre, d_h0[idx], d_c0[idx])
+                d_out, d_h_n, d_c_n, w_hh, lengths, saved.cs, saved.gates,
+                saved.inputs, hs, d_pre, d_h0[idx], d_c0[idx])
         else:
             kernels.rnn_backward_sweep(d_out, d_h_n, w_hh, lengths, hs, d_pre, d_h0[idx])
             d_w_ih, d_w_hh, d_b = kernels.weight_grads(
-                d_pre.reshape(T * B, GH), saved["inputs"].reshape(T * B, F),
+                d_pre.reshape(T * B, GH), saved.inputs.reshape(T * B, F),
                 hs[:-1].reshape(T * B, H))
         arrays.assign(grads[f"weight_ih_l{k}{suffix}"], d_w_ih)
         arrays.assign(grads[f"weight_hh_l{k}{suffix}"], d_w_hh)

@@ -9,6 +9,7 @@ from numba import boolean, cuda, float32, float64, int64
 
 from nlstm.kernels import cuda as kernels
 from nlstm.kernels import cuda_arrays as plumbing
+from nlstm.kernels import cuda_device as device
 
 
 def signatures(f):
@@ -16,8 +17,8 @@ def signatures(f):
     v1, c2, c3, a2 = f[::1], f[:, ::1], f[:, :, ::1], f[:, :]
     lengths = int64[::1]
     return {
-        "matmul": (kernels._matmul_kernel(str(f)).py_func, (a2, a2, v1, a2, boolean, boolean)),
-        "column_sums": (kernels._column_sums_kernel(str(f)).py_func, (a2, v1)),
+        "matmul": (device.matmul_kernel(str(f)).py_func, (a2, a2, v1, a2, boolean, boolean)),
+        "column_sums": (device.column_sums_kernel(str(f)).py_func, (a2, v1)),
         "reverse_within_lengths": (kernels._reverse_within_lengths_kernel.py_func,
                                    (c3, lengths, c3)),
         "zero_after_lengths": (kernels._zero_after_lengths_kernel.py_func, (c3, lengths)),
@@ -31,7 +32,7 @@ def signatures(f):
         "rnn_backward_sweep": (kernels._rnn_backward_sweep_kernel(str(f)).py_func,
                                (c3, a2, lengths, c3, c3, a2)),
         # nlstm.kernels.cuda_arrays: the array plumbing of device-resident training
-        "fill": (plumbing._fill_kernel.py_func, (v1, f)),
+        "fill": (device.fill_kernel.py_func, (v1, f)),
         "swap_leading_axes": (plumbing._swap_leading_axes_kernel.py_func, (c3, c3)),
         "copy_columns": (plumbing._copy_columns_kernel.py_func, (c3, int64, c3, int64, int64)),
         "stack_weights": (plumbing._stack_weights_kernel.py_func, (c2, c2, v1, v1, c2)),

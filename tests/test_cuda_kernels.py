@@ -4,12 +4,10 @@ In CI these run on Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``, set in
 ``conftest.py``); with ``NUMBA_ENABLE_CUDASIM=0`` on a machine with a GPU they
 run on the GPU. Tolerances: relative 1e-4 in float32, 1e-9 in float64.
 """
-import inspect
-
 import numpy as np
 import pytest
 
-from nlstm.kernels import cpu
+from nlstm.kernels import contracts, cpu
 
 cuda_kernels = pytest.importorskip("nlstm.kernels.cuda")
 
@@ -35,18 +33,8 @@ def random(rng, shape, dtype):
     return rng.uniform(-1, 1, shape).astype(dtype)
 
 
-# What the layer calls in a kernels module.
-KERNEL_API = ["matmul_rows", "weight_grads",
-              "reverse_within_lengths", "zero_after_lengths", "lstm_forward_sweep",
-              "lstm_inference_sweep", "lstm_backward_sweep", "lstm_backward", "rnn_forward_sweep",
-              "rnn_backward_sweep"]
-
-
-def test_same_function_names_and_signatures_as_the_cpu_module():
-    for name in KERNEL_API:
-        cpu_f = getattr(cpu, name)
-        cpu_args = list(inspect.signature(getattr(cpu_f, "py_func", cpu_f)).parameters)
-        assert list(inspect.signature(getattr(cuda_kernels, name)).parameters) == cpu_args, name
+def test_the_kernel_contract_with_the_cpu_modules_parameters():
+    assert contracts.missing(cuda_kernels, contracts.KERNELS, reference=cpu) == []
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

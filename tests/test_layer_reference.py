@@ -71,7 +71,7 @@ def test_dropout_between_layers_matches_reference_with_same_masks():
     layer = LSTM(F, H, 3, bidirectional=True, dropout=0.4, dtype="float64", random_state=3)
     x, _, _, d_out, _, _ = make_inputs(4, "lstm", 3, True)
     out, _ = layer.forward(x, lengths=RAGGED, training=True)
-    masks = layer._cache["dropout_masks"][:-1]
+    masks = layer._cache.dropout_masks[:-1]
     assert all(m is not None for m in masks)
     assert any((m == 0).any() for m in masks)  # something was dropped
     d_x, grads = layer.backward(d_out)
@@ -187,7 +187,7 @@ def test_skipping_the_input_gradient_leaves_parameter_gradients_unchanged(cell, 
     d_x, grads = layer.backward(d_out, d_h_n, d_c_n)
     expected = np.concatenate([grads[name].ravel() for name in grads])
     layer.forward(x, lengths=RAGGED)
-    d_none, flat = layer._backward(d_out, d_h_n, d_c_n, want_input_grad=False)
+    d_none, flat = layer.backward_on_device(d_out, d_h_n, d_c_n, want_input_grad=False)
     assert d_none is None
     assert d_x.shape == x.shape and np.abs(d_x).max() > 0
     np.testing.assert_array_equal(flat, expected)
@@ -209,11 +209,11 @@ def test_no_output_gradient_gives_the_bits_of_a_zero_one(cell, num_layers, bidir
     d_c_n = None if d_c_n is None else d_c_n.astype(dtype)
     layer.forward(x, lengths=RAGGED, initial_state=init)
     with kernel_threads():
-        d_x_zero, flat_zero = layer._backward(np.zeros_like(d_out), d_h_n, d_c_n)
+        d_x_zero, flat_zero = layer.backward_on_device(np.zeros_like(d_out), d_h_n, d_c_n)
     d_initial_zero = layer.d_initial_state
     layer.forward(x, lengths=RAGGED, initial_state=init)
     with kernel_threads():
-        d_x_none, flat_none = layer._backward(None, d_h_n, d_c_n)
+        d_x_none, flat_none = layer.backward_on_device(None, d_h_n, d_c_n)
     np.testing.assert_array_equal(flat_none, flat_zero)
     np.testing.assert_array_equal(d_x_none, d_x_zero)
     for got, want in zip(np.atleast_1d(layer.d_initial_state), np.atleast_1d(d_initial_zero)):
@@ -240,8 +240,8 @@ def test_prediction_path_gives_the_forward_results_bit_for_bit(num_layers, bidir
     out, (h_n, c_n) = layer.forward(x, lengths=lengths, initial_state=(h0, c0))
     for want_output in (True, False):
         with kernel_threads():
-            got_out, got_h, got_c = layer._forward(x, lengths, h0, c0, training=False,
-                                                   keep_cache=False, want_output=want_output)
+            got_out, got_h, got_c = layer.forward_on_device(x, lengths, h0, c0, training=False,
+                                                   keep_activations=False, want_output=want_output)
         if want_output:
             np.testing.assert_array_equal(got_out, out)
         else:
@@ -265,8 +265,8 @@ def assert_matches_reference_and_prediction_path(layer, x, lengths, d_out, bidir
         assert rel_err(grads[name], ref_grads[name]) < TOL["float64"], name
     x, lengths, h0, c0 = layer._check_forward_args(x, lengths, None, False)
     with kernel_threads():
-        got_out, got_h, got_c = layer._forward(x, lengths, h0, c0, training=False,
-                                               keep_cache=False, want_output=True)
+        got_out, got_h, got_c = layer.forward_on_device(x, lengths, h0, c0, training=False,
+                                               keep_activations=False, want_output=True)
     np.testing.assert_array_equal(got_out, out)
     np.testing.assert_array_equal(got_h, h_n)
     np.testing.assert_array_equal(got_c, c_n)

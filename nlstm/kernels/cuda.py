@@ -19,128 +19,17 @@ CUDA simulator: ``NUMBA_ENABLE_CUDASIM=1``); ``import nlstm`` never imports it.
 import math
 
 import numpy as np
-from numba import config, cuda, from_dtype
+from numba import config, cuda
 
-# The simulator runs every GPU thread as a Python thread: smaller blocks there
-# keep the CI checks quick (and make the GEMM loop over several tiles).
-TILE = 4 if config.ENABLE_CUDASIM else 16          # edge of the GEMM's square tiles
-ELEMENTWISE = 32 if config.ENABLE_CUDASIM else 128  # threads per element-wise block
-
-
-def _per_dtype(factory):
-    """Build ``factory(scalar)``'s kernel once per dtype, where ``scalar`` is
-    the NumPy scalar type (``np.float32``, ``np.float64``). Kernels make their
-    constants with it, so that float32 kernels do float32 arithmetic only (a
-    bare ``1.0`` is a float64 literal, which turns the whole expression into
-    float64 arithmetic on the GPU)."""
-    built = {}
-
-    def kernel_for(dtype):
-        dtype = np.dtype(dtype)
-        if dtype not in built:
-            built[dtype] = factory(dtype.type)
-        return built[dtype]
-
-    kernel_for.__doc__ = factory.__doc__
-    return kernel_for
-
-
-# --------------------------------------------------------------------------
-# Tiled GEMM: out = op(a) @ b (+ bias)
-# --------------------------------------------------------------------------
-@_per_dtype
-def _matmul_kernel(scalar):
-    """The tiled GEMM kernel ``out = op(a) @ b (+ bias)``."""
-    numba_type = from_dtype(np.dtype(scalar))
-
-    @cuda.jit
-    def kernel(a, b, bias, out, transpose_a, add_bias):
-        # a: (N, K), or (K, N) read as its transpose; b: (K, M); out: (N, M)
-        a_tile = cuda.shared.array((TILE, TILE), numba_type)
-        b_tile = cuda.shared.array((TILE, TILE), numba_type)
-        tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
-        row = cuda.blockIdx.y * TILE + ty
-        col = cuda.blockIdx.x * TILE + tx
-        n_rows, n_cols = out.shape[0], out.shape[1]
-        depth = b.shape[0]
-        acc = numba_type(0.0)
-        for k0 in range(0, depth, TILE):
-            ka, kb = k0 + tx, k0 + ty
-            if row < n_rows and ka < depth:
-                a_tile[ty, tx] = a[ka, row] if transpose_a else a[row, ka]
-            else:
-                a_tile[ty, tx] = 0.0
-            if col < n_cols and kb < depth:
-                b_tile[ty, tx] = b[kb, col]
-            else:
-                b_tile[ty, tx] = 0.0
-            cuda.syncthreads()
-            for k in range(TILE):
-                acc += a_tile[ty, k] * b_tile[k, tx]
-            cuda.syncthreads()
-        if row < n_rows and col < n_cols:
-            if add_bias:
-                acc += bias[col]
-            out[row, col] = acc
-
-    return kernel
-
-
-def _gemm(a, b, out, bias=None, transpose_a=False):
-    """``out[:] = op(a) @ b (+ bias)`` on device arrays."""
-    n_rows, n_cols = out.shape
-    grid = ((n_cols + TILE - 1) // TILE, (n_rows + TILE - 1) // TILE)
-    bias_arg = bias if bias is not None else out[0]  # unread when there is no bias
-    _matmul_kernel(out.dtype)[grid, (TILE, TILE)](
-        a, b, bias_arg, out, transpose_a, bias is not None)
-
-
-def _on_device(array):
-    """True for numba device arrays (real or simulated), False for NumPy arrays."""
-    return hasattr(array, "copy_to_host")
-
-
-def _to_device(array):
-    """``array`` on the GPU (a device array is returned as it is)."""
-    return array if _on_device(array) else cuda.to_device(np.ascontiguousarray(array))
-
-
-def _blocks(n):
-    return (n + ELEMENTWISE - 1) // ELEMENTWISE
-
-
-# --------------------------------------------------------------------------
-# Host/device edges
-# --------------------------------------------------------------------------
-class _Edges:
-    """Copies NumPy arguments to the device once and results back at the end."""
-
-    def __init__(self):
-        self._copy_back = []
-
-    def input(self, array):
-        return _to_device(array)
-
-    def input_or_zeros(self, array, shape, dtype):
-        """`input`, or for None device zeros of ``shape`` (the CPU kernels'
-        "no output gradient")."""
-        if array is None:
-            from .cuda_arrays import zeros  # a module that imports this one
-            return zeros(shape, dtype)
-        return self.input(array)
-
-    def output(self, array, read=False):
-        """A device array for ``array``; a host array is copied back by `finish`.
-        Its contents are copied in only if the kernels ``read`` them too."""
-        if _on_device(array):
-            return array
-        device = cuda.to_device(array) if read else cuda.device_array(array.shape, array.dtype)
-        self._copy_back.append((device, array))
-        return device
-
-    def finish(self):
-        for device, host in self._copy_back:
-            host[...] = device.copy_to_host()
+from .cuda_device import (
+    ELEMENTWISE,
+    Edges,
+    blocks_for,
+    column_sums_kernel,
+    gemm,
+    on_device,
+    per_dtype,
+)
 
 
 # --------------------------------------------------------------------------
@@ -151,35 +40,18 @@ def _project_inputs(x, w_cat, x_proj):
     x: (T, B, F) or (B, T, F), w_cat: (F + H + 1, GH) = ``[W_ih^T; W_hh^T; b]``,
     x_proj: (T, B, GH) or (B, T, GH), the same leading axes as x."""
     n0, n1, F = x.shape
-    _gemm(x.reshape(n0 * n1, F), w_cat[:F], x_proj.reshape(n0 * n1, x_proj.shape[2]),
+    gemm(x.reshape(n0 * n1, F), w_cat[:F], x_proj.reshape(n0 * n1, x_proj.shape[2]),
           bias=w_cat[w_cat.shape[0] - 1])
 
 
 def matmul_rows(a, b, out):
     """``out[:] = a @ b``: a (N, K), b (K, M), out (N, M)."""
-    edges = _Edges()
+    edges = Edges()
     d_out = edges.output(out)
-    _gemm(edges.input(a), edges.input(b), d_out)
+    gemm(edges.input(a), edges.input(b), d_out)
     edges.finish()
     return out
 
-
-@_per_dtype
-def _column_sums_kernel(scalar):
-    """Column sums, one thread per column, rows in order."""
-    zero = scalar(0)
-
-    @cuda.jit
-    def kernel(x, out):
-        # x: (N, M), out: (M,)
-        m = cuda.grid(1)
-        if m < out.shape[0]:
-            acc = zero
-            for r in range(x.shape[0]):
-                acc += x[r, m]
-            out[m] = acc
-
-    return kernel
 
 
 def weight_grads(d_pre, inputs, h_prev):
@@ -188,16 +60,16 @@ def weight_grads(d_pre, inputs, h_prev):
     Returns arrays of the kind given: NumPy for NumPy input, device arrays for
     device input.
     """
-    on_host = not _on_device(d_pre)
-    edges = _Edges()
+    on_host = not on_device(d_pre)
+    edges = Edges()
     d_pre, inputs, h_prev = edges.input(d_pre), edges.input(inputs), edges.input(h_prev)
     gh, dtype = d_pre.shape[1], d_pre.dtype
     d_w_ih = cuda.device_array((gh, inputs.shape[1]), dtype)  # (GH, K)
     d_w_hh = cuda.device_array((gh, h_prev.shape[1]), dtype)  # (GH, H)
     d_b = cuda.device_array(gh, dtype)                        # (GH,)
-    _gemm(d_pre, inputs, d_w_ih, transpose_a=True)            # d_pre^T @ inputs
-    _gemm(d_pre, h_prev, d_w_hh, transpose_a=True)            # d_pre^T @ h_prev
-    _column_sums_kernel(dtype)[_blocks(gh), ELEMENTWISE](d_pre, d_b)
+    gemm(d_pre, inputs, d_w_ih, transpose_a=True)            # d_pre^T @ inputs
+    gemm(d_pre, h_prev, d_w_hh, transpose_a=True)            # d_pre^T @ h_prev
+    column_sums_kernel(dtype)[blocks_for(gh), ELEMENTWISE](d_pre, d_b)
     if on_host:
         return d_w_ih.copy_to_host(), d_w_hh.copy_to_host(), d_b.copy_to_host()
     return d_w_ih, d_w_hh, d_b
@@ -218,10 +90,10 @@ def _reverse_within_lengths_kernel(x, lengths, out):
 
 def reverse_within_lengths(x, lengths, out):
     """``out[t, b] = x[lengths[b] - 1 - t, b]`` for ``t < lengths[b]``, else ``x[t, b]``."""
-    edges = _Edges()
+    edges = Edges()
     d_out = edges.output(out)
     T, B = x.shape[0], x.shape[1]
-    _reverse_within_lengths_kernel[_blocks(T * B), ELEMENTWISE](
+    _reverse_within_lengths_kernel[blocks_for(T * B), ELEMENTWISE](
         edges.input(x), edges.input(lengths), d_out)
     edges.finish()
     return out
@@ -240,10 +112,10 @@ def _zero_after_lengths_kernel(x, lengths):
 
 def zero_after_lengths(x, lengths):
     """Zero ``x[t, b]`` for ``t >= lengths[b]`` in place. x: (T, B, F)."""
-    edges = _Edges()
+    edges = Edges()
     d_x = edges.output(x, read=True)  # zeroed in place
     T, B = x.shape[0], x.shape[1]
-    _zero_after_lengths_kernel[_blocks(T * B), ELEMENTWISE](d_x, edges.input(lengths))
+    _zero_after_lengths_kernel[blocks_for(T * B), ELEMENTWISE](d_x, edges.input(lengths))
     edges.finish()
     return x
 
@@ -297,7 +169,7 @@ def _launch_sweep(kernel, items, *args):
 # makes numba 0.68's compile_ptx ask the CUDA driver for a device. The grid
 # group of cuda.cg.this_grid() is one such function; tests/cuda_ptx_check.py
 # gives it the target's capability where no driver is present.
-@_per_dtype
+@per_dtype
 def _lstm_forward_sweep_kernel(scalar):
     """Every step of one LSTM direction: recurrent products, gates, cell
     update, length mask."""
@@ -342,7 +214,7 @@ def _lstm_forward_sweep_kernel(scalar):
     return kernel
 
 
-@_per_dtype
+@per_dtype
 def _lstm_inference_sweep_kernel(scalar):
     """Every step of one LSTM direction, forward only, batch-first: the state
     alternates between two buffers (a step reads all of h_{t-1}[b] while
@@ -394,7 +266,7 @@ def _lstm_inference_sweep_kernel(scalar):
     return kernel
 
 
-@_per_dtype
+@per_dtype
 def _lstm_backward_sweep_kernel(scalar):
     """Backward of every step of one LSTM direction, last step first."""
     one, half, zero = scalar(1), scalar(0.5), scalar(0)
@@ -451,7 +323,7 @@ def lstm_forward_sweep(x, w_cat, lengths, hs, cs, gates):
     The input projection of all steps is one GEMM into ``gates``; the
     persistent sweep kernel reads each step's part before overwriting it with
     that step's gates."""
-    edges = _Edges()
+    edges = Edges()
     d_x, d_w, d_len = edges.input(x), edges.input(w_cat), edges.input(lengths)
     d_hs, d_cs = edges.output(hs, read=True), edges.output(cs, read=True)  # [0]: initial state
     d_gates = edges.output(gates)
@@ -467,7 +339,7 @@ def lstm_inference_sweep(x, w_cat, lengths, h, c, out=None, column=0, reverse=Fa
     h, c (B, H) in and out, out (B, T, W) or None, written in columns
     ``[column, column + H)``, zero past a row's length; ``reverse`` reads each
     row from its end)."""
-    edges = _Edges()
+    edges = Edges()
     d_x, d_w, d_len = edges.input(x), edges.input(w_cat), edges.input(lengths)
     d_h, d_c = edges.output(h, read=True), edges.output(c, read=True)
     B, T, F = x.shape
@@ -486,7 +358,7 @@ def lstm_backward_sweep(d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, d_pre, d_h
     version: d_hs (T, B, H) or None, d_h_n/d_c_n (B, H), w_hh (4H, H),
     cs (T + 1, B, H), gates/d_pre (T, B, 4H), d_h0/d_c0 (B, H))."""
     T, (B, H) = gates.shape[0], d_h_n.shape
-    edges = _Edges()
+    edges = Edges()
     d_out = edges.input_or_zeros(d_hs, (T, B, H), d_h_n.dtype)
     d_w, d_len = edges.input(w_hh), edges.input(lengths)
     d_cs, d_gates = edges.input(cs), edges.input(gates)
@@ -506,7 +378,7 @@ def lstm_backward(d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, inputs, hs, d_pr
     T, B, F = inputs.shape
     H, GH = d_h_n.shape[1], gates.shape[2]
     if d_pre is None:
-        d_pre = (cuda.device_array(gates.shape, gates.dtype) if _on_device(gates)
+        d_pre = (cuda.device_array(gates.shape, gates.dtype) if on_device(gates)
                  else np.empty(gates.shape, gates.dtype))
     lstm_backward_sweep(d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, d_pre, d_h0, d_c0)
     return weight_grads(d_pre.reshape(T * B, GH), inputs.reshape(T * B, F),
@@ -535,7 +407,7 @@ def _rnn_forward_sweep_kernel(x_proj, w_hh_t, lengths, hs):
         grid.sync()
 
 
-@_per_dtype
+@per_dtype
 def _rnn_backward_sweep_kernel(scalar):
     """Backward of every step of one tanh-RNN direction, last step first."""
     one, zero = scalar(1), scalar(0)
@@ -576,7 +448,7 @@ def _rnn_backward_sweep_kernel(scalar):
 def rnn_forward_sweep(x, w_cat, lengths, hs):
     """Run one tanh-RNN direction (x (T, B, F), w_cat (F + H + 1, H) =
     [W_ih^T; W_hh^T; b], hs (T + 1, B, H))."""
-    edges = _Edges()
+    edges = Edges()
     d_x, d_w, d_len = edges.input(x), edges.input(w_cat), edges.input(lengths)
     d_hs = edges.output(hs, read=True)  # hs[0]: initial state
     T, F, B, H = x.shape[0], x.shape[2], hs.shape[1], hs.shape[2]
@@ -590,7 +462,7 @@ def rnn_backward_sweep(d_hs, d_h_n, w_hh, lengths, hs, d_pre, d_h0):
     """Backpropagate one tanh-RNN direction (d_hs (T, B, H) or None, d_h_n (B, H),
     w_hh (H, H), hs (T + 1, B, H), d_pre (T, B, H), d_h0 (B, H))."""
     T, (B, H) = d_pre.shape[0], d_h_n.shape
-    edges = _Edges()
+    edges = Edges()
     d_out = edges.input_or_zeros(d_hs, (T, B, H), d_h_n.dtype)
     d_w, d_len, d_hist = edges.input(w_hh), edges.input(lengths), edges.input(hs)
     d_pre_dev, d_h0_dev = edges.output(d_pre), edges.output(d_h0)

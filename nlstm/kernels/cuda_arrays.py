@@ -17,14 +17,15 @@ import math
 import numpy as np
 from numba import cuda
 
-from .cuda import (
+from . import cuda_device
+from .cuda_device import (
     ELEMENTWISE,
-    _blocks,
-    _column_sums_kernel,
-    _gemm,
-    _on_device,
-    _per_dtype,
-    _to_device,
+    blocks_for,
+    column_sums_kernel,
+    flat_view,
+    gemm,
+    on_device,
+    per_dtype,
 )
 
 REDUCE_THREADS = 4 * ELEMENTWISE  # partial sums of a reduction, summed in a fixed order
@@ -35,27 +36,17 @@ REDUCE_THREADS = 4 * ELEMENTWISE  # partial sums of a reduction, summed in a fix
 # --------------------------------------------------------------------------
 def to_device(array):
     """``array`` on the GPU (a device array is returned as it is)."""
-    return _to_device(array)
+    return cuda_device.to_device(array)
 
 
 def to_host(array):
     """``array`` as a NumPy array (copied from the GPU if it is there)."""
-    return array.copy_to_host() if _on_device(array) else np.asarray(array)
+    return array.copy_to_host() if on_device(array) else np.asarray(array)
 
 
 # --------------------------------------------------------------------------
 # allocation and copies
 # --------------------------------------------------------------------------
-@cuda.jit
-def _fill_kernel(x, value):
-    # x: (N,)
-    i = cuda.grid(1)
-    if i < x.shape[0]:
-        x[i] = value
-
-
-def _flat(array):
-    return array.reshape(array.size)
 
 
 def empty(shape, dtype):
@@ -63,10 +54,7 @@ def empty(shape, dtype):
 
 
 def zeros(shape, dtype):
-    out = cuda.device_array(shape, dtype)
-    if out.size:
-        _fill_kernel[_blocks(out.size), ELEMENTWISE](_flat(out), np.dtype(dtype).type(0))
-    return out
+    return cuda_device.zeros(shape, dtype)
 
 
 def copy(array):
@@ -98,7 +86,7 @@ def swap_leading_axes(x):
     """(A, B, C) -> (B, A, C): batch-major <-> time-major."""
     out = cuda.device_array((x.shape[1], x.shape[0], x.shape[2]), x.dtype)
     if x.size:
-        _swap_leading_axes_kernel[_blocks(x.size), ELEMENTWISE](x, out)
+        _swap_leading_axes_kernel[blocks_for(x.size), ELEMENTWISE](x, out)
     return out
 
 
@@ -116,7 +104,7 @@ def _copy_columns_kernel(src, src_start, dst, dst_start, width):
 def _copy_columns(src, src_start, dst, dst_start, width):
     n = src.shape[0] * src.shape[1] * width
     if n:
-        _copy_columns_kernel[_blocks(n), ELEMENTWISE](src, src_start, dst, dst_start, width)
+        _copy_columns_kernel[blocks_for(n), ELEMENTWISE](src, src_start, dst, dst_start, width)
 
 
 def take_columns(x, start, stop):
@@ -157,7 +145,7 @@ def stack_weights(w_ih, w_hh, b_ih, b_hh):
     """``[W_ih^T; W_hh^T; b_ih + b_hh]``: (F + H + 1, GH)."""
     GH, F, H = w_ih.shape[0], w_ih.shape[1], w_hh.shape[1]
     out = cuda.device_array((F + H + 1, GH), w_ih.dtype)
-    _stack_weights_kernel[_blocks(out.size), ELEMENTWISE](w_ih, w_hh, b_ih, b_hh, out)
+    _stack_weights_kernel[blocks_for(out.size), ELEMENTWISE](w_ih, w_hh, b_ih, b_hh, out)
     return out
 
 
@@ -181,7 +169,7 @@ def final_features(h_n, n_directions):
     """The top layer's final states side by side: h_n (L*D, B, H) -> (B, D*H)."""
     B, H = h_n.shape[1], h_n.shape[2]
     out = cuda.device_array((B, n_directions * H), h_n.dtype)
-    _final_features_kernel[_blocks(out.size), ELEMENTWISE](h_n, n_directions, out, True)
+    _final_features_kernel[blocks_for(out.size), ELEMENTWISE](h_n, n_directions, out, True)
     return out
 
 
@@ -190,7 +178,7 @@ def final_state_grad(d_features, n_states, n_directions):
     zero for every layer but the top one."""
     B, width = d_features.shape[0], d_features.shape[1]
     d_h_n = zeros((n_states, B, width // n_directions), d_features.dtype)
-    _final_features_kernel[_blocks(d_features.size), ELEMENTWISE](
+    _final_features_kernel[blocks_for(d_features.size), ELEMENTWISE](
         d_h_n, n_directions, d_features, False)
     return d_h_n
 
@@ -216,12 +204,12 @@ def _multiply_kernel(target, other):
 
 def add_into(target, other):
     if target.size:
-        _add_kernel[_blocks(target.size), ELEMENTWISE](_flat(target), _flat(other))
+        _add_kernel[blocks_for(target.size), ELEMENTWISE](flat_view(target), flat_view(other))
 
 
 def multiply_into(target, other):
     if target.size:
-        _multiply_kernel[_blocks(target.size), ELEMENTWISE](_flat(target), _flat(other))
+        _multiply_kernel[blocks_for(target.size), ELEMENTWISE](flat_view(target), flat_view(other))
 
 
 def multiply(a, b):
@@ -230,7 +218,7 @@ def multiply(a, b):
     return out
 
 
-@_per_dtype
+@per_dtype
 def _dropout_mask_kernel(scalar):
     """``out[i] = scale`` if ``hash(i, seed) < threshold``, else 0."""
     zero = scalar(0)
@@ -267,8 +255,8 @@ def dropout_mask(shape, keep, rng, dtype):
     out = cuda.device_array(tuple(shape), dtype)
     threshold = min(int(keep * 2.0 ** 32), 2 ** 32)
     if out.size:
-        _dropout_mask_kernel(dtype)[_blocks(out.size), ELEMENTWISE](
-            seed_lo, seed_hi, threshold, dtype.type(1) / dtype.type(keep), _flat(out))
+        _dropout_mask_kernel(dtype)[blocks_for(out.size), ELEMENTWISE](
+            seed_lo, seed_hi, threshold, dtype.type(1) / dtype.type(keep), flat_view(out))
     return out
 
 
@@ -303,7 +291,7 @@ def embedding_lookup(table, ids):
     """table (V, E), ids (B, T) -> (B, T, E)."""
     B, T = ids.shape[0], ids.shape[1]
     out = cuda.device_array((B, T, table.shape[1]), table.dtype)
-    _embedding_lookup_kernel[_blocks(out.size), ELEMENTWISE](table, ids, out)
+    _embedding_lookup_kernel[blocks_for(out.size), ELEMENTWISE](table, ids, out)
     return out
 
 
@@ -311,7 +299,7 @@ def embedding_grad(table_shape, ids, lengths, d_x):
     """Gradient of the embedding table: ``d_x[b, t]`` summed into row
     ``ids[b, t]`` over valid steps (in the order the atomics land)."""
     d_table = zeros(tuple(table_shape), d_x.dtype)
-    _embedding_grad_kernel[_blocks(d_x.size), ELEMENTWISE](ids, lengths, d_x, d_table)
+    _embedding_grad_kernel[blocks_for(d_x.size), ELEMENTWISE](ids, lengths, d_x, d_table)
     return d_table
 
 
@@ -320,7 +308,7 @@ def linear(x, weight, bias):
     shape = tuple(x.shape)  # the simulator's shapes take no negative indices
     rows = x.size // shape[-1]
     out = cuda.device_array((rows, weight.shape[1]), x.dtype)
-    _gemm(x.reshape(rows, shape[-1]), weight, out, bias=bias)
+    gemm(x.reshape(rows, shape[-1]), weight, out, bias=bias)
     return out.reshape(shape[:-1] + (weight.shape[1],))
 
 
@@ -330,19 +318,19 @@ def linear_grads(x, d_z, weight):
     rows = x.size // K
     x2, d_z2 = x.reshape(rows, K), d_z.reshape(rows, M)
     d_weight = cuda.device_array((K, M), x.dtype)
-    _gemm(x2, d_z2, d_weight, transpose_a=True)               # x^T @ d_z
+    gemm(x2, d_z2, d_weight, transpose_a=True)               # x^T @ d_z
     d_bias = cuda.device_array(M, x.dtype)
-    _column_sums_kernel(x.dtype)[_blocks(M), ELEMENTWISE](d_z2, d_bias)
+    column_sums_kernel(x.dtype)[blocks_for(M), ELEMENTWISE](d_z2, d_bias)
     weight_t = swap_leading_axes(weight.reshape(K, M, 1)).reshape(M, K)
     d_x = cuda.device_array((rows, K), x.dtype)
-    _gemm(d_z2, weight_t, d_x)                                # d_z @ W^T
+    gemm(d_z2, weight_t, d_x)                                # d_z @ W^T
     return d_weight, d_bias, d_x.reshape(tuple(x.shape))
 
 
 # --------------------------------------------------------------------------
 # regularisation, gradient norm, optimizer steps (in place)
 # --------------------------------------------------------------------------
-@_per_dtype
+@per_dtype
 def _partial_sum_squares_kernel(scalar):
     """Strided partial sums of ``(x * mask)**2``."""
     zero = scalar(0)
@@ -363,12 +351,12 @@ def _partial_sum_squares_kernel(scalar):
 
 def _sum_squares(x, mask):
     partials = cuda.device_array(REDUCE_THREADS, x.dtype)
-    flat = _flat(x)
-    _partial_sum_squares_kernel(x.dtype)[_blocks(REDUCE_THREADS), ELEMENTWISE](
-        flat, flat if mask is None else _flat(mask), mask is not None, partials)
+    flat = flat_view(x)
+    _partial_sum_squares_kernel(x.dtype)[blocks_for(REDUCE_THREADS), ELEMENTWISE](
+        flat, flat if mask is None else flat_view(mask), mask is not None, partials)
     out = cuda.device_array(1, x.dtype)
     # the partials as one column, summed by one thread in index order: deterministic
-    _column_sums_kernel(x.dtype)[1, ELEMENTWISE](partials.reshape(REDUCE_THREADS, 1), out)
+    column_sums_kernel(x.dtype)[1, ELEMENTWISE](partials.reshape(REDUCE_THREADS, 1), out)
     return float(out.copy_to_host()[0])
 
 
@@ -391,8 +379,8 @@ def _add_l2_grad_kernel(g, p, mask, alpha):
 
 def add_l2_grad(g, p, mask, alpha):
     """``g += alpha * p * mask``."""
-    _add_l2_grad_kernel[_blocks(g.size), ELEMENTWISE](_flat(g), _flat(p), _flat(mask),
-                                                      g.dtype.type(alpha))
+    _add_l2_grad_kernel[blocks_for(g.size), ELEMENTWISE](
+        flat_view(g), flat_view(p), flat_view(mask), g.dtype.type(alpha))
 
 
 @cuda.jit
@@ -403,7 +391,7 @@ def _scale_kernel(g, factor):
 
 
 def scale_into(g, factor):
-    _scale_kernel[_blocks(g.size), ELEMENTWISE](_flat(g), g.dtype.type(factor))
+    _scale_kernel[blocks_for(g.size), ELEMENTWISE](flat_view(g), g.dtype.type(factor))
 
 
 @cuda.jit
@@ -418,8 +406,8 @@ def _sgd_step_kernel(p, g, velocity, learning_rate, momentum):
 def sgd_step(p, g, velocity, learning_rate, momentum):
     """Classical momentum: ``v = momentum*v - lr*g; p += v``."""
     s = p.dtype.type
-    _sgd_step_kernel[_blocks(p.size), ELEMENTWISE](_flat(p), _flat(g), _flat(velocity),
-                                                   s(learning_rate), s(momentum))
+    _sgd_step_kernel[blocks_for(p.size), ELEMENTWISE](
+        flat_view(p), flat_view(g), flat_view(velocity), s(learning_rate), s(momentum))
 
 
 @cuda.jit
@@ -438,6 +426,6 @@ def adam_step(p, g, m, v, beta_1, beta_2, step, v_correction, epsilon):
     """One Adam update of ``p`` with its moments ``m``, ``v``, as torch.optim.Adam:
     ``p -= step * m / (sqrt(v) * v_correction + epsilon)``."""
     s = p.dtype.type
-    _adam_step_kernel[_blocks(p.size), ELEMENTWISE](
-        _flat(p), _flat(g), _flat(m), _flat(v), s(beta_1), s(1 - beta_1), s(beta_2),
+    _adam_step_kernel[blocks_for(p.size), ELEMENTWISE](
+        flat_view(p), flat_view(g), flat_view(m), flat_view(v), s(beta_1), s(1 - beta_1), s(beta_2),
         s(1 - beta_2), s(step), s(v_correction), s(epsilon))
