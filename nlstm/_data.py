@@ -12,12 +12,17 @@ lengths of what it holds (equal lengths must not turn a list into a table):
   Series holding one a row (a DataFrame column of sequences): each a
   ``(T_i, F)`` or ``(T_i,)`` array-like (one feature, or token ids), padded
   here and run with its length, never truncated.
+
+`read_X` is the estimators' whole path from X to a padded batch; the
+`SequenceScaler` reads X with the same pieces (`read_table`,
+`read_sequence_array`, `check_sequence_list`, `record_n_features`).
 """
 import functools
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import check_array
+from sklearn.utils.validation import validate_data
 
 from ._validation import cast_within_range
 
@@ -183,3 +188,110 @@ def unpad(values, lengths):
 def valid_steps(values, lengths):
     """Stack the valid timesteps of ``(n, T, ...)`` values into ``(sum(lengths), ...)``."""
     return np.concatenate(unpad(values, lengths), axis=0)
+
+
+FORM_NAMES = {"table": "2-d array (its columns are timesteps)", "sequences": "3-d array",
+              "list": "list of sequences"}
+
+
+def read_table(owner, X, reset, dtype):
+    """A ``"table"``-form X through scikit-learn's ``validate_data`` (which
+    records or checks ``owner``'s ``n_features_in_`` and ``feature_names_in_``),
+    its messages told in timesteps."""
+    try:
+        return validate_data(owner, X, reset=reset, dtype=dtype)
+    except ValueError as error:
+        name = type(owner).__name__
+        if not reset and "inhomogeneous" in str(error):  # sequences of several lengths
+            raise ValueError(
+                f"X holds sequences of several lengths, but {name} was fit on a 2-d X, whose "
+                f"{owner.n_features_in_} columns are the timesteps of one-feature sequences, "
+                f"fixed at fit. To use sequences of other lengths, fit on a 3-d array "
+                f"(n, T, 1) or a list of sequences") from None
+        if reset or "features as input" not in str(error):
+            raise
+        # scikit-learn's message about the column count, then what columns are here
+        raise ValueError(
+            f"{str(error).rstrip('.')}: the columns of a 2-d X are the timesteps of "
+            f"one-feature sequences, fixed at fit. To use sequences of other "
+            f"lengths, fit on a 3-d array (n, T, 1) or a list of sequences") from None
+
+
+def read_sequence_array(X, dtype):
+    """A ``"sequences"``-form X: a 3-d array ``(n, T, F)`` with T, F >= 1."""
+    X = check_array(X, allow_nd=True, dtype=dtype, input_name="X")
+    if X.shape[1] == 0 or X.shape[2] == 0:
+        raise ValueError(f"X must have at least 1 timestep and 1 feature, got shape {X.shape}")
+    return X
+
+
+def record_n_features(owner, n_features, reset):
+    """Set ``owner.n_features_in_`` at fit (forgetting feature names), or check
+    X against it after: what ``validate_data`` does for tables."""
+    if reset:
+        owner.n_features_in_ = n_features
+        if hasattr(owner, "feature_names_in_"):
+            del owner.feature_names_in_
+    elif n_features != owner.n_features_in_:
+        raise ValueError(f"X has {n_features} features, but {type(owner).__name__} is "
+                         f"expecting {owner.n_features_in_} features as input")
+
+
+def _form_after_fit(X, form, fitted_form):
+    """The form a later call reads X in, given the form seen at fit."""
+    if form == "table" and fitted_form != "table":
+        # a model fit on sequences reads the rows of a table as equal-length sequences
+        return list(check_array(X, dtype="numeric", input_name="X")), "list"
+    if form == "list" and fitted_form == "table":
+        # the rows of the table fit on are one-feature sequences: so are these,
+        # if they have the table's number of steps (`read_table` checks)
+        return X, "table"
+    if form != fitted_form and fitted_form == "table":
+        raise ValueError(f"X was a {FORM_NAMES[fitted_form]} at fit, but a {FORM_NAMES[form]} "
+                         f"now; pass the same kind of input")
+    return X, form
+
+
+def read_X(owner, X, *, reset, dtype, tokens):
+    """Validate an estimator's X in any form and pad it into one batch.
+
+    At fit (``reset``) this records ``owner``'s ``n_features_in_`` (and
+    ``n_tokens_`` with ``tokens``); after fit it checks X against them and
+    against ``owner._input_form_``.
+
+    Returns
+    -------
+    data : ndarray, (n, T, F) of ``dtype``, or (n, T) int64 token ids with ``tokens``
+    lengths : ndarray, (n,) int64 valid steps per sequence
+    form : {"table", "sequences", "list"}
+    """
+    form = input_form(X)
+    if not reset and not tokens:
+        X, form = _form_after_fit(X, form, owner._input_form_)
+    # A 2-d array of numbers is a table: its columns (timesteps) are fixed at fit.
+    # Token ids in a 2-d array are sequences (one token per step), so their
+    # length may change after fit, like a list's.
+    if form == "table" and not tokens:
+        X = read_table(owner, X, reset, [np.float64, np.float32])
+        data = cast_within_range(X, dtype, "X")[:, :, None]  # (n, T, 1)
+    else:
+        if form == "table":
+            data = check_token_ids(check_array(X, dtype="numeric", input_name="X"))  # (n, T)
+        elif form == "sequences":
+            if tokens:
+                raise ValueError("with embedding_dim set, X must hold token ids: a 2-d "
+                                 "array (n, T) or a list of 1-d arrays, not a 3-d array")
+            data = cast_within_range(read_sequence_array(X, [np.float64, np.float32]), dtype,
+                                     "X")  # (n, T, F)
+        else:
+            data, lengths = pad_sequence_list(X, dtype, tokens)
+        record_n_features(owner, 1 if tokens else data.shape[2], reset)
+    if form != "list":
+        lengths = np.full(data.shape[0], data.shape[1], dtype=np.int64)
+    if tokens:
+        if reset:
+            owner.n_tokens_ = int(data.max()) + 1
+        elif data.max() >= owner.n_tokens_:
+            raise ValueError(f"X holds token id {data.max()}, but the vocabulary seen at fit "
+                             f"has ids 0..{owner.n_tokens_ - 1}")
+    return data, lengths, form

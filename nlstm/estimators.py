@@ -18,26 +18,18 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state, column_or_1d, gen_batches
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 # sklearn.metrics and sklearn.model_selection are imported where they are used
 # (scores, early stopping's split), as scikit-learn's own mixins do: a plain
 # fit and predict use neither, and importing them cost 0.09-0.13 s of every
 # process's start (measured after sklearn.base).
 from . import _losses, persistence
-from ._data import (
-    check_token_ids,
-    holds_sequences,
-    input_form,
-    pad_sequence_list,
-    pad_targets,
-    unpad,
-    valid_steps,
-)
+from ._data import holds_sequences, pad_targets, read_X, unpad, valid_steps
 from ._device import check_device
 from ._network import SequenceNetwork
 from ._threads import kernel_threads
-from ._validation import DTYPES, cast_within_range
+from ._validation import DTYPES
 from .optimizers import AdamOptimizer, SGDOptimizer, clip_grad_norm
 
 PREDICT_BATCH = 1024  # sequences per forward pass in predict
@@ -199,83 +191,12 @@ class _BaseLSTM(BaseEstimator):
     # ------------------------------------------------------------------
     def _validate_X(self, X, reset):
         """Returns ``(data, lengths, form)``: padded (n, T, F) floats or (n, T)
-        token ids, valid steps per sequence, and the input form."""
-        tokens = self.embedding_dim is not None
-        dtype = DTYPES[self.dtype]
-        form = input_form(X)
-        if not reset and not tokens:
-            if form == "table" and self._input_form_ != "table":
-                # a model fit on sequences reads the rows of a table as equal-length sequences
-                X, form = list(check_array(X, dtype="numeric", input_name="X")), "list"
-            elif form == "list" and self._input_form_ == "table":
-                # the rows of the table fit on are one-feature sequences: so are these,
-                # if they have the table's number of steps (checked below)
-                form = "table"
-            elif form != self._input_form_ and self._input_form_ == "table":
-                raise ValueError(
-                    f"X was a {self._describe_form(self._input_form_)} at fit, but a "
-                    f"{self._describe_form(form)} now; pass the same kind of input")
-        # A 2-d array of numbers is a table: its columns (timesteps) are fixed at fit.
-        # Token ids in a 2-d array are sequences (one token per step), so their
-        # length may change after fit, like a list's.
-        numeric_table = form == "table" and not tokens
-        if numeric_table:
-            try:
-                X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
-            except ValueError as error:
-                if not reset and "inhomogeneous" in str(error):  # sequences of several lengths
-                    raise ValueError(
-                        f"X holds sequences of several lengths, but {type(self).__name__} was "
-                        f"fit on a 2-d X, whose {self.n_features_in_} columns are the timesteps "
-                        f"of one-feature sequences, fixed at fit. To predict sequences of "
-                        f"other lengths, fit on a 3-d array (n, T, 1) or a list of "
-                        f"sequences") from None
-                if reset or "features as input" not in str(error):
-                    raise
-                # scikit-learn's message about the column count, then what columns are here
-                raise ValueError(
-                    f"{str(error).rstrip('.')}: the columns of a 2-d X are the timesteps of "
-                    f"one-feature sequences, fixed at fit. To predict sequences of other "
-                    f"lengths, fit on a 3-d array (n, T, 1) or a list of sequences") from None
-            data = cast_within_range(X, dtype, "X")[:, :, None]  # (n, T, 1)
-        elif form == "table":
-            data = check_token_ids(check_array(X, dtype="numeric", input_name="X"))  # (n, T)
-        elif form == "sequences":
-            if tokens:
-                raise ValueError("with embedding_dim set, X must hold token ids: a 2-d "
-                                 "array (n, T) or a list of 1-d arrays, not a 3-d array")
-            X = check_array(X, allow_nd=True, dtype=[np.float64, np.float32], input_name="X")
-            if X.shape[1] == 0 or X.shape[2] == 0:
-                raise ValueError("X must have at least 1 timestep and 1 feature, "
-                                 f"got shape {X.shape}")
-            data = cast_within_range(X, dtype, "X")
-        else:
-            data, lengths = pad_sequence_list(X, dtype, tokens)
-        if form != "list":
-            lengths = np.full(data.shape[0], data.shape[1], dtype=np.int64)
-        if not numeric_table:  # validate_data does this for tables of numbers
-            n_features = 1 if tokens else data.shape[2]
-            if reset:
-                self.n_features_in_ = n_features
-                if hasattr(self, "feature_names_in_"):
-                    del self.feature_names_in_
-            elif n_features != self.n_features_in_:
-                raise ValueError(f"X has {n_features} features, but {type(self).__name__} is "
-                                 f"expecting {self.n_features_in_} features as input")
-        if tokens:
-            if reset:
-                self.n_tokens_ = int(data.max()) + 1
-            elif data.max() >= self.n_tokens_:
-                raise ValueError(f"X holds token id {data.max()}, but the vocabulary seen at fit "
-                                 f"has ids 0..{self.n_tokens_ - 1}")
+        token ids, valid steps per sequence, and the input form (`_data.read_X`)."""
+        data, lengths, form = read_X(self, X, reset=reset, dtype=DTYPES[self.dtype],
+                                     tokens=self.embedding_dim is not None)
         if reset:
             self._input_form_ = form
         return data, lengths, form
-
-    @staticmethod
-    def _describe_form(form):
-        return {"table": "2-d array (its columns are timesteps)", "sequences": "3-d array",
-                "list": "list of sequences"}[form]
 
     @staticmethod
     def _sequence_targets(y, lengths):

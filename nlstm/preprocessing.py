@@ -9,10 +9,15 @@ in, for a ``Pipeline`` before `LSTMRegressor` or `LSTMClassifier`.
 """
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils import check_array
-from sklearn.utils.validation import FLOAT_DTYPES, check_is_fitted, validate_data
+from sklearn.utils.validation import FLOAT_DTYPES, check_is_fitted
 
-from ._data import check_sequence_list, input_form
+from ._data import (
+    check_sequence_list,
+    input_form,
+    read_sequence_array,
+    read_table,
+    record_n_features,
+)
 
 
 class SequenceScaler(TransformerMixin, BaseEstimator):
@@ -117,28 +122,17 @@ class SequenceScaler(TransformerMixin, BaseEstimator):
         ((n, T) or (n, T, F) for arrays, one array per sequence for lists)."""
         form = input_form(X)
         if form == "table":
-            X = validate_data(self, X, reset=reset, dtype=FLOAT_DTYPES)
-            n_features, step_features = X.shape[1], 1
-            sequences = [X]
-        elif form == "sequences":
-            X = check_array(X, allow_nd=True, dtype=FLOAT_DTYPES, input_name="X")
-            if X.shape[1] == 0 or X.shape[2] == 0:
-                raise ValueError(f"X must have at least 1 timestep and 1 feature, "
-                                 f"got shape {X.shape}")
-            n_features = step_features = X.shape[2]
-            sequences = [X]
+            sequences, step_features = [read_table(self, X, reset, FLOAT_DTYPES)], 1
         else:
-            sequences, n_features = check_sequence_list(X, dtype=FLOAT_DTYPES)
+            if form == "sequences":
+                sequences = [read_sequence_array(X, FLOAT_DTYPES)]
+                n_features = sequences[0].shape[2]
+            else:
+                sequences, n_features = check_sequence_list(X, dtype=FLOAT_DTYPES)
             step_features = n_features
+            record_n_features(self, n_features, reset)
         if reset:
-            if form != "table":
-                self.n_features_in_ = n_features
-                if hasattr(self, "feature_names_in_"):
-                    del self.feature_names_in_
             self._input_form_, self._n_step_features = form, step_features
-        elif form != "table" and n_features != self.n_features_in_:
-            raise ValueError(f"X has {n_features} features, but {type(self).__name__} is "
-                             f"expecting {self.n_features_in_} features as input")
         elif (form == "table") != (self._input_form_ == "table"):
             raise ValueError("X was a 2-d array (its columns are timesteps) at fit and is not "
                              "now, or the other way round; pass the same kind of input")
