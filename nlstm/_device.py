@@ -1,7 +1,8 @@
 """Which compute device a call runs on, and a clear error when it is unavailable."""
 from contextlib import contextmanager
 
-from .kernels import cpu, cpu_arrays
+from .kernels import cpu
+from .kernels.plumbing import cpu_arrays
 
 DEVICES = ("cpu", "cuda")
 
@@ -43,12 +44,12 @@ def kernels_for(device):
 
 def arrays_for(device):
     """The array-plumbing module for ``device`` (checked first):
-    `nlstm.kernels.cpu_arrays` or `nlstm.kernels.cuda_arrays`, which share
+    `nlstm.kernels.plumbing.cpu_arrays` or `nlstm.kernels.plumbing.cuda_arrays`, which share
     their function names and signatures."""
     if device == "cpu":  # the common case first: called several times per batch
         return cpu_arrays
     check_device(device)
-    from .kernels import cuda_arrays
+    from .kernels.plumbing import cuda_arrays
     return cuda_arrays
 
 

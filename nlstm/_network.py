@@ -7,7 +7,7 @@ update in place. Callers hold `nlstm._threads.kernel_threads`.
 On a GPU the network computes inside `SequenceNetwork.resident`: parameters,
 activations and gradients stay on the device, and `forward`/`backward` take
 and return device arrays (host arguments are copied up first). The array
-plumbing comes from `nlstm.kernels.cpu_arrays` or `.cuda_arrays`.
+plumbing comes from `nlstm.kernels.plumbing.cpu_arrays` or `.cuda_arrays`.
 """
 from contextlib import contextmanager
 from typing import NamedTuple

@@ -13,7 +13,7 @@ threading layer"), kept in one place:
 * ``n_jobs`` sets Numba's thread count for one call and restores it afterwards.
 * Launches are serialised by a process-wide lock: each already uses every
   core it was given, and Numba's ``workqueue`` layer (where it runs; see
-  `nlstm.kernels.threading_layer` for which layer does) aborts the process
+  `nlstm.kernels.runtime.threading_layer` for which layer does) aborts the process
   when two Python threads launch parallel kernels at once.
 """
 import contextlib
@@ -32,7 +32,7 @@ _blas_libraries = None
 def _blas_controllers():
     """threadpoolctl's controllers of the process's BLAS libraries, found once.
 
-    The kernels' BLAS (`nlstm.kernels.blas.routines`: the ``scipy-openblas32``
+    The kernels' BLAS (`nlstm.kernels.codegen.blas.routines`: the ``scipy-openblas32``
     wheel's library, else SciPy's) is loaded first, so that the scan finds it;
     so is SciPy's (``scipy.linalg.cython_blas``), which other Numba code calls.
     """
@@ -40,7 +40,7 @@ def _blas_controllers():
     if _blas_libraries is None:
         import scipy.linalg.cython_blas  # noqa: F401  (loads SciPy's BLAS)
 
-        from .kernels.blas import routines
+        from .kernels.codegen.blas import routines
         routines()  # loads the BLAS the kernels call
         _blas_libraries = [library for library in ThreadpoolController().lib_controllers
                            if library.user_api == "blas"]

@@ -404,7 +404,7 @@ class LSTM:
         if self.cell == "lstm" and not keep_activations and not training:
             return self._inference_forward(x, lengths, h0, c0, want_output)
         kernels = kernels_for(self.device)  # nlstm.kernels.cpu or .cuda
-        arrays = self.arrays                # nlstm.kernels.cpu_arrays or .cuda_arrays
+        arrays = self.arrays                # nlstm.kernels.plumbing.cpu_arrays or .cuda_arrays
         B, T, _ = x.shape
         H, D, dtype = self.hidden_size, self.num_directions, self._np_dtype
         state_shape = (self.num_layers * D, B, H)
@@ -584,7 +584,7 @@ class LSTM:
         copied there first).
         """
         kernels = kernels_for(self.device)  # nlstm.kernels.cpu or .cuda
-        arrays = self.arrays                # nlstm.kernels.cpu_arrays or .cuda_arrays
+        arrays = self.arrays                # nlstm.kernels.plumbing.cpu_arrays or .cuda_arrays
         cache = self._cache
         lengths = cache.lengths
         B, T = cache.shape

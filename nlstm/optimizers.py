@@ -3,7 +3,7 @@
 As in scikit-learn's ``neural_network._stochastic_optimizers``: each optimizer
 is an object with ``update_params(params, grads)``; the state (moments,
 velocities) is kept per parameter array. The arithmetic of a step is in the
-array-plumbing module of the parameters' device (`nlstm.kernels.cpu_arrays`
+array-plumbing module of the parameters' device (`nlstm.kernels.plumbing.cpu_arrays`
 or ``.cuda_arrays``); inside `resident` the state lives on that device too.
 """
 from contextlib import ExitStack, contextmanager
@@ -11,9 +11,9 @@ from contextlib import ExitStack, contextmanager
 import numpy as np
 
 from ._device import device_copies
-from .kernels import cpu_arrays
+from .kernels.plumbing import cpu_arrays
 
-_ARRAY_MODULES = ("nlstm.kernels.cpu_arrays", "nlstm.kernels.cuda_arrays")
+_ARRAY_MODULES = ("nlstm.kernels.plumbing.cpu_arrays", "nlstm.kernels.plumbing.cuda_arrays")
 
 
 class _Optimizer:
@@ -31,7 +31,7 @@ class _Optimizer:
     def resident(self, arrays):
         """Keep the optimizer state on ``arrays``' device for the block (the
         parameters must be there too): copied there on entry and back into the
-        host arrays on exit. With `nlstm.kernels.cpu_arrays` nothing moves."""
+        host arrays on exit. With `nlstm.kernels.plumbing.cpu_arrays` nothing moves."""
         if getattr(arrays, "__name__", None) not in _ARRAY_MODULES:
             raise TypeError(f"arrays must be one of the modules {', '.join(_ARRAY_MODULES)} "
                             f"(nlstm._device.arrays_for(device) gives it), got {arrays!r}")

@@ -11,7 +11,7 @@ pytest's ``filterwarnings`` setting imports numba before this file runs, so
 numba's configuration is re-read here (``numba.cuda`` is not imported yet).
 
 Numba caches nlstm's kernels in the user's cache folder, in a subfolder named
-by a digest of the kernel sources (`nlstm.kernels.cache_location`), so an edit
+by a digest of the kernel sources (`nlstm.kernels.runtime.cache_location`), so an edit
 of any kernel file gives the tests freshly compiled code.
 """
 import os

@@ -8,8 +8,8 @@ import sys
 from numba import boolean, cuda, float32, float64, int64
 
 from nlstm.kernels import cuda as kernels
-from nlstm.kernels import cuda_arrays as plumbing
-from nlstm.kernels import cuda_device as device
+from nlstm.kernels.plumbing import cuda_arrays as plumbing
+from nlstm.kernels.plumbing import cuda_device as device
 
 
 def signatures(f):
@@ -31,7 +31,7 @@ def signatures(f):
         "rnn_forward_sweep": (kernels._rnn_forward_sweep_kernel.py_func, (c3, a2, lengths, c3)),
         "rnn_backward_sweep": (kernels._rnn_backward_sweep_kernel(str(f)).py_func,
                                (c3, a2, lengths, c3, c3, a2)),
-        # nlstm.kernels.cuda_arrays: the array plumbing of device-resident training
+        # nlstm.kernels.plumbing.cuda_arrays: the array plumbing of device-resident training
         "fill": (device.fill_kernel.py_func, (v1, f)),
         "swap_leading_axes": (plumbing._swap_leading_axes_kernel.py_func, (c3, c3)),
         "copy_columns": (plumbing._copy_columns_kernel.py_func, (c3, int64, c3, int64, int64)),

@@ -8,8 +8,8 @@ import pytest
 from numba import njit, typeof, types
 
 from nlstm.kernels.activations import sigmoid_grad, tanh, tanh_grad
-from nlstm.kernels.jit_options import HELPER as HELPER_OPTIONS
-from nlstm.kernels.vector_width import use_wide_vectors
+from nlstm.kernels.codegen.vector_width import use_wide_vectors
+from nlstm.kernels.runtime.jit_options import HELPER as HELPER_OPTIONS
 
 
 @njit(**HELPER_OPTIONS)

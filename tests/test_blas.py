@@ -1,4 +1,4 @@
-"""The kernels' matrix product (`nlstm.kernels.blas.gemm`) against NumPy, for
+"""The kernels' matrix product (`nlstm.kernels.codegen.blas.gemm`) against NumPy, for
 every operand layout the kernels pass, through both BLAS it may call."""
 import importlib.util
 import subprocess
@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 from numba import njit
 
-from nlstm.kernels.blas import _scipy_address, aligned, aligned_empty, gemm, gemm_address, routines
+from nlstm.kernels.codegen.blas import (
+    _scipy_address,
+    aligned,
+    aligned_empty,
+    gemm,
+    gemm_address,
+    routines,
+)
 
 
 @njit
@@ -68,7 +75,7 @@ def test_kernels_use_the_openblas_wheel_when_installed_without_importing_it():
         assert routines()["source"] == "scipy.linalg.cython_blas"
         return
     assert "scipy_openblas32" in routines()["source"]
-    code = ("import sys, nlstm, nlstm.kernels.blas as b; "
+    code = ("import sys, nlstm, nlstm.kernels.codegen.blas as b; "
             "print('scipy_openblas32' in sys.modules, "
             "'scipy_openblas32' in b.routines()['source'])")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -109,7 +116,7 @@ def test_aligned_copies_only_misaligned_weights_and_keeps_their_order(offset):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_stacked_weights_are_aligned_so_the_sweeps_do_not_copy_them(dtype):
-    from nlstm.kernels.cpu_arrays import stack_weights
+    from nlstm.kernels.plumbing.cpu_arrays import stack_weights
     F, H = 3, 8
     w_ih, w_hh = _misaligned((4 * H, F), dtype, 16), _misaligned((4 * H, H), dtype, 48)
     b_ih, b_hh = np.arange(4 * H, dtype=dtype), np.ones(4 * H, dtype)

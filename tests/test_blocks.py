@@ -1,5 +1,5 @@
 """run_blocks runs a compiled block function on every row block, in parallel,
-without linking the block's code into the parallel kernel (nlstm.kernels.blocks)."""
+without linking the block's code into the parallel kernel (nlstm.kernels.codegen.blocks)."""
 import math
 import re
 import sys
@@ -10,7 +10,7 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from nlstm.kernels import blocks
+from nlstm.kernels.codegen import blocks
 
 
 @njit

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 import nlstm
-from nlstm.kernels import contracts, cpu, cpu_arrays
+from nlstm.kernels import contracts, cpu
+from nlstm.kernels.plumbing import cpu_arrays
 
 PACKAGE = Path(nlstm.__file__).parent
 

@@ -171,7 +171,7 @@ def test_layer_on_cuda_matches_cpu_forward_and_backward(cell, dtype, monkeypatch
     so both devices get the same masks here, to check that forward and
     backward apply them alike."""
     from nlstm import LSTM
-    from nlstm.kernels import cpu_arrays, cuda_arrays
+    from nlstm.kernels.plumbing import cpu_arrays, cuda_arrays
 
     def same_masks(arrays):
         def dropout_mask(shape, keep, rng, dtype):

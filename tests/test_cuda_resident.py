@@ -1,5 +1,5 @@
-"""Training that stays on the GPU: `nlstm.kernels.cuda_arrays` against
-`nlstm.kernels.cpu_arrays`, what crosses the bus during a fit, and fits with
+"""Training that stays on the GPU: `nlstm.kernels.plumbing.cuda_arrays` against
+`nlstm.kernels.plumbing.cpu_arrays`, what crosses the bus during a fit, and fits with
 every estimator option on both devices.
 
 In CI these run on Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``, set in
@@ -11,9 +11,10 @@ import warnings
 import numpy as np
 import pytest
 
-from nlstm.kernels import contracts, cpu_arrays
+from nlstm.kernels import contracts
+from nlstm.kernels.plumbing import cpu_arrays
 
-cuda_arrays = pytest.importorskip("nlstm.kernels.cuda_arrays")
+cuda_arrays = pytest.importorskip("nlstm.kernels.plumbing.cuda_arrays")
 from numba import cuda  # noqa: E402  (after the skip: numba.cuda may be missing)
 
 RTOL = {np.float32: 1e-4, np.float64: 1e-9}

@@ -258,14 +258,14 @@ def test_joblib_process_workers_do_not_oversubscribe_the_cores():
 
 
 def test_blas_is_single_threaded_during_fit_and_predict_and_restored_after(monkeypatch):
-    """Kernels call a BLAS from Numba's threads (`nlstm.kernels.blas`): a
+    """Kernels call a BLAS from Numba's threads (`nlstm.kernels.codegen.blas`): a
     multi-threaded BLAS there oversubscribes the cores. Check the thread count
     of every BLAS (the kernels' and SciPy's) that each kernel call sees, and
     that the user's setting comes back."""
     from threadpoolctl import threadpool_info, threadpool_limits
 
     from nlstm.kernels import cpu
-    from nlstm.kernels.blas import routines
+    from nlstm.kernels.codegen.blas import routines
 
     def blas_threads():
         return {lib["filepath"]: lib["num_threads"] for lib in threadpool_info()

@@ -1,4 +1,4 @@
-"""The kernels carry their helpers inlined (nlstm.kernels.inlining).
+"""The kernels carry their helpers inlined (nlstm.kernels.codegen.inlining).
 
 A kernel that *calls* a helper runs different code in the process that
 compiles it (the call goes to the helper compiled as a function of its own)
@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from numba import njit
 
-from nlstm.kernels import cpu, jit_options
-from nlstm.kernels.inlining import inline_into_callers
+from nlstm.kernels import cpu
+from nlstm.kernels.codegen.inlining import inline_into_callers
+from nlstm.kernels.runtime import jit_options
 
 
 @njit

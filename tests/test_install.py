@@ -22,7 +22,7 @@ FIT = textwrap.dedent("""
     import warnings
     import numpy as np
     from nlstm import LSTMRegressor
-    from nlstm.kernels.cache_location import cache_folder
+    from nlstm.kernels.runtime.cache_location import cache_folder
     warnings.simplefilter("ignore")
     X = np.random.default_rng(0).standard_normal((12, 4, 2))
     LSTMRegressor(hidden_size=4, max_iter=1).fit(X, X.sum(axis=(1, 2))).predict(X)

@@ -1,4 +1,4 @@
-"""One JIT-options policy for every kernel (`nlstm.kernels.jit_options`): every
+"""One JIT-options policy for every kernel (`nlstm.kernels.runtime.jit_options`): every
 compiled function takes one of its option sets, and no compiled code carries
 LLVM's ``nnan``/``ninf`` flags, so a NaN reaches the loss and a diverging fit
 is seen."""
@@ -12,19 +12,19 @@ from numba.core.registry import CPUDispatcher
 
 import nlstm.kernels
 from nlstm import LSTM, LSTMRegressor
-from nlstm.kernels import jit_options
+from nlstm.kernels.runtime import jit_options
 
 POLICY = [jit_options.HELPER, jit_options.KERNEL, jit_options.EXACT_KERNEL, jit_options.LAUNCHER]
 
 
 def _cpu_dispatchers():
-    for info in pkgutil.iter_modules(nlstm.kernels.__path__):
+    for info in pkgutil.walk_packages(nlstm.kernels.__path__, "nlstm.kernels."):
         if "cuda" in info.name:
             continue
-        module = importlib.import_module(f"nlstm.kernels.{info.name}")
+        module = importlib.import_module(info.name)
         for name, value in vars(module).items():
             if isinstance(value, CPUDispatcher) and value.py_func.__module__ == module.__name__:
-                yield f"{info.name}.{name}", value
+                yield f"{info.name.removeprefix('nlstm.kernels.')}.{name}", value
 
 
 def test_every_cpu_kernel_takes_an_option_set_of_the_policy():

@@ -2,7 +2,7 @@
 
 Numba writes a compiled kernel to its cache and a later process runs that,
 while the compiling process runs what it built in memory. The two differed
-while the kernels *called* their helpers (`nlstm.kernels.inlining`): the
+while the kernels *called* their helpers (`nlstm.kernels.codegen.inlining`): the
 compiling process also compiled each helper as a function of its own and the
 kernel's call went to that copy, whereas a process loading the kernel from the
 cache ran the kernel's own copy, optimised anew inside the kernel's module.

@@ -3,7 +3,7 @@ step by step on the same parameters and gradients."""
 import numpy as np
 import pytest
 
-from nlstm.kernels import cpu_arrays
+from nlstm.kernels.plumbing import cpu_arrays
 from nlstm.optimizers import AdamOptimizer, SGDOptimizer, clip_grad_norm
 
 SHAPES = [(5, 7), (7,), (1,)]  # a weight matrix, a bias, a scalar-sized head bias

@@ -1,4 +1,4 @@
-"""The sweeps' step product with packed weights (`nlstm.kernels.packed`)
+"""The sweeps' step product with packed weights (`nlstm.kernels.codegen.packed`)
 against NumPy: every panel and row remainder, both dtypes, the tiles where
 the CPU has AVX-512 and the BLAS fallback elsewhere."""
 import os
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from numba import njit
 
-from nlstm.kernels import packed
-from nlstm.kernels.blas import gemm_address
-from nlstm.kernels.packed import pack_panels, packed_gemm
+from nlstm.kernels.codegen import packed
+from nlstm.kernels.codegen.blas import gemm_address
+from nlstm.kernels.codegen.packed import pack_panels, packed_gemm
 
 # (M, K, N): rows around the 8-row tiles and their 4/2/1 remainders, widths
 # around the 32-column float32 and 16-column float64 panels, the sweeps' shapes
@@ -110,8 +110,8 @@ def test_without_avx512_the_product_is_the_blas_one():
     code = """if True:
         import numpy as np
         from numba import njit
-        from nlstm.kernels import packed
-        from nlstm.kernels.blas import gemm_address
+        from nlstm.kernels.codegen import packed
+        from nlstm.kernels.codegen.blas import gemm_address
         assert not packed.USE_TILES
         @njit
         def product(blas, a, panels, out):

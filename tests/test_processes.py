@@ -4,7 +4,7 @@ A pool started with fork after a fit (Linux's default up to Python 3.13) used
 to die: Numba had picked GNU OpenMP, whose pool a forked child may not use
 (Numba terminates it), and the pool hung. nlstm now runs on TBB where its
 wheel is installed, and with OpenMP a forked child runs the kernels' blocks
-one after another (`nlstm.kernels.threading_layer`). Each case runs in a fresh
+one after another (`nlstm.kernels.runtime.threading_layer`). Each case runs in a fresh
 interpreter with a timeout, so a hang fails the test instead of the session.
 """
 import json

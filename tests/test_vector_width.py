@@ -1,4 +1,4 @@
-"""The kernels ask LLVM for the CPU's widest vectors (nlstm.kernels.vector_width)."""
+"""The kernels ask LLVM for the CPU's widest vectors (nlstm.kernels.codegen.vector_width)."""
 import re
 
 import llvmlite.binding as llvm
@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from numba import njit
 
-from nlstm.kernels import cpu, jit_options
-from nlstm.kernels.vector_width import WIDE_VECTOR_ATTRIBUTE, use_wide_vectors
+from nlstm.kernels import cpu
+from nlstm.kernels.codegen.vector_width import WIDE_VECTOR_ATTRIBUTE, use_wide_vectors
+from nlstm.kernels.runtime import jit_options
 
 HOST_HAS_AVX512 = "+avx512f" in llvm.get_host_cpu_features().flatten().split(",")
 

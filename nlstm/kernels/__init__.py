@@ -4,6 +4,6 @@ Importing the package puts nlstm's cache locator in place before any kernel is
 decorated (`cache_location`): compiled kernels go to the user's cache folder,
 never into the installed package.
 """
-from . import cache_location
+from .runtime import cache_location
 
 cache_location.install()

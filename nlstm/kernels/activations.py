@@ -29,8 +29,8 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
-from .inlining import inline_into_callers
-from .jit_options import HELPER
+from .codegen.inlining import inline_into_callers
+from .runtime.jit_options import HELPER
 
 # Rational approximation tanh(x) ~ x * P(x^2) / Q(x^2) on |x| <= _TANH_CLAMP
 # (0.99999976 there, the approximation's largest value).

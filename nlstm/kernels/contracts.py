@@ -3,7 +3,7 @@
 The layer, the network and the optimizers reach the kernels only through these
 names, on the modules `nlstm._device` picks: `KERNELS` on `nlstm.kernels.cpu`
 or `nlstm.kernels.cuda` (the recurrent sweeps and the products around them),
-`ARRAYS` on `nlstm.kernels.cpu_arrays` or `nlstm.kernels.cuda_arrays` (the
+`ARRAYS` on `nlstm.kernels.plumbing.cpu_arrays` or `nlstm.kernels.plumbing.cuda_arrays` (the
 plumbing between kernels). A new device is a new pair of modules with these
 functions; `missing` names what one lacks.
 """

@@ -75,12 +75,12 @@ import numpy as np
 from numba import njit
 
 from .activations import sigmoid_from_tanh, sigmoid_grad, tanh, tanh_grad
-from .blas import aligned, gemm, gemm_add, gemm_address
-from .blocks import arguments_do_not_alias, run_blocks
-from .inlining import inline_into_callers
-from .jit_options import HELPER, KERNEL
-from .packed import pack_panels, packed_gemm
-from .vector_width import use_wide_vectors
+from .codegen.blas import aligned, gemm, gemm_add, gemm_address
+from .codegen.blocks import arguments_do_not_alias, run_blocks
+from .codegen.inlining import inline_into_callers
+from .codegen.packed import pack_panels, packed_gemm
+from .codegen.vector_width import use_wide_vectors
+from .runtime.jit_options import HELPER, KERNEL
 
 # Helpers (the cells) are plain @njit functions called by the kernels, each
 # marked `inline_into_callers()` so that LLVM inlines it: left to its cost

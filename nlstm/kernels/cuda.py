@@ -21,7 +21,7 @@ import math
 import numpy as np
 from numba import config, cuda
 
-from .cuda_device import (
+from .plumbing.cuda_device import (
     ELEMENTWISE,
     Edges,
     blocks_for,

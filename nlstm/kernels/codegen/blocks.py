@@ -30,8 +30,8 @@ from numba import njit, prange, typeof, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .jit_options import LAUNCHER
-from .threading_layer import make_tbb_loadable, parallel_regions_allowed
+from ..runtime.jit_options import LAUNCHER
+from ..runtime.threading_layer import make_tbb_loadable, parallel_regions_allowed
 
 try:  # what Numba's dispatcher keys its compiled versions on
     from numba._dispatcher import compute_fingerprint as _type_key

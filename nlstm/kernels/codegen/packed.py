@@ -53,9 +53,9 @@ from numba.core import cgutils, config
 from numba.core.codegen import get_host_cpu_features
 from numba.extending import intrinsic
 
+from ..runtime.jit_options import HELPER
 from .blas import aligned_empty, gemm
 from .inlining import inline_into_callers
-from .jit_options import HELPER
 
 
 def _target_has_avx512():

@@ -22,13 +22,14 @@ from pathlib import Path
 
 from numba.core import caching, config
 
-_KERNELS = Path(__file__).resolve().parent
+_KERNELS = Path(__file__).resolve().parent.parent  # nlstm/kernels
 
 
 def _source_digest():
     digest = hashlib.sha256()
-    for source in sorted(_KERNELS.glob("*.py")):
-        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    for source in sorted(_KERNELS.rglob("*.py")):
+        digest.update(source.relative_to(_KERNELS).as_posix().encode() + b"\0"
+                      + source.read_bytes())
     return digest.hexdigest()[:16]
 
 

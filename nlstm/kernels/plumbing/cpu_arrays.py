@@ -2,7 +2,7 @@
 dropout masks, regularisation and the optimizer steps, as NumPy expressions
 (Adam's step: one compiled loop).
 
-`nlstm.kernels.cuda_arrays` has the same function names and signatures and
+`nlstm.kernels.plumbing.cuda_arrays` has the same function names and signatures and
 keeps every array on the GPU. The layer, the network, the optimizers and the
 estimators' training step call one of the two modules (`nlstm._device.arrays_for`),
 so one piece of orchestration serves both devices.
@@ -10,8 +10,8 @@ so one piece of orchestration serves both devices.
 import numpy as np
 from numba import njit
 
-from .blas import aligned_empty
-from .jit_options import EXACT_KERNEL
+from ..codegen.blas import aligned_empty
+from ..runtime.jit_options import EXACT_KERNEL
 
 
 # --------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Array plumbing on the GPU, with the functions and signatures of
-`nlstm.kernels.cpu_arrays`: allocation, layout changes, the head's products,
+`nlstm.kernels.plumbing.cpu_arrays`: allocation, layout changes, the head's products,
 dropout masks, regularisation and the optimizer steps, as numba.cuda kernels.
 
 With these the layer, the network and the optimizers keep parameters,

@@ -1,5 +1,5 @@
 """The low-level CUDA pieces that `nlstm.kernels.cuda` (the cell sweeps) and
-`nlstm.kernels.cuda_arrays` (the array plumbing) both build on: launch geometry,
+`nlstm.kernels.plumbing.cuda_arrays` (the array plumbing) both build on: launch geometry,
 kernels built per dtype, the tiled GEMM, column sums, zero fill, and the
 host/device edges of a call. It imports neither of them.
 
