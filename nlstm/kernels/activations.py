@@ -7,8 +7,7 @@ dispatch on the argument's type at compile time:
   ``expm1`` by the usual range reduction (``2a = n ln2 + r``, a degree-13
   polynomial in ``r``, the ``2^n`` built from its bits), within 3 ulp of the
   C library's ``tanh`` (``tests/test_activations.py``). LLVM vectorises it,
-  where ``np.tanh`` is a scalar library call: 1.3-2.4 ns against 11-17 ns
-  per value, measured in a loop;
+  where ``np.tanh`` is a scalar library call;
 * float32 uses a clamped rational approximation of tanh (the 13/6 minimax form
   used by Eigen), which LLVM vectorises under ``fastmath`` where ``np.tanh``
   does not (PyPI's llvmlite has no SVML). Its error is at most 2.74e-7 (4.6
@@ -176,8 +175,7 @@ def _one_like(y):
     """1 in the type of ``y``. Numba types ``1 - y`` as float64 for a float32
     ``y`` (int64 and float32 promote to float64): written so, the backward
     cell converted every float32 to float64 and back, at half the vector
-    width (measured, 16 rows in L1: 2.2 -> 1.3 ns per hidden unit at H = 64,
-    1.8 -> 0.8 at H = 256)."""
+    width."""
     return np.float32(1) if y == types.float32 else 1.0
 
 

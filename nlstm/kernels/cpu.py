@@ -1,72 +1,24 @@
-"""Numba CPU kernels: the recurrent sweeps of one layer direction and the
-hoisted (non-recurrent) matrix products around them.
+"""Numba CPU kernels: the recurrent sweeps of one layer direction (LSTM and
+tanh RNN, forward beside backward) and the hoisted matrix products around them.
 
-Layout is time-major inside the training kernels, so that the rows of one
-batch shard at one timestep are a contiguous ``(rows, width)`` block that BLAS
-takes directly (the gates, the pre-activation gradients, the weight-gradient
-GEMMs). The inference sweep keeps nothing per step: it reads and writes the
-layer's batch-first arrays directly, each row copied into its step GEMM's input
-anyway, so prediction makes no time-major or reversed copies.
+* Each kernel is a block function ``(k, r0, r1, *args)`` over rows
+  ``[r0, r1)``, run on every block in one parallel region by
+  `codegen.blocks.run_blocks`; each starts with `arguments_do_not_alias()`
+  and `use_wide_vectors()`.
+* A sweep is one parallel region over blocks of batch rows: each thread runs
+  all T steps of its rows, so there is no barrier per timestep.
+* A forward step is one GEMM ``[x_t, h_{t-1}, 1] @ [W_ih^T; W_hh^T; b]``
+  against weights packed once per call (`codegen.packed`), then the cell.
+* Training is time-major (a block's rows at one step are contiguous);
+  inference reads and writes the layer's batch-first arrays.
+* Determinism: blocks depend on the batch size and Numba's pool size, never
+  on a call's thread count; block results are summed in a fixed order.
+* Masking as PyTorch's packed sequences: past ``lengths[b]`` row b's state is
+  carried unchanged, and the final-state gradient flows back unchanged.
+* BLAS must be single-threaded while these run (`nlstm._threads`).
 
-Parallelism (see ``docs/design.md``):
-
-* each kernel is a block function ``(k, r0, r1, *args)`` for one block of
-  rows, and ``blocks.run_blocks`` runs all blocks in one parallel region
-  (``prange`` over the blocks). Its code is compiled once, not once more in
-  each module of the parallel region as a ``prange`` body is (numba#8085):
-  the cold start of a first fit and predict fell from 13.4-14.3 s to
-  7.1-7.9 s, measured, with the same results. Each block function starts
-  with `arguments_do_not_alias()` (the ``noalias`` Numba gives a ``prange``
-  body) and `use_wide_vectors()`. The blocks get the arrays without their
-  reference count (``blocks._borrowed``): the row views of the cell loops
-  no longer fight over one shared counter (a forward step at (B, H) =
-  (32, 64) took 11.5-12.0 us on two threads against 6.8-7.0 us alone);
-* the sweeps run one parallel region per sweep over batch shards: each
-  thread runs all T steps of its shard with its own small GEMM, so there is
-  no barrier per timestep (the public functions pick the shards);
-* the forward sweeps fuse the input projection and the bias into that GEMM:
-  each step multiplies the shard's ``[x_t, h_{t-1}, 1]`` rows by
-  ``W_cat = [W_ih^T; W_hh^T; b]`` (one GEMM with depth F+H+1), so the
-  ``(T, B, 4H)`` projection of all steps is never written to memory and read
-  back (10-25% faster sweeps, measured), and the cells have no bias loop
-  (9-18% faster cells, measured);
-* the steps' products with the weights (``[x_t, h_{t-1}, 1] @ W_cat``
-  forward, ``dz @ W_hh`` backward) go through `packed.packed_gemm`: the
-  public functions pack the weights once per call (`gate_panels`,
-  `packed.pack_panels`), where OpenBLAS packed them again at every step.
-  Whole fits and predicts against the OpenBLAS steps, alternated in one
-  process (float32, 2 threads): epochs 1.20x at (B, T, F, H) = (64, 100, 32,
-  128), 1.16x at (128, 100, 64, 256), 1.32x at (256, 50, 128, 512), predicts
-  1.10x, 1.22x and 1.22x there; the small-H configs 0.99-1.00x (fit) and
-  0.98-1.04x (predict). The weight-gradient products (no fixed operand) stay
-  OpenBLAS's;
-* the input gradient is a row-blocked GEMM over all ``T*B`` rows; the LSTM's
-  weight gradients are made inside the backward sweep (`lstm_backward`):
-  each block collects its rows of ``[x_t, h_{t-1}, 1]`` and of the gate
-  gradients for a chunk of steps and adds their product into its part of
-  ``[dW_ih^T; dW_hh^T; db]`` (the bias from the column of ones) while they
-  are in its core's cache; the RNN's (and the LSTM's on batches with fewer
-  blocks than threads) are a separate GEMM split by rows (`weight_grads`);
-  either way the parts are summed in a fixed order;
-* the cell helpers are inlined into every kernel (`inlining`): a kernel that
-  called one ran other code when compiled in the process than when loaded
-  from Numba's cache;
-* BLAS must be single-threaded while these run (``nlstm._threads``).
-* the cell helpers and every block function call `use_wide_vectors()`,
-  which lets LLVM use 512-bit vectors on AVX-512 CPUs (``vector_width``):
-  inference sweeps 1.01-1.20x, training sweeps 0.95-1.13x (about even within
-  the noise), measured in one process against the 256-bit build.
-
-Determinism: no result depends on the number of threads a call runs with. The
-batch shards and the weight-gradient row blocks follow the size of Numba's
-thread pool (fixed per process); the shards hold at least two rows (a one-row
-GEMM takes OpenBLAS's GEMV path, which rounds differently); the input-gradient
-row blocks depend only on the problem size.
-
-Masking follows PyTorch's packed sequences: at ``t >= lengths[b]`` the state of
-row ``b`` is carried unchanged, so ``hs[T]`` holds the state at each row's last
-valid step, and in the backward sweep the gradient of the final state flows
-back unchanged to that step.
+Why it is built this way, with the measurements: ``docs/design.md``
+("Inside the CPU kernels").
 """
 from functools import cache, lru_cache
 
@@ -82,24 +34,16 @@ from .codegen.packed import pack_panels, packed_gemm
 from .codegen.vector_width import use_wide_vectors
 from .runtime.jit_options import HELPER, KERNEL
 
-# Helpers (the cells) are plain @njit functions called by the kernels, each
-# marked `inline_into_callers()` so that LLVM inlines it: left to its cost
-# model, LLVM called the backward cell, and a process compiling the kernels
-# then ran other code than one loading them from the cache (different bits,
-# see `inlining`). Numba's inline="always" would re-type and re-lower their
-# bodies inside every kernel, which cost about 4 s of the cold start.
-# JIT options: `jit_options` (HELPER for the cells, KERNEL for block functions).
+# Cell helpers are @njit(**HELPER) functions marked `inline_into_callers()`:
+# a called helper ran other code when compiled than when loaded from the cache.
 
 ROW_BLOCK = 256  # rows per block of the hoisted input-gradient GEMM
 GRAD_ROW_BLOCK_MIN = 64  # fewest rows per block of the weight-gradient GEMMs
 # Rows (steps x a block's batch rows) per weight-gradient GEMM inside the
-# backward sweep (`lstm_backward`): measured single-threaded, 256-512 rows ran
-# 96-106 GFLOP/s at H = 64, 128, 256 and 512, 128 rows 94-96, one GEMM over
-# all rows 90-102.
+# backward sweep (`lstm_backward`): the fastest measured chunk size.
 WEIGHT_CHUNK_ROWS = 512
 # Pre-activations per chunk of rows that `_gate_tanh` activates before the
-# cell loops read them: 32 KiB of float32, so the chunk is still in L1 (one
-# pass over a whole shard's rows measured 0.78-0.87x at H = 512).
+# cell loops read them: 32 KiB of float32, so the chunk is still in L1.
 CELL_CHUNK = 8192
 # Rows per block of the LSTM sweeps where a block's gates fit in L1 (`sweep_bounds`).
 SWEEP_BLOCK_ROWS = 32
@@ -110,13 +54,12 @@ def shard_bounds(batch_size):
     """Split ``batch_size`` rows into at most `numba.config.NUMBA_NUM_THREADS`
     shards of >= 2 rows. Returns an int64 array of ``n_shards + 1`` boundaries.
 
-    The split follows the size of Numba's thread pool, which is fixed for the
-    process, not the number of threads a call runs with (``n_jobs``,
-    ``numba.set_num_threads``): OpenBLAS rounds a row of a GEMM differently
-    for different row counts at some shapes (measured: 1 vs 2 threads gave
-    different bits at H = 50, 65 and 100), so the shards, and with them the
-    results, must not change with the thread count. A call with fewer threads
-    runs several shards per thread.
+    The split follows the size of Numba's thread pool, fixed for the process,
+    not the thread count of a call (``n_jobs``): OpenBLAS rounds a GEMM row
+    differently for different row counts, so the results must not depend on
+    it. A call with fewer threads runs several shards per thread. A shard
+    has >= 2 rows: a one-row GEMM takes OpenBLAS's GEMV path, which rounds
+    differently again.
     """
     return _pool_bounds(batch_size, 2)
 
@@ -124,26 +67,18 @@ def shard_bounds(batch_size):
 def sweep_bounds(batch_size, gate_width, itemsize):
     """Row blocks of an LSTM sweep: the pool's shards (`shard_bounds`), or,
     where more blocks of about `SWEEP_BLOCK_ROWS` rows fit the batch and one
-    such block's ``(rows, 4H)`` gates fit in `SWEEP_BLOCK_BYTES` (32 KiB, the
-    L1 data cache of most x86 cores; 48 KiB on the development machine's:
-    ``4H * itemsize <= 1 KiB``, float32 H <= 64), those blocks. Each
-    thread then runs all steps of one block after another, so a step's GEMM
-    output is still in L1 when the cell reads it. Measured in one process
-    against the pool's shards (2 threads, float32): inference sweeps
-    1.10-1.25x at H = 32 and 64 with 512-1024 rows, training forward sweeps
-    1.13-1.25x and backward sweeps 1.12-1.19x at H = 64 with 128-256 rows,
-    0.97-0.99x backward at H = 32; at H >= 96 smaller blocks were up to 22%
-    slower (the step GEMM's weights are re-read for each block).
+    such block's ``(rows, 4H)`` gates fit in `SWEEP_BLOCK_BYTES` (an L1 data
+    cache; float32 H <= 64), those blocks, so that a step's GEMM output is
+    still in L1 when the cell reads it.
 
-    The blocks depend on the batch size and the pool size only, never on the
-    thread count of a call (see `shard_bounds`), and the training forward and
-    the inference sweep use the same ones, so prediction keeps the training
-    forward's bits.
+    The blocks depend on the batch size and the pool size only (see
+    `shard_bounds`), and the training forward and the inference sweep use the
+    same ones, so prediction keeps the training forward's bits.
     """
     return _sweep_bounds(batch_size, gate_width * itemsize <= SWEEP_BLOCK_BYTES // SWEEP_BLOCK_ROWS)
 
 
-@lru_cache(maxsize=256)  # called for every batch (NumPy's diff and max: 4 us)
+@lru_cache(maxsize=256)  # called for every batch
 def _largest_block(batch_size, gate_width, itemsize):
     """Rows in the largest block of `sweep_bounds`."""
     return int(np.diff(sweep_bounds(batch_size, gate_width, itemsize)).max())
@@ -184,16 +119,9 @@ def _even_bounds(n_rows, n_blocks):
     return np.linspace(0, n_rows, n_blocks + 1).round().astype(np.int64)
 
 
-# Copies inside the kernels are written as loops over 1-d row views, for
-# compile time: Numba compiles every array-to-array slice assignment
-# (``a[i, :] = b[j]``) with a shape-mismatch check whose message is built by
-# f-string formatting (about 1.4 s per shape combination in a fresh process;
-# 6.8 s of what was a 26 s cold start), and a copy helper function costs a
-# separate compilation for each combination of array layouts it is called
-# with (0.3-0.5 s each). Setting to a scalar (``a[i, :] = 0``) is cheap.
-# So the sweeps repeat the few lines that set up their ``[x_t, h_{t-1}, 1]``
-# rows: moving them into two shared helpers measured 2 s slower cold starts
-# (13.0/16.4 s -> 15.3/18.1 s, alternated runs).
+# Copies inside the kernels are loops over 1-d row views, never array-to-array
+# slice assignments or a shared copy helper: both cost seconds of cold start
+# (docs/design.md, "Compile time").
 
 
 # --------------------------------------------------------------------------
@@ -247,9 +175,7 @@ def weight_grads(d_pre, inputs, h_prev):
 
     One GEMM per row block (`grad_row_bounds`) gives that block's part of
     ``[dW_ih^T; dW_hh^T; db] = [inputs, h_prev, 1]^T @ d_pre``; the parts are
-    summed in block order. (Measured against the former gate-column blocks,
-    which copied each block of ``d_pre`` and summed the bias in a loop:
-    15-25% faster at H = 256 and 512, about 15% at H = 32.)
+    summed in block order.
 
     Parameters
     ----------
@@ -307,9 +233,8 @@ def reverse_within_lengths(x, lengths, out):
 def zero_after_lengths(x, lengths):
     """Zero ``x[t, b]`` for ``t >= lengths[b]`` in place. x: (T, B, F).
 
-    NumPy, not a kernel: it touches only the padding (nothing at all when
-    every sequence is full length), and a parallel kernel would cost half a
-    second of compilation in every fresh process.
+    NumPy, not a kernel: it touches only the padding, and a parallel kernel
+    would add compile time to every fresh process.
     """
     T = x.shape[0]
     if lengths.min(initial=T) < T:
@@ -347,8 +272,7 @@ def _gate_tanh(z):
     in place, one loop of 4H per row over all four gates (weights from
     `gate_panels`): ``tanh(x_i / 2)``, ``tanh(x_f / 2)``,
     ``tanh(x_g)``, ``tanh(x_o / 2)``. The sweeps then finish the cell in one
-    loop of H per row, written out in each sweep (see "The LSTM cell" above
-    the forward sweeps)."""
+    loop of H per row (see "The LSTM cell" above `_lstm_forward_shard`)."""
     inline_into_callers()
     use_wide_vectors()
     for r in range(z.shape[0]):
@@ -358,19 +282,10 @@ def _gate_tanh(z):
 
 
 # The LSTM cell, forward: `_gate_tanh` over a chunk of rows (`CELL_CHUNK`),
-# then per row ``c = f * c_prev + i * g`` and ``h = o * tanh(c)`` with the sigmoid gates
-# finished by `sigmoid_from_tanh`. The sweeps write that loop out themselves,
-# in place on the state, with the same expressions (so that prediction gives
-# the training forward's bits). Measured at H = 32 against the former cell
-# helper (a sigmoid and a tanh loop per gate, then this loop through a
-# scratch row): 4.0-5.6 -> 2.0-3.3 ns per element; a helper holding only
-# this loop measured as slow as the former one (the loops of H = 32 are
-# shorter than LLVM's unrolled 512-bit vector body; the inline, in-place loop
-# is the one that ran fast). The training sweep runs the same loops although
-# it gains nothing (0.93-0.98x at H = 512): with the former cell, prediction
-# lost the training forward's bits, because the tanh's division rounds
-# differently in vector and scalar code and loops of H and of 4H split a row
-# into vector and remainder parts differently.
+# then per row ``c = f * c_prev + i * g`` and ``h = o * tanh(c)``, the sigmoid
+# gates finished by `sigmoid_from_tanh`. Both forward sweeps write this loop
+# out in place with the same expressions, so prediction gives the training
+# forward's bits (docs/design.md, "The LSTM cell").
 @njit(**KERNEL)
 def _lstm_forward_shard(s, b0, b1, blas, x, w_panels, lengths, hs, cs, gates):
     arguments_do_not_alias()
@@ -458,7 +373,7 @@ def _lstm_inference_shard(s, b0, b1, blas, x, w_panels, lengths, reverse, h, c, 
                     out_r = out[b, n - 1 - t if reverse else t, column:column + H]  # (H)
                     for j in range(H):
                         out_r[j] = xh_h[j]
-            elif keep:  # a loop: the slice assignment compiled 0.3-0.8 s slower
+            elif keep:  # a loop, not a slice assignment: compile time
                 out_r = out[b, t, column:column + H]  # (H)
                 for j in range(H):
                     out_r[j] = 0
@@ -480,25 +395,9 @@ def _lstm_cell_backward(g_i, g_f, g_g, g_o, c_prev, c, d_out, dh, dc, dz_i, dz_f
     c_t on entry, w.r.t. c_{t-1} on exit; dz_i, dz_f, dz_g, dz_o : receive
     the gradient w.r.t. the four gates' pre-activations.
 
-    The backward sweep passes 1-d row views, each gate a slice indexed from
-    0: indexing the 2-d blocks directly (``gates[r, H + j]`` or a ``(rows,
-    4, H)`` reshape) left LLVM unable to vectorise the loop, and the row
-    views are 3.5-4.7x faster (measured: 17-21 -> 4.5-5.3 ns per element
-    per thread). They are slices of a few arrays (the four gates of one row
-    of ``gates``, of ``dz``), which LLVM cannot tell apart: with the loop
-    over the rows inside this helper, it checked the 13 views for overlap
-    at run time before every row (102 ``setb`` instructions in the compiled
-    backward sweep; 2 are left). Taking one row, the helper marks its
-    arguments ``noalias`` (`arguments_do_not_alias`, which inlining keeps
-    as alias metadata), and the loop runs without the checks, with the same
-    bits. Measured single-threaded with the inputs in L1: 1.49 -> 1.21 ns
-    per element at (rows, H) = (16, 64), 1.95 -> 1.25 at (32, 32), 1.02 ->
-    0.83 at (16, 128); whole backward sweeps (`lstm_backward`, 2 threads,
-    alternated in one process, measured when a helper of its own still held
-    the loop over the rows: the same inner loop) 1.03x at (B, T, H) = (32,
-    200, 64), 1.11x at (32, 50, 32) and (1024, 50, 32), 1.03x at (64, 100,
-    128). The forward cells, written the same way, measured 0.98-1.04x
-    (their loops had few checks): they stay inline.
+    One row of 1-d views, marked ``noalias``: indexing 2-d blocks kept LLVM
+    from vectorising, and a loop over rows here made it check the views for
+    overlap before every row (docs/design.md, "The LSTM cell").
     """
     inline_into_callers()
     use_wide_vectors()
@@ -557,7 +456,7 @@ def _lstm_backward_shard(s, b0, b1, blas, d_hs, d_h_n, d_c_n, w_hh_panels, lengt
             else:
                 for j in range(4 * H):
                     dz_r[j] = 0
-        if t < all_valid:  # the product replaces every row's dh: no copy (1% of the sweep)
+        if t < all_valid:  # the product replaces every row's dh: no copy
             packed_gemm(blas, dz, w_hh_panels, dh)
         else:  # rows past their length keep theirs
             packed_gemm(blas, dz, w_hh_panels, dh_rec)
@@ -645,8 +544,7 @@ def lstm_backward_sweep(d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, d_pre, d_h
     d_hs : (T, B, H) or None
         Gradient of the loss w.r.t. this direction's outputs; None when only
         the final state reaches the loss (no ``(T, B, H)`` array of zeros to
-        allocate, zero and read: 0.4 ms a batch at (T, B, H) = (200, 32, 64),
-        measured in a fit)
+        allocate, zero and read)
     d_h_n, d_c_n : (B, H) gradient w.r.t. the final state
     w_hh : (4H, H) recurrent weights
     lengths : as in `lstm_forward_sweep`
@@ -668,14 +566,9 @@ def lstm_backward(d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, inputs, hs, d_pr
     sweep multiplies its rows of ``[x_t, h_{t-1}, 1]`` and of the gate
     gradients for the weights every few steps (`WEIGHT_CHUNK_ROWS` rows),
     while they are still in its core's cache, and ``d_pre`` need not be
-    written at all.
-
-    Measured at (T, B, H) = (200, 32, 64) float32: the separate weight
-    gradients took 1.7-1.9 ms a batch in a fit (its GEMMs alone 1.2 ms per
-    thread), chunks of 512 rows 1.13 ms per block. Where the sweep has fewer
-    blocks than Numba's pool has threads (batches of fewer than four rows on
-    two threads) the weight gradients would run on fewer cores, so they run
-    apart, split by rows, as before.
+    written at all. Where the sweep has fewer blocks than Numba's pool has
+    threads, the weight gradients run apart (`weight_grads`), split by rows,
+    so that every core takes part.
 
     Parameters
     ----------

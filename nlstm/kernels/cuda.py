@@ -123,19 +123,16 @@ def zero_after_lengths(x, lengths):
 # --------------------------------------------------------------------------
 # Persistent sweeps: one launch runs every timestep
 # --------------------------------------------------------------------------
-# A numba-cuda launch costs about 65 us of host time and a device-array slice
-# about 47 us (measured on an H100, benchmarks/HISTORY.md session 25), while a
-# small step's arithmetic takes a few microseconds on the GPU. So each sweep is
+# A numba-cuda launch costs tens of microseconds of host time, more than a
+# small step's arithmetic on the GPU (benchmarks/HISTORY.md, session 25). So each sweep is
 # one cooperative launch: the kernel loops over the timesteps itself, every
 # thread owns the same (row b, unit j) items at every step, and a grid-wide
 # barrier (``this_grid().sync()``) separates the steps. Each item computes its
 # own recurrent dot products (h_{t-1}[b, :] against the W_hh columns of unit j,
 # read through the caches), so a step needs no other synchronisation.
 SWEEP_THREADS = 32 if config.ENABLE_CUDASIM else 256
-# Blocks per multiprocessor: on an H100, 2 blocks of 256 threads fitted
-# 0.97-1.54x and predicted 1.00-1.96x as fast as 1 over the speed grid, and
-# were within 11% of the best of six shapes tried (benchmarks/HISTORY.md,
-# session 25).
+# Blocks per multiprocessor: the best of the shapes tried on an H100
+# (benchmarks/HISTORY.md, session 25).
 SWEEP_BLOCKS_PER_SM = 2
 _cooperative_limits = {}  # (kernel, argument types) -> most blocks resident at once
 

@@ -87,13 +87,8 @@ def routines():
 
 # Weights are the first operand OpenBLAS reads (``b`` of `gemm`). For the
 # sweeps' small products at H = 64 a weight whose data does not start on a
-# 64-byte boundary measured 1.45-2x slower, single-threaded: 107 against 161
-# GFLOP/s for a shard's (16, 69) @ (69, 256) forward step, 117 against 168 for
-# its (16, 256) @ (256, 64) backward step, 30 against 61 for one row. NumPy
-# aligns arrays to 16 bytes, so before, a fit's speed there depended on where
-# the allocator put a copy of the weights. The products at H = 32 (such as
-# (16, 41) @ (41, 128)) and the larger ones measured the same speed aligned
-# or not, and so did misaligned data operands and outputs.
+# 64-byte boundary ran up to 2x slower; NumPy aligns arrays to 16 bytes only.
+# (Numbers: benchmarks/HISTORY.md, session 35.)
 ALIGNMENT = 64  # bytes: a cache line, one AVX-512 vector
 
 
@@ -206,8 +201,7 @@ def gemm(typingctx, blas, a, b, out):
 
     An intrinsic rather than an ``@njit`` function: its few instructions are
     emitted inside each calling kernel, so it adds no compilation of its own
-    (as ``@njit`` functions, this and its operand helper took 0.8 s of a
-    cold start, one compilation per operand layout).
+    (an ``@njit`` version compiled once per operand layout).
     """
     return _gemm_typing(0.0, blas, a, b, out)
 
@@ -218,7 +212,7 @@ def gemm_add(typingctx, blas, a, b, out):
     return _gemm_typing(1.0, blas, a, b, out)
 
 
-# Loaded at import (1.7 ms, measured): threadpoolctl then sees the same BLAS
+# Loaded at import: threadpoolctl then sees the same BLAS
 # libraries before and after a first fit, so a user's ``threadpool_limits``
 # entered before it covers this one too.
 routines()

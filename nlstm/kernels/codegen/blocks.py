@@ -1,28 +1,19 @@
-"""Run a compiled block function over row blocks in parallel, compiling its
-code once and one parallel kernel for all block functions.
+"""Run a compiled block function over row blocks in parallel (`run_blocks`),
+compiling its code once and one parallel kernel for all block functions.
 
-Why the kernels are not written as one ``prange`` loop each: Numba compiles
-the body of a ``prange`` as a function of its own, then links that code into
-three more modules (the gufunc wrapper, the parallel launcher, the kernel)
-and optimises each of them and turns it into machine code again
-(numba/numba#8085). A sweep's body, the large part of its code, was so
-compiled four times: about 1.3 s of the 3.5 s cold compile of the forward
-sweep, measured.
+A kernel's body is a plain cached ``@njit`` function ``block(k, r0, r1, *args)``
+for block k and the rows ``[r0, r1)``, compiled once. The one parallel kernel,
+`_run_blocks`, knows nothing of the block's arguments, so it too is compiled
+once: it gets the block's address, the address of the arguments (a tuple
+stored on `_launch`'s stack) and the address of an *unpacker*, a small
+function that loads that tuple and calls the block. Each argument-type
+combination compiles only `_launch` and its unpacker. Results are bit for bit
+those of a ``prange`` kernel; the block gets its argument arrays without their
+reference count (`_borrowed`).
 
-Here the body is a plain cached ``@njit`` function, ``block(k, r0, r1, *args)``
-for block k, the rows ``[r0, r1)``, compiled once. The one parallel kernel,
-`_run_blocks`, knows nothing of the block's arguments, so it is compiled once
-for all block functions: it gets the block's address, the address of the
-arguments (a tuple stored on `_launch`'s stack) and the address of an
-*unpacker*, a small function that loads that tuple and calls the block. Each
-argument-type combination compiles only `_launch` (a few instructions and its
-unpacker, no parallel region); a parallel kernel per combination, as before,
-cost 0.3-0.6 s of compiling each, four of them in a first fit and predict.
-The block's code is the same as a ``prange`` body's: results are bit for bit
-those of the ``prange`` kernels. One difference: the unpacker hands the block
-its argument arrays without their reference count (`_borrowed`), so that the
-views a block takes in its loops do not make all threads write one shared
-counter.
+Why not one ``prange`` loop per kernel: Numba compiles a ``prange`` body into
+four modules (numba/numba#8085), which doubled the cold start
+(``docs/design.md``, "Inside the CPU kernels").
 """
 import numpy as np
 from llvmlite import ir
@@ -71,12 +62,10 @@ def _borrowed(context, builder, value, value_type):
     slice passed to a helper) is reference-counted on the array's memory
     info, an atomic add and subtract on a counter that all blocks share:
     the blocks' threads then fight over one cache line at every row of every
-    step. Measured at (B, H) = (32, 64), two blocks of 16 rows, a forward
-    step took 11.5-12.0 us on two threads against 6.8-7.0 us alone (the
-    cells 6.7-8.0 us against 2.0-2.1 us). Without the memory info the
-    counting is a null check. The arrays stay alive without it: the caller
-    of `run_blocks` holds them until every block has returned, and a block
-    keeps no reference to them (it returns nothing).
+    step (a forward step ran 1.7x slower on two threads than on one).
+    Without the memory info the counting is a null check. The arrays stay
+    alive without it: the caller of `run_blocks` holds them until every
+    block has returned, and a block keeps no reference to them.
     """
     if not isinstance(value_type, types.Array):
         return value

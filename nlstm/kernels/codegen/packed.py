@@ -3,22 +3,9 @@
 
 Every step of a sweep multiplies a few rows (a block's ``[x_t, h_{t-1}, 1]``,
 or its gate gradients) by the same weights. OpenBLAS copies ("packs") the
-weight operand into its own layout on every call: 5.2 MB a step at H = 512,
-where a thread's 128 rows make 336 MFLOP. Measured single-threaded on the
-development machine (AMD EPYC, Zen 4), GFLOP/s of OpenBLAS against this
-module, weights packed beforehand (the range over four sittings):
-
-========================  ========  =======
-shape (M, K) @ (K, N)     OpenBLAS  packed
-========================  ========  =======
-(128, 641) @ (641, 2048)  72-87     102-112
-(64, 641) @ (641, 2048)   62-78     93-111
-(128, 2048) @ (2048, 512) 81-93     98-109
-(64, 321) @ (321, 1024)   81-92     108-115
-(16, 41) @ (41, 128)      102-112   102-114
-(16, 66) @ (66, 256)      107-113   106-112
-(16, 256) @ (256, 64)     108-115   112-117
-========================  ========  =======
+weight operand into its own layout on every call; this module packs it once
+per call (the measured GFLOP/s: ``docs/performance.md``, "Packed step
+products").
 
 `pack_panels` lays ``w`` (K, N) out as panels of `panel_width` columns
 (two AVX-512 vectors), each a contiguous ``(K, width)`` block,
@@ -39,9 +26,8 @@ does not depend on the rows around it (OpenBLAS's does, see
 The tiles are used where Numba compiles for AVX-512 (its target machine's
 features, ``NUMBA_CPU_FEATURES`` or the host's), the only vectors they were
 measured with. Elsewhere `pack_panels` makes a single panel, the whole
-matrix, and `packed_gemm` calls the BLAS (`blas.gemm`) as before: compiled
-for AVX2 and run on the same CPU, 6-row tiles measured 0.82-0.91x of
-OpenBLAS's AVX-512 kernels on the small shapes above, and a target without
+matrix, and `packed_gemm` calls the BLAS (`blas.gemm`): AVX2 tiles were
+slower than OpenBLAS's AVX-512 kernels on the same CPU, and a target without
 hardware FMA would make each multiply-add a library call. `pack_panels` and
 the compiled code read the same setting, and Numba's cache keys compiled
 code on the features.
@@ -220,7 +206,7 @@ def _tile(rows):
 
             # the stores: whole vectors, or for a last, narrower panel vectors
             # masked to the columns that exist (one instruction each, no
-            # scratch loop: a smaller function, 0.32 against 0.36 s to compile)
+            # scratch loop: a smaller function to compile)
             builder.position_at_end(stores)
             n_valid = builder.sub(n_columns, column0)
             c_vectors = []  # [r][v]: where out[r0 + r, column0 + v*lanes:] starts

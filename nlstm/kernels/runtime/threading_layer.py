@@ -3,14 +3,12 @@
 Numba runs parallel regions on the first of TBB, OpenMP and its own
 ``workqueue`` that loads. On a 2-core machine (see ``docs/design.md``):
 
-* GNU OpenMP's workers spin after each region; with one other busy process a
-  default fit ran 3.2x slower than with one thread. Its pool is also not
-  fork-safe: Numba terminates a forked child that starts a parallel region
-  ("fork() called from a process already using GNU OpenMP").
-* ``workqueue`` is fork-safe but costs 50-90 us a launch against 1.5 us, and
-  small fits ran 2x slower.
-* TBB is fork-safe, launches as fast as OpenMP, fits and predicts as fast,
-  and its workers yield to other processes (1.09x on the busy machine).
+* GNU OpenMP's workers spin after each region, which slows a fit beside
+  another busy process, and its pool is not fork-safe: Numba terminates a
+  forked child that starts a parallel region.
+* ``workqueue`` is fork-safe but slow to launch.
+* TBB is fork-safe, as fast as OpenMP, and its workers yield to other
+  processes.
 
 So nlstm depends on the ``tbb`` wheel where one exists (Linux and Windows on
 x86-64). Its library lies in the environment's ``lib`` folder, which the
