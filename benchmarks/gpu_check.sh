@@ -17,8 +17,8 @@ print('python', __import__('sys').version.split()[0], 'numba', numba.__version__
       'scipy', scipy.__version__)
 from numba import cuda; cuda.detect()"
 } 2>&1 | tee "$out/versions.txt"
-timeout "${TEST_TIMEOUT:-300}" "$python" -m pytest -q -p no:cacheprovider tests/test_cuda_kernels.py \
-    tests/test_cuda_resident.py tests/test_cuda_ptx.py 2>&1 | tee "$out/gpu-tests.log"
+timeout "${TEST_TIMEOUT:-300}" "$python" -m pytest -q -p no:cacheprovider tests/test_cuda.py \
+    tests/test_cuda_arrays.py tests/test_cuda_ptx.py 2>&1 | tee "$out/gpu-tests.log"
 tests_status=$?
 timeout "${BENCH_TIMEOUT:-400}" "$python" benchmarks/compare_torch.py --device cuda "$@" 2>&1 \
     | tee "$out/compare-cuda.log"

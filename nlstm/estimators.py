@@ -529,12 +529,31 @@ class _BaseLSTM(BaseEstimator):
         """Write the fitted model to ``path`` as a portable ``.npz`` file (atomic).
 
         See `nlstm.persistence` for the format. Load it with `nlstm.load`.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The file to write (replaced if it exists).
+
+        Returns
+        -------
+        None
         """
         return persistence.save(self, path)
 
     @classmethod
     def load(cls, path):
-        """Read a model written by `save`; it must be of this class."""
+        """Read a model written by `save`; it must be of this class.
+
+        Parameters
+        ----------
+        path : str or path-like
+            A file written by `save` or `nlstm.save`.
+
+        Returns
+        -------
+        estimator : instance of this class
+        """
         estimator = persistence.load(path)
         if not isinstance(estimator, cls):
             raise ValueError(f"{path} holds a {type(estimator).__name__}, not a {cls.__name__}")
@@ -692,12 +711,15 @@ _PARAMETERS_DOC = '''    Parameters
         Predict at every timestep instead of once per sequence.
     solver : {"adam", "sgd"}, default="adam"
     learning_rate_init : float, default=0.003
+        Step size of the optimizer.
     momentum : float, default=0.9
         SGD momentum.
     batch_size : int, default=32
+        Sequences per gradient step.
     max_iter : int, default=200
         Epochs.
     shuffle : bool, default=True
+        Shuffle the sequences every epoch.
     clip_grad_norm : float or None, default=1.0
         Global gradient-norm clipping.
     alpha : float, default=0.0
@@ -707,10 +729,16 @@ _PARAMETERS_DOC = '''    Parameters
         not improved by ``tol`` for ``n_iter_no_change`` epochs, and restore the
         best weights.
     validation_fraction : float, default=0.1
+        Share of the training data held out with ``early_stopping``.
     n_iter_no_change : int, default=10
+        Epochs without an improvement by ``tol`` before training stops.
     tol : float, default=1e-4
+        The improvement of the loss (or validation score) that counts.
     warm_start : bool, default=False
-    random_state : int, RandomState or None
+        Continue from the fitted weights on the next `fit`.
+    random_state : int, RandomState or None, default=None
+        Seeds the initial weights, the shuffling, dropout and the validation
+        split.
     verbose : bool, default=False
         Print loss, validation score and seconds per epoch.
     n_jobs : int or None, default=None
@@ -738,6 +766,27 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
     best_loss_, best_validation_score_ : float
     n_iter_ : int
     network_ : SequenceNetwork
+
+    See Also
+    --------
+    LSTMClassifier : The same model for labels.
+    nlstm.SequenceScaler : Scaling of sequence features before the model.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nlstm import LSTMRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((200, 10, 2)).astype(np.float32)  # 200 sequences of 10 steps
+    >>> y = X[:, :, 0].sum(axis=1)                                   # a sum over time
+    >>> reg = LSTMRegressor(hidden_size=16, max_iter=30, random_state=0).fit(X, y)
+    >>> reg.predict(X[:3]).shape
+    (3,)
+    >>> reg.score(X, y) > 0.9  # R^2
+    True
+    >>> ragged = [rng.standard_normal((n, 2)) for n in (4, 12, 7)]  # any lengths
+    >>> reg.predict(ragged).shape
+    (3,)
     """
 
     def __sklearn_tags__(self):
@@ -781,7 +830,12 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
 
         Parameters
         ----------
-        X, y, sample_weight : as for `fit`
+        X : array-like or list of sequences
+            As for `fit`.
+        y : array-like
+            As for `fit`.
+        sample_weight : array-like, optional
+            As for `fit`.
 
         Returns
         -------
@@ -795,8 +849,19 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
         return z.astype(np.float64) * self._y_scale + self._y_mean, lengths, form
 
     def predict(self, X):
-        """Predicted values: (n,) or (n, n_outputs); per timestep with
-        ``return_sequences`` ((n, T[, n_outputs]), or a list for ragged X)."""
+        """Predicted values.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, T) or (n, T, F), or list of (T_i, F) arrays
+            Sequences in any form `fit` takes.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n,) or (n, n_outputs), or list
+            Per timestep with ``return_sequences``: (n, T[, n_outputs]), or a
+            list of (T_i[, n_outputs]) arrays when X is a list.
+        """
         pred, lengths, form = self._predict_values(X)
         if self._squeeze_output:
             pred = pred[..., 0]
@@ -809,7 +874,21 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
 
     def score(self, X, y, sample_weight=None):
         """R^2 of the predictions (over all valid timesteps with
-        ``return_sequences``, each weighing its sequence's ``sample_weight``)."""
+        ``return_sequences``, each weighing its sequence's ``sample_weight``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n, T) or (n, T, F), or list of (T_i, F) arrays
+            Sequences in any form `fit` takes.
+        y : array-like
+            True values, shaped as for `fit`.
+        sample_weight : array-like, optional
+            Weights as for `fit`.
+
+        Returns
+        -------
+        score : float
+        """
         if not self.return_sequences:
             return super().score(X, y, sample_weight=sample_weight)
         from sklearn.metrics import r2_score  # imported on use: see the top
@@ -834,6 +913,32 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
         The class labels, sorted.
     n_features_in_, loss_curve_, validation_scores_, best_loss_,
     best_validation_score_, n_iter_, network_ : as for `LSTMRegressor`
+
+    See Also
+    --------
+    LSTMRegressor : The same model for numbers.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nlstm import LSTMClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((200, 10, 2)).astype(np.float32)
+    >>> y = np.where(X[:, :, 0].sum(axis=1) > 0, "up", "down")
+    >>> clf = LSTMClassifier(hidden_size=16, max_iter=30, random_state=0).fit(X, y)
+    >>> clf.classes_
+    array(['down', 'up'], dtype='<U4')
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 2)
+    >>> clf.score(X, y) > 0.9
+    True
+
+    Token ids (here 0..49) go through an embedding:
+
+    >>> tokens = rng.integers(0, 50, (100, 8))
+    >>> clf = LSTMClassifier(embedding_dim=8, hidden_size=8, max_iter=2, random_state=0)
+    >>> clf.fit(tokens, tokens[:, 0] %% 2).n_tokens_
+    50
     """
 
     def _loss_function(self, z, Y, weights=None):
@@ -886,9 +991,14 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
 
         Parameters
         ----------
-        X, y, sample_weight : as for `fit`
+        X : array-like or list of sequences
+            As for `fit`.
+        y : array-like
+            As for `fit`.
         classes : array-like, optional
             All class labels; required on the first call.
+        sample_weight : array-like, optional
+            As for `fit`.
 
         Returns
         -------
@@ -906,15 +1016,37 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
                 else _losses.multiclass_proba(z))
 
     def predict_proba(self, X):
-        """Class probabilities, rows summing to 1: (n, n_classes), or
-        (n, T, n_classes) / a list with ``return_sequences``."""
+        """Class probabilities, rows summing to 1.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, T) or (n, T, F), or list of (T_i, F) arrays
+            Sequences in any form `fit` takes.
+
+        Returns
+        -------
+        proba : ndarray of shape (n, n_classes), or list
+            Per timestep with ``return_sequences``: (n, T, n_classes), or a
+            list of (T_i, n_classes) arrays when X is a list.
+        """
         z, lengths, form = self._raw_predict(X)
         proba = self._probabilities(z.astype(np.float64))
         return self._sequence_output(proba, lengths, form) if self.return_sequences else proba
 
     def predict_log_proba(self, X):
         """Logarithm of `predict_proba`, computed from the logits (finite where
-        a probability rounds to 0). Same shapes as `predict_proba`."""
+        a probability rounds to 0).
+
+        Parameters
+        ----------
+        X : array-like of shape (n, T) or (n, T, F), or list of (T_i, F) arrays
+            Sequences in any form `fit` takes.
+
+        Returns
+        -------
+        log_proba : ndarray or list
+            Shaped as `predict_proba`'s result.
+        """
         z, lengths, form = self._raw_predict(X)
         z = z.astype(np.float64)
         log_proba = (_losses.binary_log_proba(z) if len(self.classes_) == 2
@@ -929,7 +1061,19 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
         return labels, lengths, form
 
     def predict(self, X):
-        """Predicted labels: (n,), or per timestep with ``return_sequences``."""
+        """Predicted labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, T) or (n, T, F), or list of (T_i, F) arrays
+            Sequences in any form `fit` takes.
+
+        Returns
+        -------
+        labels : ndarray of shape (n,), or list
+            Per timestep with ``return_sequences``: (n, T), or a list of
+            (T_i,) arrays when X is a list.
+        """
         labels, lengths, form = self._predict_labels(X)
         return self._sequence_output(labels, lengths, form) if self.return_sequences else labels
 
@@ -942,7 +1086,21 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
 
     def score(self, X, y, sample_weight=None):
         """Accuracy (over all valid timesteps with ``return_sequences``, each
-        weighing its sequence's ``sample_weight``)."""
+        weighing its sequence's ``sample_weight``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n, T) or (n, T, F), or list of (T_i, F) arrays
+            Sequences in any form `fit` takes.
+        y : array-like
+            True labels, shaped as for `fit`.
+        sample_weight : array-like, optional
+            Weights as for `fit`.
+
+        Returns
+        -------
+        score : float
+        """
         if not self.return_sequences:
             return super().score(X, y, sample_weight=sample_weight)
         from sklearn.metrics import accuracy_score  # imported on use: see the top

@@ -199,6 +199,11 @@ class LSTM:
         On the CPU this does nothing. Blocks may nest; the outermost one
         copies. A GPU block holds the process's launch lock, so other Python
         threads wait for it instead of seeing the layer half-moved.
+
+        Parameters
+        ----------
+        write_back : bool, default=True
+            Copy the device's parameters back into the host arrays on exit.
         """
         write_back = check_bool(write_back, "write_back")
         if self.device == "cpu":
@@ -237,7 +242,14 @@ class LSTM:
         return self._params
 
     def state_dict(self):
-        """Copies of the parameters under PyTorch's names, as NumPy arrays."""
+        """Copies of the parameters under PyTorch's names, as NumPy arrays.
+
+        Returns
+        -------
+        dict of str to ndarray
+            ``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``, ... as in
+            ``torch.nn.LSTM.state_dict()`` (``_reverse`` for the second direction).
+        """
         return {name: p.copy() for name, p in self._params.items()}
 
     def load_state_dict(self, state_dict):
@@ -245,6 +257,12 @@ class LSTM:
 
         All entries are checked before any is written, so a bad dict leaves the
         layer unchanged.
+
+        Parameters
+        ----------
+        state_dict : mapping of str to array-like
+            Every parameter of the layer, as `state_dict` gives them (a
+            ``torch.nn.LSTM``'s state dict converted to NumPy works as is).
         """
         if not hasattr(state_dict, "keys"):
             raise TypeError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
@@ -291,8 +309,13 @@ class LSTM:
         return self._resident is not None
 
     def weight_mask(self):
-        """(n_params,) 1 over the weights and 0 over the biases of `flat_parameters`,
-        on the host: where an L2 penalty applies."""
+        """Where an L2 penalty applies: 1 over the weights, 0 over the biases.
+
+        Returns
+        -------
+        ndarray of shape (n_params,)
+            A mask shaped like `flat_parameters`, on the host.
+        """
         mask = np.zeros(self._flat.shape, self._np_dtype)
         for name, view in self._named_views(mask, self._param_shapes()).items():
             if name.startswith("weight"):
@@ -394,12 +417,30 @@ class LSTM:
                           want_output=True):
         """Forward on validated arrays, for `nlstm._network` and `forward`.
 
-        ``h0``/``c0`` None mean zeros. Callers hold `kernel_threads` and the
-        launch lock. Returns output (B, T, D*H), h_n, c_n on the layer's
-        device; output is None unless ``want_output`` (callers that only use
-        the final state skip its batch-first copy). Host arguments are copied
-        to the device first (on the CPU: nothing to do). With
-        ``keep_activations`` the `Activations` for `backward_on_device` are kept.
+        Callers hold `kernel_threads` and the launch lock. Host arguments are
+        copied to the device first (on the CPU: nothing to do).
+
+        Parameters
+        ----------
+        x : array of shape (B, T, input_size)
+            Checked input, of the layer's dtype.
+        lengths : array of shape (B,), int64
+            Valid steps per row, each in 1..T.
+        h0, c0 : array of shape (num_layers*D, B, hidden_size) or None
+            The initial state (None: zeros; ``c0`` LSTM only).
+        training : bool
+            Apply dropout between layers.
+        keep_activations : bool, default=True
+            Keep the `Activations` that `backward_on_device` needs.
+        want_output : bool, default=True
+            Make the (B, T, D*H) output; callers that use only the final
+            state skip its batch-first copy.
+
+        Returns
+        -------
+        output : device array of shape (B, T, D*hidden_size), or None
+        h_n, c_n : device arrays of shape (num_layers*D, B, hidden_size)
+            The final state (``c_n`` None for the RNN).
         """
         if self.cell == "lstm" and not keep_activations and not training:
             return self._inference_forward(x, lengths, h0, c0, want_output)
@@ -574,14 +615,26 @@ class LSTM:
     def backward_on_device(self, d_output, d_h_n=None, d_c_n=None, want_input_grad=True):
         """Backward on validated arrays, for `nlstm._network` and `backward`.
 
-        None means a zero gradient, ``d_output`` included: a model using only
-        the final state needs no (T, B, D*H) array of zeros transposed and
-        copied. Callers hold `kernel_threads` and the launch lock. Returns
-        ``d_x`` (B, T, F) and the flat parameter gradient; ``d_x`` is None
-        unless ``want_input_grad`` (a network whose inputs are data, not
-        trained embeddings, skips the first layer's input-gradient GEMM, as
-        autograd does). Arrays are on the layer's device (host arguments are
-        copied there first).
+        Callers hold `kernel_threads` and the launch lock. Arrays are on the
+        layer's device (host arguments are copied there first).
+
+        Parameters
+        ----------
+        d_output : array of shape (B, T, D*hidden_size) or None
+            Gradient w.r.t. the output; None is zero (a model using only the
+            final state needs no array of zeros transposed and copied).
+        d_h_n, d_c_n : array of shape (num_layers*D, B, hidden_size) or None
+            Gradient w.r.t. the final state (None: zero; ``d_c_n`` LSTM only).
+        want_input_grad : bool, default=True
+            Compute ``d_x``; a network whose inputs are data, not trained
+            embeddings, skips the first layer's input-gradient GEMM, as
+            autograd does.
+
+        Returns
+        -------
+        d_x : device array of shape (B, T, input_size), or None
+        flat_grad : device array of shape (n_params,)
+            The gradient of `flat_parameters`.
         """
         kernels = kernels_for(self.device)  # nlstm.kernels.cpu or .cuda
         arrays = self.arrays                # nlstm.kernels.plumbing.cpu_arrays or .cuda_arrays

@@ -47,10 +47,36 @@ def register(cls):
 def save(estimator, path):
     """Write a fitted `LSTMRegressor`/`LSTMClassifier` to ``path`` (.npz), atomically.
 
+    The file is a NumPy ``.npz`` with a JSON header (no pickles), readable by
+    `load` in this and later versions of nlstm.
+
+    Parameters
+    ----------
+    estimator : LSTMRegressor or LSTMClassifier
+        A fitted estimator.
+    path : str or path-like
+        The file to write (replaced if it exists; its folder must exist).
+
     Returns
     -------
     str
         ``path``.
+
+    See Also
+    --------
+    load : Read it back.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nlstm import LSTMRegressor
+    >>> X = np.random.default_rng(0).standard_normal((20, 5, 1))
+    >>> reg = LSTMRegressor(hidden_size=4, max_iter=2, random_state=0).fit(X, X.sum(axis=(1, 2)))
+    >>> import os, tempfile
+    >>> from nlstm import load, save
+    >>> path = save(reg, os.path.join(tempfile.mkdtemp(), "model.npz"))
+    >>> bool((load(path).predict(X) == reg.predict(X)).all())
+    True
     """
     from . import __version__
 
@@ -65,6 +91,16 @@ def save(estimator, path):
 def load(path):
     """Read an estimator written by `save`.
 
+    Parameters
+    ----------
+    path : str or path-like
+        A file written by `save`.
+
+    Returns
+    -------
+    estimator : LSTMRegressor or LSTMClassifier
+        The fitted estimator, predicting exactly as the one saved.
+
     Raises
     ------
     OSError
@@ -73,6 +109,22 @@ def load(path):
         If the file is not an nlstm model, is corrupted, holds anything `save`
         would not have written, or was written in a newer format version
         than this nlstm reads.
+
+    See Also
+    --------
+    save : Write a model file.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nlstm import LSTMRegressor
+    >>> X = np.random.default_rng(0).standard_normal((20, 5, 1))
+    >>> reg = LSTMRegressor(hidden_size=4, max_iter=2, random_state=0).fit(X, X.sum(axis=(1, 2)))
+    >>> import os, tempfile
+    >>> from nlstm import load, save
+    >>> path = save(reg, os.path.join(tempfile.mkdtemp(), "model.npz"))
+    >>> load(path)
+    LSTMRegressor(hidden_size=4, max_iter=2, random_state=0)
     """
     header, arrays = _read(path)
     cls = _classes[header["class"]]

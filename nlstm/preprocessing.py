@@ -80,7 +80,9 @@ class SequenceScaler(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like (n, T) or (n, T, F), or sequence of (T_i, F) arrays
-        y : ignored
+            Sequences in any form the estimators take.
+        y : None
+            Ignored.
 
         Returns
         -------
@@ -105,15 +107,28 @@ class SequenceScaler(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like (n, T) or (n, T, F), or sequence of (T_i, F) arrays
+            Sequences in the form seen at fit (a table stays a table).
 
         Returns
         -------
         X_scaled : same form as X
+            The scaled sequences.
         """
         return self._apply(X, lambda steps: (steps - self.mean_) / self.scale_)
 
     def inverse_transform(self, X):
-        """Undo `transform`: ``X * scale_ + mean_``, in the form X came in."""
+        """Undo `transform`: ``X * scale_ + mean_``, in the form X came in.
+
+        Parameters
+        ----------
+        X : array-like (n, T) or (n, T, F), or sequence of (T_i, F) arrays
+            Scaled sequences.
+
+        Returns
+        -------
+        X_original : same form as X
+            The sequences in their original units.
+        """
         return self._apply(X, lambda steps: steps * self.scale_ + self.mean_)
 
     # ------------------------------------------------------------------

@@ -70,7 +70,8 @@ def partial_fit_blocks(estimator, X, y, *, sample_weight=None, classes=None, epo
         Used as is (fitted or not), never modified: a fitted copy is returned.
     X : dask array of shape (n, T, F), (n, T) or (n, T) token ids
         Chunked along axis 0 (other axes are joined into one chunk).
-    y : dask array of shape (n,) or (n, k), same row chunks as ``X``
+    y : dask array of shape (n,) or (n, k)
+        Targets, with the same row chunks as ``X``.
     sample_weight : dask array of shape (n,) or (n, T), optional
         Weights per sequence (or per timestep with ``return_sequences``),
         sent with each block to ``partial_fit``. As there, they are rescaled
@@ -91,6 +92,24 @@ def partial_fit_blocks(estimator, X, y, *, sample_weight=None, classes=None, epo
     -------
     estimator
         The trained copy.
+
+    See Also
+    --------
+    predict_blocks : Predictions over dask arrays.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> from nlstm import LSTMRegressor
+    >>> from nlstm.scale_out import partial_fit_blocks
+    >>> X = np.random.default_rng(0).standard_normal((60, 5, 2))
+    >>> X_blocks = da.from_array(X, chunks=(20, 5, 2))  # three blocks of 20 sequences
+    >>> y_blocks = da.from_array(X[:, :, 0].sum(axis=1), chunks=20)
+    >>> reg = partial_fit_blocks(LSTMRegressor(hidden_size=8, random_state=0),
+    ...                          X_blocks, y_blocks, epochs=2, random_state=0)
+    >>> reg.n_iter_  # one partial_fit per block and epoch
+    6
     """
     dask, _ = _import_dask()
     if not hasattr(estimator, "partial_fit"):
@@ -144,13 +163,32 @@ def predict_blocks(estimator, X, method="predict"):
     Parameters
     ----------
     estimator : fitted LSTMRegressor or LSTMClassifier
+        Sent to the workers once.
     X : dask array of shape (n, T, F) or (n, T)
+        Sequences (or token ids), chunked along axis 0.
     method : {"predict", "predict_proba"}
+        The estimator's method to apply to each block.
 
     Returns
     -------
     dask array
         Rows chunked like ``X``; call ``.compute()`` (or store it) to run.
+
+    See Also
+    --------
+    partial_fit_blocks : Training over dask arrays.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> from nlstm import LSTMRegressor
+    >>> from nlstm.scale_out import predict_blocks
+    >>> X = np.random.default_rng(0).standard_normal((60, 5, 2))
+    >>> reg = LSTMRegressor(hidden_size=4, max_iter=2, random_state=0).fit(X, X.sum(axis=(1, 2)))
+    >>> lazy = predict_blocks(reg, da.from_array(X, chunks=(20, 5, 2)))
+    >>> bool(np.allclose(lazy.compute(), reg.predict(X)))
+    True
     """
     if method not in PREDICT_METHODS:
         raise ValueError(f"method must be one of {PREDICT_METHODS}, got {method!r}")

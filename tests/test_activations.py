@@ -1,7 +1,7 @@
 """The float64 tanh of the kernels against the C library's (NumPy's ``np.tanh``),
 and the derivatives' arithmetic type.
 
-(The float32 approximation is tested against PyTorch in ``test_torch_parity.py``.)
+(The float32 approximation is tested against PyTorch in ``test_layer_torch_parity.py``.)
 """
 import numpy as np
 import pytest

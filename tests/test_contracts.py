@@ -1,6 +1,6 @@
 """`nlstm.kernels.contracts`: the CPU modules define every function of the device contract,
 and the layer, the network and the optimizers call nothing else on them. (The CUDA twins are
-checked against the CPU modules in test_cuda_kernels.py and test_cuda_resident.py.)"""
+checked against the CPU modules in test_cuda.py and test_cuda_arrays.py.)"""
 import inspect
 import re
 from pathlib import Path

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.cuda_sim  # deselect with -m 'not cuda_sim'
+
 SCRIPT = Path(__file__).with_name("cuda_ptx_check.py")
 
 

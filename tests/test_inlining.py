@@ -3,7 +3,7 @@
 A kernel that *calls* a helper runs different code in the process that
 compiles it (the call goes to the helper compiled as a function of its own)
 and in a process that loads it from Numba's cache (the kernel's own copy of
-the helper): different bits (``tests/test_numba_cache.py``). Checked on the
+the helper): different bits (``tests/test_inlining_cache.py``). Checked on the
 kernels compiled afresh from their Python source: Numba cannot show the code
 of a kernel loaded from its cache.
 """

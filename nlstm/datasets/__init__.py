@@ -24,9 +24,19 @@ def load_movie_review_snippets():
     Returns
     -------
     texts : list of str, length 10605
+        The sentences, as written.
     ratings : ndarray of shape (10605,), float64
         Mean human rating; ``ratings > 0`` is the usual positive label
         (49.4% of sentences; 0.35% are exactly 0).
+
+    Examples
+    --------
+    >>> from nlstm.datasets import load_movie_review_snippets
+    >>> texts, ratings = load_movie_review_snippets()
+    >>> len(texts), ratings.shape
+    (10605, (10605,))
+    >>> float(ratings.min()) >= -4 and float(ratings.max()) <= 4
+    True
     """
     source = resources.files(__name__) / "data" / "movie_review_snippets.tsv.gz"
     texts, ratings = [], []

@@ -12,7 +12,7 @@ cache has only the kernel's own copy of the helper, optimised a second time
 inside the kernel's module. The two copies need not round alike under
 ``fastmath`` (contraction into FMAs, reassociation): the float64 backward
 sweep's gradients differed in the last bits between the two kinds of process
-(``tests/test_numba_cache.py``). Inlining changed no speed: the backward
+(``tests/test_inlining_cache.py``). Inlining changed no speed: the backward
 sweep with the cell called and with it inlined, alternated in one process,
 ran 0.99-1.01x (the called helper's run-time overlap checks, which a kernel's
 ``noalias`` arguments would spare, cost nothing measurable).

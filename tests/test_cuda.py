@@ -11,6 +11,8 @@ from nlstm.kernels import contracts, cpu
 
 cuda_kernels = pytest.importorskip("nlstm.kernels.cuda")
 
+pytestmark = pytest.mark.cuda_sim  # deselect with -m 'not cuda_sim'
+
 RTOL = {np.float32: 1e-4, np.float64: 1e-9}
 DTYPES = [np.float32, np.float64]
 T, B, F, H = 4, 3, 2, 3

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.exceptions import NotFittedError
 
-from nlstm import LSTM, LSTMClassifier, LSTMRegressor
+from nlstm import LSTMClassifier, LSTMRegressor
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -206,51 +206,3 @@ def test_a_failed_first_fit_leaves_an_unfitted_estimator_unfitted():
     assert not hasattr(reg, "n_features_in_")
     with pytest.raises(NotFittedError):
         reg.predict(X3)
-
-
-# --- the layer ---
-def test_forward_keeps_its_own_copy_of_lengths():
-    layer = LSTM(2, 3, random_state=0)
-    x = rng.standard_normal((2, 4, 2))
-    lengths = np.array([4, 2])
-    out, _ = layer.forward(x, lengths=lengths)
-    expected = layer.backward(np.ones_like(out))[1]
-    out, _ = layer.forward(x, lengths=lengths)
-    lengths[:] = 1  # the caller reuses their array before backward
-    got = layer.backward(np.ones_like(out))[1]
-    for name in expected:
-        np.testing.assert_array_equal(got[name], expected[name])
-
-
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_non_finite_values_past_the_lengths_are_ignored(dtype):
-    layer = LSTM(2, 3, num_layers=2, bidirectional=True, dtype=dtype, random_state=0)
-    x = rng.standard_normal((3, 5, 2))
-    lengths = [5, 2, 3]
-    out_clean, _ = layer.forward(x, lengths=lengths)
-    grad = rng.standard_normal(out_clean.shape)
-    d_x_clean, grads_clean = layer.backward(grad)
-    poisoned, poisoned_grad = x.copy(), grad.copy()
-    poisoned[1, 2:] = np.nan
-    poisoned[2, 3:] = np.inf
-    poisoned_grad[1, 2:] = np.nan
-    out, _ = layer.forward(poisoned, lengths=lengths)
-    d_x, grads = layer.backward(poisoned_grad)
-    np.testing.assert_array_equal(out, out_clean)
-    np.testing.assert_array_equal(d_x, d_x_clean)
-    for name in grads:
-        np.testing.assert_array_equal(grads[name], grads_clean[name])
-    within = x.copy()
-    within[1, 1] = np.nan
-    with pytest.raises(ValueError, match=r"x contains NaN or infinity \(first at \[1, 1\]"):
-        layer.forward(within, lengths=lengths)
-
-
-@pytest.mark.parametrize("dtype,bias", [("float32", 1e39), ("float32", -3e38),
-                                        ("float64", 1e308)])
-def test_forget_bias_beyond_the_dtype_is_a_value_error(dtype, bias):
-    with pytest.raises(ValueError, match="forget_bias"):
-        LSTM(2, 3, forget_bias=bias, dtype=dtype)
-    with pytest.raises(ValueError, match="forget_bias"):
-        LSTMRegressor(hidden_size=3, forget_bias=bias, dtype=dtype, max_iter=1).fit(X3, Y_REG)
-    assert np.isfinite(LSTM(2, 3, forget_bias=1e30, dtype=dtype).state_dict()["bias_ih_l0"]).all()

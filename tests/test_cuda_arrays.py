@@ -17,6 +17,8 @@ from nlstm.kernels.plumbing import cpu_arrays
 cuda_arrays = pytest.importorskip("nlstm.kernels.plumbing.cuda_arrays")
 from numba import cuda  # noqa: E402  (after the skip: numba.cuda may be missing)
 
+pytestmark = pytest.mark.cuda_sim  # deselect with -m 'not cuda_sim'
+
 RTOL = {np.float32: 1e-4, np.float64: 1e-9}
 DTYPES = [np.float32, np.float64]
 
@@ -213,7 +215,7 @@ def test_a_fit_copies_parameters_once_and_only_batch_edges_per_step(monkeypatch)
 
 
 # Two layers and dropout between them are checked on the layer
-# (test_cuda_kernels.py); the simulator runs a GPU thread as a Python thread, so
+# (test_cuda.py); the simulator runs a GPU thread as a Python thread, so
 # these fits are kept to one layer, two steps and a handful of rows.
 FIT_CASES = {
     "sentiment-style: embedding, bidirectional": dict(
@@ -235,7 +237,7 @@ def test_fits_with_every_option_match_the_cpu(case):
     """float64, where the devices agree to 1e-9 after three epochs of updates
     (in float32, Adam's normalised steps magnify rounding differences of
     near-zero gradients past 1e-4 after a few epochs; the two-epoch float32 fit
-    is checked in test_cuda_kernels.py)."""
+    is checked in test_cuda.py)."""
     from nlstm import LSTMClassifier, LSTMRegressor
     spec = FIT_CASES[case]
     dtype = "float64"
