@@ -67,6 +67,7 @@ def test_gemm_writes_only_its_rows():
     assert not out[:3].any() and not out[8:].any()
 
 
+@pytest.mark.slow  # starts a process
 def test_kernels_use_the_openblas_wheel_when_installed_without_importing_it():
     """With ``scipy-openblas32`` installed (a dependency where it has wheels)
     the kernels call its library, loaded privately: importing its package

@@ -16,6 +16,7 @@ def test_demo_beats_baseline_and_writes_plot(tmp_path):
     assert (tmp_path / "demo.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow  # starts a process
 def test_module_entry_point(tmp_path):
     out = subprocess.run([sys.executable, "-m", "nlstm", "demo", "--max-iter", "2", "--output",
                           str(tmp_path / "d.png")], capture_output=True, text=True, timeout=300)

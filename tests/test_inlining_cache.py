@@ -19,6 +19,8 @@ import sys
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # starts processes; -m 'not slow' leaves it out
+
 SCRIPT = """
 import sys
 import numpy as np

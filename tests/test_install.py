@@ -15,6 +15,8 @@ import pytest
 
 import nlstm
 
+pytestmark = pytest.mark.slow  # starts processes; -m 'not slow' leaves it out
+
 PACKAGE = Path(nlstm.__file__).resolve().parent
 REPOSITORY = PACKAGE.parent
 

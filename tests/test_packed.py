@@ -104,6 +104,7 @@ def test_gate_panels_halve_the_sigmoid_gates_exactly():
     np.testing.assert_array_equal(unpacked, want)
 
 
+@pytest.mark.slow  # starts a process
 def test_without_avx512_the_product_is_the_blas_one():
     """Compiled for an AVX2 CPU (run on this one), `packed_gemm` takes one
     panel, the whole matrix, and calls the BLAS: the same contract."""

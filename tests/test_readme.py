@@ -67,6 +67,7 @@ def test_the_layer_has_a_repr_that_rebuilds_it():
     assert repr(LSTM(1, 2)) == "LSTM(1, 2)"
 
 
+@pytest.mark.slow  # starts processes
 def test_command_line_help_exits_zero_and_unknown_commands_do_not():
     for flag in ("--help", "-h"):
         done = subprocess.run([sys.executable, "-m", "nlstm", flag], capture_output=True,

@@ -9,6 +9,8 @@ import pytest
 
 distributed = pytest.importorskip("dask.distributed")
 da = pytest.importorskip("dask.array")
+
+pytestmark = pytest.mark.slow  # starts a local cluster's processes
 import joblib  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning, NotFittedError  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402

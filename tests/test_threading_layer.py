@@ -16,6 +16,8 @@ from importlib import metadata
 
 import pytest
 
+pytestmark = pytest.mark.slow  # starts processes; -m 'not slow' leaves it out
+
 SCRIPT = textwrap.dedent("""
     import json, multiprocessing, os, sys, warnings
     import numba
