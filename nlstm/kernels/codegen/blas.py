@@ -3,9 +3,7 @@
 Numba's ``np.dot`` calls the BLAS bundled with SciPy (OpenBLAS 0.3.30 in
 SciPy 1.17's wheels). The OpenBLAS project's own wheel, ``scipy-openblas32``
 (the build NumPy and SciPy bundle, in its latest release), multiplies the
-shapes of nlstm's sweeps 7-16% faster on an AVX-512 CPU (single-threaded,
-alternated, 0.3.34 against 0.3.30: (128, 641) @ (641, 2048) 74.5 against
-63.7 GFLOP/s, (128, 2048) @ (2048, 512) 84.8 against 75.0). So the kernels
+shapes of nlstm's sweeps faster on an AVX-512 CPU. So the kernels
 call ``sgemm``/``dgemm`` through an address: that wheel's when it is
 installed, else SciPy's (the function ``np.dot`` calls). `routines` finds
 them once per process; the kernels take them as a run-time argument, so they
@@ -95,7 +93,7 @@ ALIGNMENT = 64  # bytes: a cache line, one AVX-512 vector
 def aligned_empty(shape, dtype):
     """An uninitialised C-contiguous array whose data starts on a 64-byte boundary."""
     dtype = np.dtype(dtype)
-    nbytes = math.prod(shape) * dtype.itemsize  # math.prod: 0.1 us, np.prod: 4 us
+    nbytes = math.prod(shape) * dtype.itemsize  # math.prod: np.prod is slow on a tuple
     buffer = np.empty(nbytes + ALIGNMENT, np.uint8)
     start = -buffer.ctypes.data % ALIGNMENT
     return buffer[start:start + nbytes].view(dtype).reshape(shape)

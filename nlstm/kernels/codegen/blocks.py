@@ -138,9 +138,8 @@ def arguments_do_not_alias(typingctx):
     """Mark the calling jitted function's pointer arguments ``noalias``, as
     Numba marks a ``prange`` body's when it finds no aliases in it: LLVM may
     then vectorise loops without run-time overlap checks. Every block function
-    calls it (without it the backward sweep was about 5% slower at 16 rows
-    per shard, measured), so no array a block writes may overlap another of
-    its arguments."""
+    calls it, so no array a block writes may overlap another of its
+    arguments."""
     def codegen(context, builder, signature, args):
         for argument in builder.function.args:
             if isinstance(argument.type, ir.PointerType):
@@ -154,7 +153,7 @@ def arguments_do_not_alias(typingctx):
 def _run_blocks(unpacker, block, bounds, arguments, failed):
     # unpacker, block, arguments: addresses (see `_call_kernel`); bounds:
     # (n_blocks + 1) row bounds; failed: (n_blocks) set where a block raised.
-    # Returns whether one did (a NumPy ``failed.any()`` costs 2 us).
+    # Returns whether one did (cheaper than a NumPy ``failed.any()``).
     for k in prange(len(bounds) - 1):
         failed[k] = _call_unpacker(unpacker, block, k, bounds[k], bounds[k + 1], arguments)
     any_failed = False
@@ -208,9 +207,8 @@ def _kernel_address():
 def _address_of(block_function, args):
     """Address of ``block_function`` compiled for ``(int64, int64, int64, *args)``.
 
-    Keyed by Numba's type fingerprint of the argument tuple (about 0.3 us, as
-    the dispatcher itself does; one per argument took 4 us for ten), not by
-    `numba.typeof` (about 8 us per array).
+    Keyed by Numba's type fingerprint of the argument tuple, as the
+    dispatcher itself does: far cheaper than `numba.typeof` per array.
     """
     key = (block_function, _type_key(args))
     address = _addresses.get(key)

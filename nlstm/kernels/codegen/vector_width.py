@@ -11,8 +11,7 @@ gives *that* function LLVM's ``"prefer-vector-width"="512"`` attribute, so the
 loop vectoriser may use 512-bit vectors there. The kernels call it in each
 function whose loops carry the gate math: the cell helpers (compiled, and
 vectorised, as functions of their own) and each block function (the body of
-a kernel, ``nlstm.kernels.codegen.blocks``). Measured on an Emerald
-Rapids CPU: 0.41 -> 0.26 ns per float32 ``tanh``. On a CPU without AVX-512 the
+a kernel, ``nlstm.kernels.codegen.blocks``). On a CPU without AVX-512 the
 attribute changes nothing (LLVM cannot go wider than the CPU).
 
 llvmlite's attribute set only takes the attribute names it lists and has no
