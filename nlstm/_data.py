@@ -252,12 +252,12 @@ def _form_after_fit(X, form, fitted_form):
     return X, form
 
 
-def read_X(owner, X, *, reset, dtype, tokens):
+def read_X(owner, X, *, reset, dtype, tokens, fitted_form=None):
     """Validate an estimator's X in any form and pad it into one batch.
 
     At fit (``reset``) this records ``owner``'s ``n_features_in_`` (and
     ``n_tokens_`` with ``tokens``); after fit it checks X against them and
-    against ``owner._input_form_``.
+    reads it as ``fitted_form``, the form seen at fit, requires.
 
     Returns
     -------
@@ -267,7 +267,7 @@ def read_X(owner, X, *, reset, dtype, tokens):
     """
     form = input_form(X)
     if not reset and not tokens:
-        X, form = _form_after_fit(X, form, owner._input_form_)
+        X, form = _form_after_fit(X, form, fitted_form)
     # A 2-d array of numbers is a table: its columns (timesteps) are fixed at fit.
     # Token ids in a 2-d array are sequences (one token per step), so their
     # length may change after fit, like a list's.

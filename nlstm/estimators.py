@@ -193,7 +193,8 @@ class _BaseLSTM(BaseEstimator):
         """Returns ``(data, lengths, form)``: padded (n, T, F) floats or (n, T)
         token ids, valid steps per sequence, and the input form (`_data.read_X`)."""
         data, lengths, form = read_X(self, X, reset=reset, dtype=DTYPES[self.dtype],
-                                     tokens=self.embedding_dim is not None)
+                                     tokens=self.embedding_dim is not None,
+                                     fitted_form=None if reset else self._input_form_)
         if reset:
             self._input_form_ = form
         return data, lengths, form
