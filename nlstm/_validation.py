@@ -9,7 +9,7 @@ import numpy as np
 from sklearn.utils import check_scalar
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
-CELLS = {"lstm": 4, "rnn": 1}  # cell name -> number of gates
+CELLS = {"lstm": 4, "gru": 3, "rnn": 1}  # cell name -> number of gates
 
 
 def check_choice(value, name, choices):

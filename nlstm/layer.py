@@ -66,12 +66,16 @@ class LSTM:
     dropout : float in [0, 1), default=0.0
         Dropout on the outputs of every layer but the last, in training only
         (with one layer it has no effect, and a warning says so).
-    cell : {"lstm", "rnn"}, default="lstm"
-        ``"rnn"`` is a plain ``tanh`` RNN, as ``torch.nn.RNN``.
+    cell : {"lstm", "gru", "rnn"}, default="lstm"
+        ``"gru"`` is ``torch.nn.GRU`` (gates r, z, n); ``"rnn"`` is a plain
+        ``tanh`` RNN, as ``torch.nn.RNN``.
     forget_bias : float or "chrono", default=1.0
-        Starting forget-gate bias (LSTM only): a number added to PyTorch's
-        uniform initialisation, or ``"chrono"`` initialisation, which needs
-        ``chrono_max``. Only the starting point changes, never the math.
+        Starting bias of the gate that keeps the state: the LSTM's forget gate,
+        the GRU's update gate z (``h' = z * h + (1 - z) * n``); the RNN has
+        none. A number added to PyTorch's uniform initialisation, or
+        ``"chrono"`` initialisation, which needs ``chrono_max``. Only the
+        starting point changes, never the math (``forget_bias=0`` starts
+        from PyTorch's initialisation).
     chrono_max : float, optional
         Longest time scale for ``forget_bias="chrono"``.
     dtype : {"float32", "float64"}, default="float32"
@@ -128,9 +132,9 @@ class LSTM:
         self._n_gates = CELLS[self.cell]
         self._flat, self._params = self._allocate(self._np_dtype)
         _init.uniform_init(self._params, self.hidden_size, self._rng)
-        if self.cell == "lstm":
+        if self.cell in ("lstm", "gru"):
             _init.apply_forget_bias(self._params, self.hidden_size, self.forget_bias,
-                                    self.chrono_max, self._rng)
+                                    self.chrono_max, self._rng, self.cell)
         self._cache = None
         self._workspace = {}  # arrays reused from call to call (`_buffer`)
         self._resident = None  # (flat, named views) on the device, inside `resident`
@@ -538,6 +542,13 @@ class LSTM:
                                          params[f"bias_ih_l{k}{suffix}"],
                                          params[f"bias_hh_l{k}{suffix}"])
 
+    def _direction_params(self, k, d):
+        """``(W_ih, W_hh, b_ih, b_hh)`` of layer k, direction d, on the layer's device."""
+        suffix = "_reverse" if d == 1 else ""
+        params = self._kernel_params()
+        return tuple(params[f"{kind}_l{k}{suffix}"]
+                     for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+
     def _direction_forward(self, k, d, inputs, lengths, h0, c0, keep=True):
         """Sweep one layer direction. Returns its `DirectionActivations` (kept
         for backward with ``keep``: arrays reused from call to call)."""
@@ -545,11 +556,15 @@ class LSTM:
         arrays = self.arrays
         T, B, F = inputs.shape
         H, G = self.hidden_size, self._n_gates
-        w_cat = self._stacked_weights(k, d)  # (F+H+1, GH)
         # kept for backward: reused from batch to batch; else fresh
         empty = self._buffer if keep else (lambda key, shape: arrays.empty(shape, self._np_dtype))
         hs = empty(("hs", k, d), (T + 1, B, H))  # (T+1, B, H)
         arrays.assign(hs[0], h0)
+        if self.cell == "gru":
+            gates = empty(("gates", k, d), (T, B, 4 * H))  # (T, B, 4H): r, z, n, W_hn h + b_hn
+            kernels.gru_forward_sweep(inputs, *self._direction_params(k, d), lengths, hs, gates)
+            return DirectionActivations(inputs, hs, gates=gates)
+        w_cat = self._stacked_weights(k, d)  # (F+H+1, GH)
         if self.cell == "lstm":
             cs = empty(("cs", k, d), (T + 1, B, H))  # (T+1, B, H)
             arrays.assign(cs[0], c0)
@@ -698,23 +713,28 @@ class LSTM:
         w_hh = params[f"weight_hh_l{k}{suffix}"]
         w_ih = params[f"weight_ih_l{k}{suffix}"]
         hs = saved.hs
-        # (T, B, GH) gradient of the gate pre-activations: the LSTM keeps it
-        # only for the input gradient
+        # (T, B, GH) gradient of the gate pre-activations (the GRU's: of
+        # W_ih x + b_ih): the LSTM and the GRU keep it only for the input gradient
         d_pre = (self._buffer("d_pre", (T, B, GH))
-                 if want_input_grad or self.cell != "lstm" else None)
+                 if want_input_grad or self.cell == "rnn" else None)
         if self.cell == "lstm":  # the sweep and the weight gradients in one
             d_w_ih, d_w_hh, d_b = kernels.lstm_backward(
                 d_out, d_h_n, d_c_n, w_hh, lengths, saved.cs, saved.gates,
                 saved.inputs, hs, d_pre, d_h0[idx], d_c0[idx])
+            d_b_ih = d_b_hh = d_b
+        elif self.cell == "gru":  # b_hn sits inside r's product: two bias gradients
+            d_w_ih, d_w_hh, d_b_ih, d_b_hh = kernels.gru_backward(
+                d_out, d_h_n, w_hh, lengths, hs, saved.gates, saved.inputs, d_pre, d_h0[idx])
         else:
             kernels.rnn_backward_sweep(d_out, d_h_n, w_hh, lengths, hs, d_pre, d_h0[idx])
             d_w_ih, d_w_hh, d_b = kernels.weight_grads(
                 d_pre.reshape(T * B, GH), saved.inputs.reshape(T * B, F),
                 hs[:-1].reshape(T * B, H))
+            d_b_ih = d_b_hh = d_b
         arrays.assign(grads[f"weight_ih_l{k}{suffix}"], d_w_ih)
         arrays.assign(grads[f"weight_hh_l{k}{suffix}"], d_w_hh)
-        arrays.assign(grads[f"bias_ih_l{k}{suffix}"], d_b)
-        arrays.assign(grads[f"bias_hh_l{k}{suffix}"], d_b)
+        arrays.assign(grads[f"bias_ih_l{k}{suffix}"], d_b_ih)
+        arrays.assign(grads[f"bias_hh_l{k}{suffix}"], d_b_hh)
         if not want_input_grad:
             return None
         d_inputs = arrays.empty((T, B, F), self._np_dtype)

@@ -1,4 +1,4 @@
-"""A slow, obviously-correct NumPy LSTM/RNN: the oracle for every kernel test.
+"""A slow, obviously-correct NumPy LSTM/GRU/RNN: the oracle for every kernel test.
 
 One sequence at a time, one timestep at a time, in float64, with the gradient
 written out by hand step by step. Ragged sequences are simply cut to their
@@ -11,9 +11,17 @@ def _sigmoid(z):
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def _cell_forward(cell, x, h, c, w_ih, w_hh, b):
+def _cell_forward(cell, x, h, c, w_ih, w_hh, b_ih, b_hh):
     """One step for one sequence. Returns (h, c, saved)."""
-    z = w_ih @ x + w_hh @ h + b
+    if cell == "gru":  # torch.nn.GRU: gates r, z, n; b_hn inside the reset gate's product
+        H = h.shape[0]
+        gi, gh = w_ih @ x + b_ih, w_hh @ h + b_hh
+        r = _sigmoid(gi[:H] + gh[:H])
+        z = _sigmoid(gi[H:2 * H] + gh[H:2 * H])
+        n = np.tanh(gi[2 * H:] + r * gh[2 * H:])
+        h_new = (1 - z) * n + z * h
+        return h_new, None, (x, h, r, z, n, gh[2 * H:])
+    z = w_ih @ x + w_hh @ h + b_ih + b_hh
     if cell == "rnn":
         h_new = np.tanh(z)
         return h_new, None, (x, h, h_new)
@@ -25,7 +33,16 @@ def _cell_forward(cell, x, h, c, w_ih, w_hh, b):
 
 
 def _cell_backward(cell, saved, dh, dc, w_ih, w_hh):
-    """Backward of `_cell_forward`. Returns (dx, dh_prev, dc_prev, dz, x, h_prev)."""
+    """Backward of `_cell_forward`. Returns (dx, dh_prev, dc_prev, dz, x, h_prev); for the
+    GRU dz is the pair (gradient of W_ih x + b_ih, gradient of W_hh h + b_hh)."""
+    if cell == "gru":
+        x, h, r, z, n, gh_n = saved
+        dn = dh * (1 - z) * (1 - n ** 2)          # w.r.t. n's pre-activation
+        d_r = dn * gh_n * r * (1 - r)             # w.r.t. r's pre-activation
+        d_z = dh * (h - n) * z * (1 - z)          # w.r.t. z's pre-activation
+        d_gi = np.concatenate([d_r, d_z, dn])
+        d_gh = np.concatenate([d_r, d_z, dn * r])
+        return w_ih.T @ d_gi, w_hh.T @ d_gh + dh * z, None, (d_gi, d_gh), x, h
     if cell == "rnn":
         x, h, h_new = saved
         dz = dh * (1 - h_new ** 2)
@@ -70,7 +87,7 @@ def reference_forward(params, x, lengths, cell, num_layers, bidirectional, h0=No
                 h, c = h0[k * D + d, b], c0[k * D + d, b]
                 steps = []
                 for t in order:
-                    h, c, saved = _cell_forward(cell, layer_in[b, t], h, c, w_ih, w_hh, b_ih + b_hh)
+                    h, c, saved = _cell_forward(cell, layer_in[b, t], h, c, w_ih, w_hh, b_ih, b_hh)
                     out[b, t, d * H:(d + 1) * H] = h
                     steps.append((t, saved))
                 h_n[k * D + d, b] = h
@@ -111,11 +128,12 @@ def reference_backward(params, tape, d_output, lengths, cell, num_layers, bidire
                 for t, saved in reversed(tape[k][d][b]):
                     dh = dh + d_layer[b, t, d * H:(d + 1) * H]
                     dx, dh, dc, dz, x_t, h_prev = _cell_backward(cell, saved, dh, dc, w_ih, w_hh)
+                    d_gi, d_gh = dz if cell == "gru" else (dz, dz)
                     d_in[b, t] += dx
-                    grads[names[0]] += np.outer(dz, x_t)
-                    grads[names[1]] += np.outer(dz, h_prev)
-                    grads[names[2]] += dz
-                    grads[names[3]] += dz
+                    grads[names[0]] += np.outer(d_gi, x_t)
+                    grads[names[1]] += np.outer(d_gh, h_prev)
+                    grads[names[2]] += d_gi
+                    grads[names[3]] += d_gh
                 d_h0[k * D + d, b] = dh
                 if cell == "lstm":
                     d_c0[k * D + d, b] = dc

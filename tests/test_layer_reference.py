@@ -30,8 +30,8 @@ def make_inputs(seed, cell, num_layers, bidirectional):
     return x, h0, c0, d_out, d_h_n, d_c_n
 
 
-CASES = list(itertools.product(["lstm", "rnn"], [1, 2, 3], [False, True], ["equal", "ragged"],
-                               ["float64", "float32"]))
+CASES = list(itertools.product(["lstm", "gru", "rnn"], [1, 2, 3], [False, True],
+                               ["equal", "ragged"], ["float64", "float32"]))
 
 
 @pytest.mark.parametrize("cell,num_layers,bidirectional,lengths_kind,dtype", CASES)
@@ -100,7 +100,8 @@ def _loss(layer, x, lengths, init, w_out, w_h, w_c):
     return loss
 
 
-@pytest.mark.parametrize("cell,bidirectional", [("lstm", False), ("lstm", True), ("rnn", True)])
+@pytest.mark.parametrize("cell,bidirectional", [("lstm", False), ("lstm", True), ("gru", True),
+                                                ("rnn", True)])
 def test_finite_difference_gradients(cell, bidirectional):
     """Central differences in float64 for every parameter entry and every input entry."""
     num_layers = 2
@@ -141,7 +142,7 @@ def test_finite_difference_gradients(cell, bidirectional):
     assert rel_err(d_x, num_x) <= 1e-6
 
 
-@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_stepping_one_timestep_at_a_time_equals_whole_sequence(cell):
     """Forward carrying initial_state step by step, and backward chaining
     d_initial_state step by step, equal the whole-sequence run."""
@@ -176,7 +177,8 @@ def test_stepping_one_timestep_at_a_time_equals_whole_sequence(cell):
         np.testing.assert_allclose(grads_sum[k], grads_full[k], rtol=1e-10, atol=1e-13)
 
 
-@pytest.mark.parametrize("cell,num_layers,bidirectional", [("lstm", 2, True), ("rnn", 1, False)])
+@pytest.mark.parametrize("cell,num_layers,bidirectional", [("lstm", 2, True), ("gru", 2, True),
+                                                           ("rnn", 1, False)])
 def test_skipping_the_input_gradient_leaves_parameter_gradients_unchanged(cell, num_layers,
                                                                           bidirectional):
     """Estimators fed with data (no embedding) do not need d_x and skip its GEMM."""
@@ -194,7 +196,7 @@ def test_skipping_the_input_gradient_leaves_parameter_gradients_unchanged(cell, 
 
 
 @pytest.mark.parametrize("cell,num_layers,bidirectional", [("lstm", 2, True), ("lstm", 1, False),
-                                                           ("rnn", 2, True)])
+                                                           ("gru", 2, True), ("rnn", 2, True)])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_no_output_gradient_gives_the_bits_of_a_zero_one(cell, num_layers, bidirectional, dtype):
     """A model whose loss sees only the final state passes no output gradient

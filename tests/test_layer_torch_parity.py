@@ -1,4 +1,4 @@
-"""Parity with torch.nn.LSTM / torch.nn.RNN through state_dict (test-only dependency)."""
+"""Parity with torch.nn.LSTM / GRU / RNN through state_dict (test-only dependency)."""
 import numba
 import numpy as np
 import pytest
@@ -37,14 +37,14 @@ def run_torch(module, x, lengths, h0, c0, d_out, d_h_n, d_c_n):
 
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_parity_with_torch(cell, dtype, n_threads):
     if n_threads > numba.config.NUMBA_NUM_THREADS:
         pytest.skip("needs 2 Numba threads")
     F, H, L, B, T = 5, 7, 2, 9, 12
     layer = LSTM(F, H, L, bidirectional=True, cell=cell, dtype=dtype, random_state=0)
     tdtype = getattr(torch, dtype)
-    module = (torch.nn.LSTM if cell == "lstm" else torch.nn.RNN)(
+    module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell](
         F, H, L, batch_first=True, bidirectional=True).to(tdtype)
     # weights go nlstm -> torch here; the reverse way is tested below
     module.load_state_dict({k: torch.from_numpy(v) for k, v in layer.state_dict().items()})
@@ -86,7 +86,7 @@ def test_parity_with_torch(cell, dtype, n_threads):
 # (`cpu.sweep_bounds`)
 @pytest.mark.parametrize("F, H, B", [(6, 16, 37), (3, 65, 64), (64, 50, 64), (64, 100, 64),
                                      (8, 24, 150), (64, 50, 130)])
-@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_results_identical_for_1_and_2_threads(cell, F, H, B):
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("needs 2 Numba threads")

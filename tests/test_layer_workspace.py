@@ -23,7 +23,7 @@ def step(layer, x, lengths, d_out):
     return out, state, d_x, {k: v.copy() for k, v in grads.items()}
 
 
-@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_a_batch_gives_the_same_results_after_other_batches(cell):
     F, H = 3, 8
     layer = LSTM(F, H, 2, bidirectional=True, cell=cell, random_state=0)

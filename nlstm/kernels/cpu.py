@@ -702,3 +702,237 @@ def rnn_backward_sweep(d_hs, d_h_n, w_hh, lengths, hs, d_pre, d_h0):
     d_hs = _output_grad_array(d_hs, d_h_n)
     run_blocks(_rnn_backward_shard, shard_bounds(hs.shape[1]), gemm_address(d_hs.dtype), d_hs,
                d_h_n, pack_panels(w_hh), lengths, hs, d_pre, d_h0)
+
+
+# --------------------------------------------------------------------------
+# GRU cell (torch.nn.GRU), gates r, z, n:
+#   r = sigmoid(W_ir x + b_ir + W_hr h + b_hr), z likewise,
+#   n = tanh(W_in x + b_in + r * (W_hn h + b_hn)), h' = (1 - z) * n + z * h.
+# A step is one GEMM of [x_t, h_{t-1}, 1] against the (F+H+1, 4H) matrix
+# `gru_stack` makes, columns [r | z | x-part of n | h-part of n]: the h-part
+# of n must stay apart because r multiplies it.
+# --------------------------------------------------------------------------
+def gru_stack(w_ih, w_hh, b_ih, b_hh):
+    """The GRU's step weights (F+H+1, 4H): rows ``[x; h; 1]``, columns r, z
+    (both parts and biases summed), the x-part of n (``W_in``, ``b_in``) and
+    its h-part (``W_hn``, ``b_hn``), zero where a part does not apply."""
+    H, F = w_hh.shape[1], w_ih.shape[1]
+    w = np.zeros((F + H + 1, 4 * H), w_ih.dtype)
+    w[:F, :3 * H] = w_ih.T
+    w[F:F + H, :2 * H] = w_hh[:2 * H].T
+    w[F:F + H, 3 * H:] = w_hh[2 * H:].T
+    w[F + H, :2 * H] = b_ih[:2 * H] + b_hh[:2 * H]
+    w[F + H, 2 * H:3 * H] = b_ih[2 * H:]
+    w[F + H, 3 * H:] = b_hh[2 * H:]
+    return w
+
+
+def gru_recurrent(w_hh):
+    """(4H, H) ``[W_hr; W_hz; 0; W_hn]``: the h-rows of `gru_stack`, transposed,
+    for the recurrent gradient ``dz4 @ gru_recurrent(w_hh)``."""
+    H = w_hh.shape[1]
+    w = np.zeros((4 * H, H), w_hh.dtype)
+    w[:2 * H] = w_hh[:2 * H]
+    w[3 * H:] = w_hh[2 * H:]
+    return w
+
+
+@cache
+def _gru_column_scales(width, dtype):
+    """(4H,) 0.5 for the columns of r and z (activated as ``tanh(x / 2)``), 1 for n's."""
+    scales = np.full(width, 1.0, dtype)
+    scales[:width // 2] = 0.5
+    scales.flags.writeable = False
+    return scales
+
+
+@njit(**KERNEL)
+def _gru_forward_shard(s, b0, b1, blas, x, w_panels, lengths, hs, gates):
+    arguments_do_not_alias()
+    use_wide_vectors()
+    # x: (T, B, F), w_panels: `pack_panels` of `gru_stack` (F+H+1, 4H) with r, z halved,
+    # hs: (T+1, B, H), gates: (T, B, 4H) receives r, z, n and W_hn h + b_hn
+    T, F = x.shape[0], x.shape[2]
+    H = hs.shape[2]
+    xh = np.empty((b1 - b0, F + H + 1), x.dtype)  # (rows, F+H+1): [x_t, h_{t-1}, 1]
+    for r in range(b1 - b0):
+        xh_h, h0_r = xh[r, F:F + H], hs[0, b0 + r]  # (H)
+        for j in range(H):
+            xh_h[j] = h0_r[j]
+        xh[r, F + H] = 1
+    for t in range(T):
+        for r in range(b1 - b0):
+            xh_x, x_r = xh[r, :F], x[t, b0 + r]  # (F)
+            for j in range(F):
+                xh_x[j] = x_r[j]
+        z = gates[t, b0:b1]  # (rows, 4H)
+        packed_gemm(blas, xh, w_panels, z)
+        for r in range(b1 - b0):
+            b = b0 + r
+            h_prev, h_next = hs[t, b], hs[t + 1, b]  # (H)
+            if t < lengths[b]:
+                z_r, xh_h = z[r], xh[r, F:F + H]  # (4H), (H)
+                g_r, g_z, g_n, g_hn = z_r[:H], z_r[H:2 * H], z_r[2 * H:3 * H], z_r[3 * H:]
+                for j in range(H):
+                    reset = sigmoid_from_tanh(tanh(g_r[j]))
+                    update = sigmoid_from_tanh(tanh(g_z[j]))
+                    n = tanh(g_n[j] + reset * g_hn[j])
+                    h_j = n + update * (h_prev[j] - n)  # (1 - z) * n + z * h
+                    g_r[j], g_z[j], g_n[j] = reset, update, n
+                    h_next[j] = h_j
+                    xh_h[j] = h_j
+            else:  # past this row's end: carry the state
+                for j in range(H):
+                    h_next[j] = h_prev[j]
+                z[r, :] = 0
+
+
+@njit(**HELPER)
+def _gru_cell_backward(reset, update, n, g_hn, h_prev, dh, d_r, d_z, d_n, d_hn, dh_direct):
+    """Backward of the GRU cell (see `_gru_forward_shard`) for one row at one
+    step, each argument (H,): reset, update, n, g_hn as the forward kept them;
+    dh the gradient w.r.t. h_t (output gradient included). Writes the
+    gradients w.r.t. the pre-activations of r and z, of n's x-part (d_n) and
+    h-part (d_hn = d_n * r), and dh_direct = dh * z, the part of d(h_{t-1})
+    that bypasses the gates."""
+    inline_into_callers()
+    use_wide_vectors()
+    arguments_do_not_alias()
+    for j in range(dh.shape[0]):
+        dh_j, r_j, z_j, n_j = dh[j], reset[j], update[j], n[j]
+        dn_pre = (dh_j - dh_j * z_j) * tanh_grad(n_j)
+        d_r[j] = dn_pre * g_hn[j] * sigmoid_grad(r_j)
+        d_z[j] = dh_j * (h_prev[j] - n_j) * sigmoid_grad(z_j)
+        d_n[j] = dn_pre
+        d_hn[j] = dn_pre * r_j
+        dh_direct[j] = dh_j * z_j
+
+
+@njit(**KERNEL)
+def _gru_backward_shard(s, b0, b1, blas, d_hs, d_h_n, w_rec_panels, lengths, hs, gates,
+                        d_pre, d_h0, inputs, parts, chunk_steps):
+    arguments_do_not_alias()
+    use_wide_vectors()
+    # d_hs: (T, B, H), or (0, B, H): no output gradient; d_h_n/d_h0: (B, H),
+    # w_rec_panels: `pack_panels` of `gru_recurrent` (4H, H), hs: (T+1, B, H),
+    # gates: (T, B, 4H) from the forward; d_pre: (T, B, 3H) receives the gradient of
+    # W_ih x + b_ih, or (0, B, 3H): not wanted; inputs: (T, B, F);
+    # parts: (P, F+H+1, 4H): block s adds [x_t, h_{t-1}, 1]^T @ dz4_t of its rows
+    T, H, F = gates.shape[0], d_h_n.shape[1], inputs.shape[2]
+    rows = b1 - b0
+    steps = chunk_steps
+    dh = d_h_n[b0:b1].copy()  # (rows, H) gradient flowing into h_t
+    dh_total = np.empty_like(dh)  # (rows, H) dh plus the output gradient
+    dh_direct = np.empty_like(dh)  # (rows, H) dh_total * z
+    dh_rec = np.empty_like(dh)  # (rows, H)
+    no_d_out = np.zeros_like(dh)
+    dz_chunk = np.empty((steps * rows, 4 * H), dh.dtype)  # (steps*rows, 4H)
+    xh_chunk = np.empty((steps * rows, F + H + 1), dh.dtype)
+    part = parts[s]  # (F+H+1, 4H)
+    for i in range(part.shape[0]):
+        part[i] = 0
+    for t in range(T - 1, -1, -1):
+        slot = t % steps
+        dz = dz_chunk[slot * rows:(slot + 1) * rows]  # (rows, 4H)
+        d_out = d_hs[t, b0:b1] if d_hs.shape[0] > 0 else no_d_out  # (rows, H)
+        for r in range(rows):
+            b, dz_r = b0 + r, dz[r]  # (4H)
+            if t < lengths[b]:
+                g_r, total_r, dh_r, d_out_r = gates[t, b], dh_total[r], dh[r], d_out[r]
+                for j in range(H):
+                    total_r[j] = dh_r[j] + d_out_r[j]
+                _gru_cell_backward(g_r[:H], g_r[H:2 * H], g_r[2 * H:3 * H], g_r[3 * H:],
+                                   hs[t, b], total_r, dz_r[:H], dz_r[H:2 * H],
+                                   dz_r[2 * H:3 * H], dz_r[3 * H:], dh_direct[r])
+            else:
+                for j in range(4 * H):
+                    dz_r[j] = 0
+        packed_gemm(blas, dz, w_rec_panels, dh_rec)
+        for r in range(rows):
+            if t < lengths[b0 + r]:  # rows past their length keep their dh
+                dh_r, rec_r, direct_r = dh[r], dh_rec[r], dh_direct[r]  # (H)
+                for j in range(H):
+                    dh_r[j] = rec_r[j] + direct_r[j]
+        if d_pre.shape[0] > 0:
+            for r in range(rows):
+                dz_r, d_pre_r = dz[r], d_pre[t, b0 + r]  # (4H), (3H)
+                for j in range(3 * H):
+                    d_pre_r[j] = dz_r[j]
+        xh = xh_chunk[slot * rows:(slot + 1) * rows]  # (rows, F+H+1)
+        for r in range(rows):
+            xh_x, x_r = xh[r, :F], inputs[t, b0 + r]  # (F)
+            for j in range(F):
+                xh_x[j] = x_r[j]
+            xh_h, h_r = xh[r, F:F + H], hs[t, b0 + r]  # (H) h_{t-1}
+            for j in range(H):
+                xh_h[j] = h_r[j]
+            xh[r, F + H] = 1
+        if slot == 0:  # the chunk is complete (the first one may be short)
+            n = min(steps, T - t) * rows
+            gemm_add(blas, xh_chunk[:n].T, dz_chunk[:n], part)  # (F+H+1, 4H)
+    for r in range(rows):
+        dh_r, d_h0_r = dh[r], d_h0[b0 + r]  # (H)
+        for j in range(H):
+            d_h0_r[j] = dh_r[j]
+
+
+def gru_forward_sweep(x, w_ih, w_hh, b_ih, b_hh, lengths, hs, gates):
+    """Run one GRU direction over all timesteps, keeping what backward needs.
+
+    Parameters
+    ----------
+    x : (T, B, F) layer input, time-major
+    w_ih, w_hh : (3H, F), (3H, H) torch.nn.GRU's weights, gates r, z, n
+    b_ih, b_hh : (3H,) its biases
+    lengths : (B,) int64, valid steps per row
+    hs : (T + 1, B, H) ``hs[0]`` the initial state on entry; ``hs[t + 1]``
+        receives the state after step t
+    gates : (T, B, 4H) receives r, z, n and ``W_hn h_{t-1} + b_hn`` (zero past a
+        row's length), for `gru_backward`
+    """
+    w = gru_stack(w_ih, w_hh, b_ih, b_hh)
+    run_blocks(_gru_forward_shard, sweep_bounds(hs.shape[1], gates.shape[2], x.itemsize),
+               gemm_address(x.dtype), x,
+               pack_panels(w, _gru_column_scales(w.shape[1], w.dtype)), lengths, hs, gates)
+
+
+def gru_backward(d_hs, d_h_n, w_hh, lengths, hs, gates, inputs, d_pre, d_h0):
+    """Backpropagate one GRU direction through time, with its weight gradients.
+
+    Parameters
+    ----------
+    d_hs : (T, B, H) or None
+        Gradient w.r.t. this direction's outputs (None: only the final state
+        reaches the loss).
+    d_h_n : (B, H) gradient w.r.t. the final state
+    w_hh : (3H, H) recurrent weights
+    lengths : as in `gru_forward_sweep`
+    hs, gates : saved by `gru_forward_sweep`
+    inputs : (T, B, F) the layer's input, time-major
+    d_pre : (T, B, 3H) or None
+        Receives the gradient of ``W_ih x_t + b_ih`` (for the input gradient,
+        ``d_pre @ W_ih``); None: not wanted.
+    d_h0 : (B, H) receives the gradient w.r.t. the initial state
+
+    Returns
+    -------
+    d_w_ih : (3H, F), d_w_hh : (3H, H), d_b_ih : (3H,), d_b_hh : (3H,)
+    """
+    (_, B, F), (H, dtype) = inputs.shape, (d_h_n.shape[1], d_h_n.dtype)
+    bounds = sweep_bounds(B, 4 * H, d_h_n.itemsize)
+    if d_pre is None:
+        d_pre = np.empty((0, B, 3 * H), dtype)
+    parts = np.empty((len(bounds) - 1, F + H + 1, 4 * H), dtype)  # (P, F+H+1, 4H)
+    rows = _largest_block(B, 4 * H, d_h_n.itemsize)
+    run_blocks(_gru_backward_shard, bounds, gemm_address(dtype), _output_grad_array(d_hs, d_h_n),
+               d_h_n, pack_panels(gru_recurrent(w_hh)), lengths, hs, gates, d_pre, d_h0, inputs,
+               parts, -(-WEIGHT_CHUNK_ROWS // rows))
+    total = parts[0]
+    for part in parts[1:]:  # in block order: the same bits for any thread count
+        total += part
+    x_rows, h_rows, bias = total[:F], total[F:F + H], total[F + H]
+    d_w_ih = np.ascontiguousarray(x_rows[:, :3 * H].T)
+    d_w_hh = np.concatenate([h_rows[:, :2 * H], h_rows[:, 3 * H:]], axis=1).T
+    d_b_ih = bias[:3 * H].copy()
+    d_b_hh = np.concatenate([bias[:2 * H], bias[3 * H:]])
+    return d_w_ih, np.ascontiguousarray(d_w_hh), d_b_ih, d_b_hh
