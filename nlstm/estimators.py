@@ -120,7 +120,7 @@ class _BaseLSTM(BaseEstimator):
         "hidden_size": [Interval(Integral, 1, None, closed="left")],
         "num_layers": [Interval(Integral, 1, None, closed="left")],
         "bidirectional": ["boolean"],
-        "cell": [StrOptions({"lstm", "rnn"})],
+        "cell": [StrOptions({"lstm", "gru", "rnn"})],
         "forget_bias": [StrOptions({"chrono"}), Interval(Real, None, None, closed="neither")],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "embedding_dim": [Interval(Integral, 1, None, closed="left"), None],
@@ -699,11 +699,12 @@ _PARAMETERS_DOC = '''    Parameters
         Stacked LSTM layers.
     bidirectional : bool, default=False
         Also read each sequence backwards.
-    cell : {"lstm", "rnn"}, default="lstm"
-        ``"rnn"`` is a plain tanh RNN.
+    cell : {"lstm", "gru", "rnn"}, default="lstm"
+        ``"gru"`` is torch.nn.GRU's cell, ``"rnn"`` a plain tanh RNN.
     forget_bias : float or "chrono", default="chrono"
-        Forget-gate bias initialisation; ``"chrono"`` takes its time scale
-        from the longest training sequence.
+        Initial bias of the gate that keeps the state (the LSTM's forget gate,
+        the GRU's update gate; the RNN has none); ``"chrono"`` takes its time
+        scale from the longest training sequence.
     dropout : float in [0, 1), default=0.0
         Dropout between LSTM layers and before the head, in training.
     embedding_dim : int or None, default=None

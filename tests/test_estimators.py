@@ -383,7 +383,7 @@ def test_partial_fit_and_warm_start_equal_one_long_fit(dropout):
 
 
 @pytest.mark.parametrize("change", [dict(hidden_size=16), dict(num_layers=2),
-                                    dict(bidirectional=True), dict(cell="rnn"),
+                                    dict(bidirectional=True), dict(cell="rnn"), dict(cell="gru"),
                                     dict(return_sequences=True), dict(dtype="float64")])
 def test_continuing_with_another_network_shape_is_refused_and_changes_nothing(change):
     X, y = sum_task(64)
@@ -577,7 +577,9 @@ def test_sgd_solver_and_l2_penalty_train():
 
 def test_bidirectional_rnn_cell_and_float64():
     X, y = sum_task(100)
-    for kw in (dict(bidirectional=True), dict(cell="rnn"), dict(dtype="float64")):
+    for kw in (dict(bidirectional=True), dict(cell="rnn"), dict(cell="gru"),
+               dict(cell="gru", num_layers=2, bidirectional=True, dropout=0.2),
+               dict(dtype="float64")):
         reg = LSTMRegressor(hidden_size=8, max_iter=3, random_state=0, **kw).fit(X, y)
         assert reg.predict(X).dtype == np.float64
         assert np.all(np.isfinite(reg.predict(X)))
@@ -635,3 +637,16 @@ def test_diverging_fit_stops_with_clear_error_and_leaves_model_unchanged():
     reg.set_params(learning_rate_init=0.003, clip_grad_norm=1.0, solver="adam", warm_start=False,
                    max_iter=2)
     assert pickle.dumps(reg) == before
+
+
+def test_gru_learns_and_its_chrono_bias_sits_on_the_update_gate():
+    X, y = sum_task(300)
+    reg = LSTMRegressor(cell="gru", hidden_size=16, max_iter=40, random_state=0).fit(X, y)
+    assert reg.score(X, y) > 0.9
+    fresh = LSTMRegressor(cell="gru", hidden_size=16, max_iter=1, random_state=0).fit(X, y)
+    H, state = 16, fresh.network_.lstm.state_dict()
+    assert state["weight_ih_l0"].shape == (3 * H, 1)  # the columns of X are timesteps
+    # after one epoch the update gate's chrono bias log(u), u >= 1, is still far above
+    # the uniform +-1/sqrt(H) of the reset gate and the candidate
+    assert state["bias_ih_l0"][H:2 * H].mean() > 1.0
+    assert np.abs(state["bias_ih_l0"][:H]).max() < 0.5

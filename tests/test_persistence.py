@@ -25,10 +25,12 @@ def models():
                 .fit(X, np.where(y > 0, "pos", "neg")), X),
         "tok": (LSTMClassifier(embedding_dim=4, hidden_size=8, cell="rnn", max_iter=2,
                                random_state=0).fit(tokens, rng.integers(0, 3, 60)), tokens),
+        "gru": (LSTMRegressor(cell="gru", hidden_size=8, num_layers=2, bidirectional=True,
+                              max_iter=2, random_state=0).fit(X, y), X),
     }
 
 
-@pytest.mark.parametrize("name", ["reg", "clf", "tok"])
+@pytest.mark.parametrize("name", ["reg", "clf", "tok", "gru"])
 def test_save_load_round_trip_is_exact(models, name, tmp_path):
     model, X = models[name]
     path = tmp_path / "model.npz"
