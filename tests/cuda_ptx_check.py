@@ -29,6 +29,12 @@ def signatures(f):
         "lstm_backward_sweep": (kernels._lstm_backward_sweep_kernel(str(f)).py_func,
                                 (c3, a2, lengths, c3, c3, c3, a2, a2)),
         "rnn_forward_sweep": (kernels._rnn_forward_sweep_kernel.py_func, (c3, a2, lengths, c3)),
+        "gru_stack": (kernels._gru_stack_kernel(str(f)).py_func, (c2, c2, v1, v1, c2)),
+        "gru_recurrent": (kernels._gru_recurrent_kernel(str(f)).py_func, (c2, c2)),
+        "gru_forward_sweep": (kernels._gru_forward_sweep_kernel(str(f)).py_func,
+                              (a2, lengths, c3, c3)),
+        "gru_backward_sweep": (kernels._gru_backward_sweep_kernel(str(f)).py_func,
+                               (c3, c2, lengths, c3, c3, c3, c3, c2, c2)),
         "rnn_backward_sweep": (kernels._rnn_backward_sweep_kernel(str(f)).py_func,
                                (c3, a2, lengths, c3, c3, a2)),
         # nlstm.kernels.plumbing.cuda_arrays: the array plumbing of device-resident training

@@ -164,8 +164,42 @@ def test_rnn_forward_and_backward_sweeps(dtype, size):
         close(got_n[key], want_z[key], dtype)
 
 
+@pytest.mark.parametrize("size", list(SWEEP_SIZES))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gru_forward_sweep_and_backward(dtype, size):
+    T, B, F, H, lengths = SWEEP_SIZES[size]
+    rng = np.random.default_rng(5)
+    hs = np.zeros((T + 1, B, H), dtype)
+    hs[0] = random(rng, (B, H), dtype)
+    weights = dict(w_ih=random(rng, (3 * H, F), dtype), w_hh=random(rng, (3 * H, H), dtype),
+                   b_ih=random(rng, (3 * H,), dtype), b_hh=random(rng, (3 * H,), dtype))
+    forward = dict(x=random(rng, (T, B, F), dtype), **weights, lengths=lengths, hs=hs,
+                   gates=np.zeros((T, B, 4 * H), dtype))
+    want, got = run_both("gru_forward_sweep", forward, ["hs", "gates"])
+    for key in want:
+        close(got[key], want[key], dtype)
+    backward = dict(d_hs=cpu.zero_after_lengths(random(rng, (T, B, H), dtype), lengths),
+                    d_h_n=random(rng, (B, H), dtype), w_hh=weights["w_hh"], lengths=lengths,
+                    hs=want["hs"], gates=want["gates"], inputs=forward["x"],
+                    d_h0=np.zeros((B, H), dtype))
+    for d_hs in (backward["d_hs"], None):  # None: only the final state reaches the loss
+        for d_pre in (np.zeros((T, B, 3 * H), dtype), None):
+            results = []
+            for module in (cpu, cuda_kernels):
+                args = {k: v.copy() if isinstance(v, np.ndarray) else v
+                        for k, v in backward.items()}
+                args["d_hs"] = None if d_hs is None else d_hs.copy()
+                args["d_pre"] = None if d_pre is None else d_pre.copy()
+                results.append((module.gru_backward(**args), args))
+            (want_g, want_a), (got_g, got_a) = results
+            for got_grad, expected in zip(got_g, want_g):
+                close(got_grad, expected, dtype)
+            for key in ("d_h0",) + (() if d_pre is None else ("d_pre",)):
+                close(got_a[key], want_a[key], dtype)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_layer_on_cuda_matches_cpu_forward_and_backward(cell, dtype, monkeypatch):
     """2 layers, bidirectional, ragged, dropout, initial state: every layer option.
 

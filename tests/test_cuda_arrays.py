@@ -340,7 +340,7 @@ def device_arrays_in(obj, path="model", seen=None):
     return [p for child_path, child in children for p in device_arrays_in(child, child_path, seen)]
 
 
-@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_a_gpu_model_keeps_no_device_array_between_calls(cell):
     """On a real GPU a device array cannot be deep-copied (so a partial_fit,
     which copies the network, failed after a GPU fit) or pickled: after fit,

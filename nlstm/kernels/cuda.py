@@ -467,3 +467,229 @@ def rnn_backward_sweep(d_hs, d_h_n, w_hh, lengths, hs, d_pre, d_h0):
     _launch_sweep(_rnn_backward_sweep_kernel(d_out.dtype), B * H,
                   d_out, d_w, d_len, d_hist, d_pre_dev, d_h0_dev)
     edges.finish()
+
+
+# --------------------------------------------------------------------------
+# GRU cell (torch.nn.GRU), gates r, z, n; the layout of `nlstm.kernels.cpu`:
+# one (F+H+1, 4H) stack of the weights, columns [r | z | x-part of n | h-part of n]
+# --------------------------------------------------------------------------
+@per_dtype
+def _gru_stack_kernel(scalar):
+    """The (F + H + 1, 4H) stack of `cpu.gru_stack`, one thread per element."""
+    zero = scalar(0)
+
+    @cuda.jit
+    def kernel(w_ih, w_hh, b_ih, b_hh, out):
+        i = cuda.grid(1)
+        F, H = w_ih.shape[1], w_hh.shape[1]
+        if i < out.shape[0] * out.shape[1]:
+            row, col = i // (4 * H), i % (4 * H)
+            value = zero
+            if row < F:
+                if col < 3 * H:
+                    value = w_ih[col, row]
+            elif row < F + H:
+                k = row - F
+                if col < 2 * H:
+                    value = w_hh[col, k]
+                elif col >= 3 * H:
+                    value = w_hh[col - H, k]
+            elif col < 2 * H:
+                value = b_ih[col] + b_hh[col]
+            elif col < 3 * H:
+                value = b_ih[col]
+            else:
+                value = b_hh[col - H]
+            out[row, col] = value
+
+    return kernel
+
+
+@per_dtype
+def _gru_recurrent_kernel(scalar):
+    """(4H, H) ``[W_hr; W_hz; 0; W_hn]`` as `cpu.gru_recurrent`, one thread per element."""
+    zero = scalar(0)
+
+    @cuda.jit
+    def kernel(w_hh, out):
+        i = cuda.grid(1)
+        H = w_hh.shape[1]
+        if i < out.shape[0] * H:
+            row, col = i // H, i % H
+            value = zero
+            if row < 2 * H:
+                value = w_hh[row, col]
+            elif row >= 3 * H:
+                value = w_hh[row - H, col]
+            out[row, col] = value
+
+    return kernel
+
+
+def _gru_stack(w_ih, w_hh, b_ih, b_hh):
+    F, H = w_ih.shape[1], w_hh.shape[1]
+    out = cuda.device_array((F + H + 1, 4 * H), w_ih.dtype)
+    _gru_stack_kernel(out.dtype)[blocks_for(out.size), ELEMENTWISE](w_ih, w_hh, b_ih, b_hh, out)
+    return out
+
+
+def _gru_recurrent(w_hh):
+    H = w_hh.shape[1]
+    out = cuda.device_array((4 * H, H), w_hh.dtype)
+    _gru_recurrent_kernel(out.dtype)[blocks_for(out.size), ELEMENTWISE](w_hh, out)
+    return out
+
+
+@per_dtype
+def _gru_forward_sweep_kernel(scalar):
+    """Every step of one GRU direction: recurrent products, gates, state update,
+    length mask."""
+    half = scalar(0.5)
+
+    @cuda.jit
+    def kernel(w_rec_t, lengths, hs, gates):
+        # w_rec_t: (H, 4H) the h-rows of the stack; hs: (T + 1, B, H), [0] the initial
+        # state; gates: (T, B, 4H): the x-part and biases on entry, r, z, n and
+        # W_hn h + b_hn on exit
+        grid = cuda.cg.this_grid()
+        T, B, H = gates.shape[0], hs.shape[1], hs.shape[2]
+        first, stride = cuda.grid(1), cuda.gridsize(1)
+        for t in range(T):
+            for item in range(first, B * H, stride):
+                b, j = item // H, item % H
+                if t < lengths[b]:
+                    zr, zz = gates[t, b, j], gates[t, b, H + j]
+                    xn, hn = gates[t, b, 2 * H + j], gates[t, b, 3 * H + j]
+                    for k in range(H):  # h_{t-1}[b] @ the h-rows, three columns of unit j
+                        hk = hs[t, b, k]
+                        zr += hk * w_rec_t[k, j]
+                        zz += hk * w_rec_t[k, H + j]
+                        hn += hk * w_rec_t[k, 3 * H + j]
+                    reset = half * math.tanh(half * zr) + half
+                    update = half * math.tanh(half * zz) + half
+                    n = math.tanh(xn + reset * hn)
+                    hs[t + 1, b, j] = n + update * (hs[t, b, j] - n)
+                    gates[t, b, j] = reset
+                    gates[t, b, H + j] = update
+                    gates[t, b, 2 * H + j] = n
+                    gates[t, b, 3 * H + j] = hn
+                else:  # past this row's end: carry the state
+                    hs[t + 1, b, j] = hs[t, b, j]
+                    for g in range(4):
+                        gates[t, b, g * H + j] = 0
+            grid.sync()  # step t's states are complete before step t + 1 reads them
+
+    return kernel
+
+
+@per_dtype
+def _gru_backward_sweep_kernel(scalar):
+    """Backward of every step of one GRU direction, last step first."""
+    one, zero = scalar(1), scalar(0)
+
+    @cuda.jit
+    def kernel(d_hs, w_rec, lengths, hs, gates, d4, d_pre, dh, direct):
+        # d_hs: (T, B, H); w_rec: (4H, H) [W_hr; W_hz; 0; W_hn]; hs: (T + 1, B, H);
+        # gates, d4: (T, B, 4H); d_pre: (T, B, 3H), or (0, B, 3H): not wanted;
+        # dh: (B, H), d_h_n on entry, the gradient w.r.t. the initial state on exit;
+        # direct: (B, H) scratch, dh * z of the step after
+        grid = cuda.cg.this_grid()
+        T, B, H = gates.shape[0], dh.shape[0], dh.shape[1]
+        keep = d_pre.shape[0] > 0
+        first, stride = cuda.grid(1), cuda.gridsize(1)
+        for t in range(T - 1, -1, -1):
+            for item in range(first, B * H, stride):
+                b, j = item // H, item % H
+                n_steps = lengths[b]
+                if t + 1 < T and t + 1 < n_steps:  # step t + 1's gradient into h_t
+                    acc = zero
+                    for m in range(4 * H):
+                        acc += d4[t + 1, b, m] * w_rec[m, j]
+                    dh[b, j] = acc + direct[b, j]
+                if t < n_steps:
+                    reset, update = gates[t, b, j], gates[t, b, H + j]
+                    n, hn = gates[t, b, 2 * H + j], gates[t, b, 3 * H + j]
+                    dh_total = dh[b, j] + d_hs[t, b, j]
+                    dn = (dh_total - dh_total * update) * (one - n * n)
+                    dr = dn * hn * reset * (one - reset)
+                    dz = dh_total * (hs[t, b, j] - n) * update * (one - update)
+                    d4[t, b, j] = dr
+                    d4[t, b, H + j] = dz
+                    d4[t, b, 2 * H + j] = dn
+                    d4[t, b, 3 * H + j] = dn * reset
+                    direct[b, j] = dh_total * update
+                    if keep:
+                        d_pre[t, b, j] = dr
+                        d_pre[t, b, H + j] = dz
+                        d_pre[t, b, 2 * H + j] = dn
+                else:  # past this row's end: the gradient passes through
+                    for g in range(4):
+                        d4[t, b, g * H + j] = 0
+                    if keep:
+                        for g in range(3):
+                            d_pre[t, b, g * H + j] = 0
+            grid.sync()  # step t's d4 is complete before step t - 1 reads it
+        for item in range(first, B * H, stride):
+            b, j = item // H, item % H
+            if 0 < lengths[b]:  # step 0's gradient into the initial state
+                acc = zero
+                for m in range(4 * H):
+                    acc += d4[0, b, m] * w_rec[m, j]
+                dh[b, j] = acc + direct[b, j]
+
+    return kernel
+
+
+def gru_forward_sweep(x, w_ih, w_hh, b_ih, b_hh, lengths, hs, gates):
+    """Run one GRU direction over all timesteps (arguments as the CPU version:
+    x (T, B, F), torch.nn.GRU's weights and biases, hs (T + 1, B, H),
+    gates (T, B, 4H))."""
+    edges = Edges()
+    d_x, d_len = edges.input(x), edges.input(lengths)
+    d_w = _gru_stack(edges.input(w_ih), edges.input(w_hh), edges.input(b_ih), edges.input(b_hh))
+    d_hs = edges.output(hs, read=True)  # hs[0]: initial state
+    d_gates = edges.output(gates)
+    F, B, H = x.shape[2], hs.shape[1], hs.shape[2]
+    _project_inputs(d_x, d_w, d_gates)  # the x-part of every column and the bias row
+    _launch_sweep(_gru_forward_sweep_kernel(x.dtype), B * H, d_w[F:F + H], d_len, d_hs, d_gates)
+    edges.finish()
+
+
+def gru_backward(d_hs, d_h_n, w_hh, lengths, hs, gates, inputs, d_pre, d_h0):
+    """Backpropagate one GRU direction through time, with its weight gradients
+    (the CPU version's contract: d_pre (T, B, 3H) or None for not wanted;
+    returns d_w_ih, d_w_hh, d_b_ih, d_b_hh, of the kind given: NumPy for NumPy
+    input, device arrays for device input)."""
+    on_host = not on_device(gates)
+    T, B, F = inputs.shape
+    H, dtype = d_h_n.shape[1], d_h_n.dtype
+    edges = Edges()
+    d_out = edges.input_or_zeros(d_hs, (T, B, H), dtype)
+    w_rec, d_len = _gru_recurrent(edges.input(w_hh)), edges.input(lengths)
+    d_hist, d_gates, d_inputs = edges.input(hs), edges.input(gates), edges.input(inputs)
+    d4 = cuda.device_array((T, B, 4 * H), dtype)  # (T, B, 4H)
+    d_pre_dev = (cuda.device_array((0, B, 3 * H), dtype) if d_pre is None
+                 else edges.output(d_pre))
+    d_h0_dev = edges.output(d_h0)
+    d_h0_dev.copy_to_device(edges.input(d_h_n))  # dh: gradient flowing into h_t
+    direct = cuda.device_array((B, H), dtype)
+    _launch_sweep(_gru_backward_sweep_kernel(dtype), B * H, d_out, w_rec, d_len, d_hist,
+                  d_gates, d4, d_pre_dev, d_h0_dev, direct)
+    rows = d4.reshape(T * B, 4 * H)
+    d_w4x = cuda.device_array((4 * H, F), dtype)  # (4H, F)
+    d_w4h = cuda.device_array((4 * H, H), dtype)  # (4H, H)
+    d_b4 = cuda.device_array(4 * H, dtype)  # (4H,)
+    gemm(rows, d_inputs.reshape(T * B, F), d_w4x, transpose_a=True)
+    gemm(rows, d_hist[:-1].reshape(T * B, H), d_w4h, transpose_a=True)
+    column_sums_kernel(dtype)[blocks_for(4 * H), ELEMENTWISE](rows, d_b4)
+    d_w_hh = cuda.device_array((3 * H, H), dtype)
+    d_w_hh[:2 * H].copy_to_device(d_w4h[:2 * H])
+    d_w_hh[2 * H:].copy_to_device(d_w4h[3 * H:])
+    d_b_hh = cuda.device_array(3 * H, dtype)
+    d_b_hh[:2 * H].copy_to_device(d_b4[:2 * H])
+    d_b_hh[2 * H:].copy_to_device(d_b4[3 * H:])
+    result = (d_w4x[:3 * H], d_w_hh, d_b4[:3 * H], d_b_hh)
+    edges.finish()
+    if on_host:
+        return tuple(a.copy_to_host() for a in result)
+    return result
