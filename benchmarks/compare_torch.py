@@ -1,4 +1,4 @@
-"""Side by side: nlstm against PyTorch's CPU LSTM on the speed grid.
+"""Side by side: nlstm against PyTorch's CPU LSTM (or GRU: ``--cell gru``) on the speed grid.
 
 For each (B, T, F, H, N), float32, one layer:
 
@@ -23,8 +23,11 @@ PyTorch's float32 matrix product at 8192^3 (TF32 off), and two more columns
 give nlstm's CPU kernels on the same machine, and the largest relative
 difference of the GPU predictions from the CPU ones for the same fitted model.
 
+With ``--cell gru`` both libraries run the GRU (``cell="gru"`` against
+``torch.nn.GRU``); the GFLOP/s then count its 3H gate columns.
+
 Usage: ``python benchmarks/compare_torch.py [--repeats 5] [--quick] [--device cpu|cuda]
-[--configs 0,3]``
+[--cell lstm|gru] [--configs 0,3]``
 """
 import argparse
 import os
@@ -74,8 +77,8 @@ def _timed(fn):
     return time.perf_counter() - start
 
 
-def forward_flops(B, T, F, H, N):
-    return 2.0 * T * N * (F + H) * 4 * H
+def forward_flops(B, T, F, H, N, gates=4):
+    return 2.0 * T * N * (F + H) * gates * H
 
 
 def make_data(T, F, N, seed=0):
@@ -86,11 +89,11 @@ def make_data(T, F, N, seed=0):
 
 
 class NlstmRunner:
-    def __init__(self, B, T, F, H, N, X, y, device="cpu"):
+    def __init__(self, B, T, F, H, N, X, y, device="cpu", cell="lstm"):
         from nlstm import LSTMRegressor
         self.X, self.y = X, y
         self.model = LSTMRegressor(hidden_size=H, batch_size=B, learning_rate_init=1e-3,
-                                   max_iter=1, random_state=0, device=device)
+                                   max_iter=1, random_state=0, device=device, cell=cell)
         self.train_epoch()  # JIT warm-up
 
     def train_epoch(self):
@@ -103,11 +106,12 @@ class NlstmRunner:
 
 
 class TorchRunner:
-    def __init__(self, B, T, F, H, N, X, y, device="cpu"):
+    def __init__(self, B, T, F, H, N, X, y, device="cpu", cell="lstm"):
         import torch
         self.torch = torch
         torch.manual_seed(0)
-        self.lstm = torch.nn.LSTM(F, H, batch_first=True).to(device)
+        module = torch.nn.GRU if cell == "gru" else torch.nn.LSTM
+        self.lstm = module(F, H, batch_first=True).to(device)
         self.head = torch.nn.Linear(H, 1).to(device)
         self.params = list(self.lstm.parameters()) + list(self.head.parameters())
         self.opt = torch.optim.Adam(self.params, lr=1e-3)
@@ -119,7 +123,8 @@ class TorchRunner:
         self.train_epoch()
 
     def _forward(self, xb):
-        _, (h_n, _) = self.lstm(xb)
+        _, state = self.lstm(xb)
+        h_n = state[0] if isinstance(state, tuple) else state  # LSTM: (h_n, c_n)
         return self.head(h_n[-1])
 
     def train_epoch(self):
@@ -138,12 +143,12 @@ class TorchRunner:
             return self._forward(self.X).cpu().numpy()  # on the host, as nlstm's
 
 
-def measure(B, T, F, H, N, repeats, device="cpu"):
+def measure(B, T, F, H, N, repeats, device="cpu", cell="lstm"):
     X, y = make_data(T, F, N)
-    runners = {"nlstm": NlstmRunner(B, T, F, H, N, X, y, device),
-               "torch": TorchRunner(B, T, F, H, N, X, y, device)}
+    runners = {"nlstm": NlstmRunner(B, T, F, H, N, X, y, device, cell),
+               "torch": TorchRunner(B, T, F, H, N, X, y, device, cell)}
     if device == "cuda":  # context: nlstm's CPU kernels on the same machine
-        runners["nlstm-cpu"] = NlstmRunner(B, T, F, H, N, X, y, "cpu")
+        runners["nlstm-cpu"] = NlstmRunner(B, T, F, H, N, X, y, "cpu", cell)
     times = {(lib, task): [] for lib in runners for task in ("train", "predict")}
     for _ in range(repeats):  # alternate the libraries
         for lib, runner in runners.items():
@@ -169,6 +174,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="two repeats, for a smoke run")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--cell", choices=["lstm", "gru"], default="lstm")
     parser.add_argument("--configs", default=None,
                         help="comma-separated indices into the grid (default: all)")
     args = parser.parse_args()
@@ -176,7 +182,8 @@ def main():
     grid = GRID if args.configs is None else [GRID[int(i)] for i in args.configs.split(",")]
     import numba
     import torch
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+    print(f"cell: {args.cell}; machine: {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores; "
           f"numba threads {numba.get_num_threads()}, torch threads {torch.get_num_threads()}, "
           f"torch {torch.__version__}", flush=True)
     if args.device == "cuda":
@@ -189,7 +196,8 @@ def main():
     rows = []
     for B, T, F, H, N in grid:
         peak = gemm_peak_gflops(args.device)
-        rows.append(((B, T, F, H, N), peak, measure(B, T, F, H, N, repeats, args.device)))
+        rows.append(((B, T, F, H, N), peak,
+                     measure(B, T, F, H, N, repeats, args.device, args.cell)))
         print(f"measured {(B, T, F, H, N)}: {rows[-1][2]}", file=sys.stderr, flush=True)
     peaks = [peak for _, peak, _ in rows]
     where = "PyTorch on the GPU, 8192^3" if args.device == "cuda" else "NumPy, 2048^3"
@@ -202,7 +210,7 @@ def main():
           "| GEMM peak GFLOP/s |" + extra)
     print("|" + "---|" * (14 + 3 * bool(extra)))
     for (B, T, F, H, N), peak, m in rows:
-        fwd = forward_flops(B, T, F, H, N)
+        fwd = forward_flops(B, T, F, H, N, gates=3 if args.cell == "gru" else 4)
         tr_n, tr_t = m[("nlstm", "train")], m[("torch", "train")]
         pr_n, pr_t = m[("nlstm", "predict")], m[("torch", "predict")]
         g_fwd, g_train = fwd / pr_n / 1e9, 3 * fwd / tr_n / 1e9
