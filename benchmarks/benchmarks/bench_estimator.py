@@ -48,12 +48,12 @@ class EstimatorEpoch:
 
 
 class TorchRatio:
-    """How many times faster nlstm is than PyTorch's CPU LSTM (skipped without torch)."""
-    params = [GRID_NAMES]
-    param_names = ["B-T-F-H-N"]
+    """How many times faster nlstm is than PyTorch's CPU LSTM or GRU (skipped without torch)."""
+    params = [GRID_NAMES, ["lstm", "gru"]]
+    param_names = ["B-T-F-H-N", "cell"]
     timeout = 900
 
-    def setup(self, config):
+    def setup(self, config, cell):
         try:
             import torch  # noqa: F401
         except ImportError:
@@ -63,12 +63,12 @@ class TorchRatio:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
         from compare_torch import measure
         B, T, F, H, N = BY_NAME[config]
-        self.result = measure(B, T, F, H, N, repeats=2)
+        self.result = measure(B, T, F, H, N, repeats=2, cell=cell)
 
-    def track_train_speedup(self, config):
+    def track_train_speedup(self, config, cell):
         return self.result[("torch", "train")] / self.result[("nlstm", "train")]
 
-    def track_predict_speedup(self, config):
+    def track_predict_speedup(self, config, cell):
         return self.result[("torch", "predict")] / self.result[("nlstm", "predict")]
 
     track_train_speedup.unit = "x"
