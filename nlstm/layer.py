@@ -446,7 +446,7 @@ class LSTM:
         h_n, c_n : device arrays of shape (num_layers*D, B, hidden_size)
             The final state (``c_n`` None for the RNN).
         """
-        if self.cell == "lstm" and not keep_activations and not training:
+        if self.cell != "rnn" and not keep_activations and not training:
             return self._inference_forward(x, lengths, h0, c0, want_output)
         kernels = kernels_for(self.device)  # nlstm.kernels.cpu or .cuda
         arrays = self.arrays                # nlstm.kernels.plumbing.cpu_arrays or .cuda_arrays
@@ -505,7 +505,7 @@ class LSTM:
         return output, h_n, c_n  # output: (B, T, D*H)
 
     def _inference_forward(self, x, lengths, h0, c0, want_output):
-        """LSTM forward for prediction: batch-first throughout and no saved
+        """LSTM and GRU forward for prediction: batch-first throughout and no saved
         activations. Each direction's inference sweep reads the layer input
         (B, T, F) as it is (the reverse direction from each row's end) and
         writes its columns of the layer output (B, T, D*H) in place, so there
@@ -518,7 +518,10 @@ class LSTM:
         state_shape = (self.num_layers * D, B, H)
         # the sweeps update the state in place: h_n, c_n start as the initial state
         h_n = arrays.zeros(state_shape, dtype) if h0 is None else arrays.copy(arrays.to_device(h0))
-        c_n = arrays.zeros(state_shape, dtype) if c0 is None else arrays.copy(arrays.to_device(c0))
+        c_n = None
+        if self.cell == "lstm":
+            c_n = (arrays.zeros(state_shape, dtype) if c0 is None
+                   else arrays.copy(arrays.to_device(c0)))
         lengths = arrays.to_device(lengths)
         layer_input = arrays.to_device(x)  # (B, T, F)
         for k in range(self.num_layers):
@@ -527,9 +530,14 @@ class LSTM:
                             else None)  # (B, T, D*H)
             for d in range(D):
                 idx = k * D + d
-                kernels.lstm_inference_sweep(layer_input, self._stacked_weights(k, d), lengths,
-                                             h_n[idx], c_n[idx], layer_output, column=d * H,
-                                             reverse=d == 1)
+                if self.cell == "gru":
+                    kernels.gru_inference_sweep(layer_input, *self._direction_params(k, d),
+                                                lengths, h_n[idx], layer_output, column=d * H,
+                                                reverse=d == 1)
+                else:
+                    kernels.lstm_inference_sweep(layer_input, self._stacked_weights(k, d),
+                                                 lengths, h_n[idx], c_n[idx], layer_output,
+                                                 column=d * H, reverse=d == 1)
             layer_input = layer_output
         return layer_input, h_n, c_n  # output: (B, T, D*H) or None
 

@@ -33,6 +33,8 @@ def signatures(f):
         "gru_recurrent": (kernels._gru_recurrent_kernel(str(f)).py_func, (c2, c2)),
         "gru_forward_sweep": (kernels._gru_forward_sweep_kernel(str(f)).py_func,
                               (a2, lengths, c3, c3)),
+        "gru_inference_sweep": (kernels._gru_inference_sweep_kernel(str(f)).py_func,
+                                (c3, a2, lengths, boolean, a2, c3, c3, int64)),
         "gru_backward_sweep": (kernels._gru_backward_sweep_kernel(str(f)).py_func,
                                (c3, c2, lengths, c3, c3, c3, c3, c2, c2)),
         "rnn_backward_sweep": (kernels._rnn_backward_sweep_kernel(str(f)).py_func,

@@ -197,6 +197,19 @@ def test_gru_forward_sweep_and_backward(dtype, size):
             for key in ("d_h0",) + (() if d_pre is None else ("d_pre",)):
                 close(got_a[key], want_a[key], dtype)
 
+    # the inference sweep is batch-first and writes its columns of a wider output
+    x_batch_first = np.ascontiguousarray(forward["x"].transpose(1, 0, 2))  # (B, T, F)
+    for reverse in (False, True):
+        inference = dict(x=x_batch_first, **weights, lengths=lengths, h=hs[0].copy(),
+                         out=np.full((B, T, 2 * H), 7, dtype), column=H, reverse=reverse)
+        want_i, got_i = run_both("gru_inference_sweep", inference, ["h", "out"])
+        for key in want_i:
+            close(got_i[key], want_i[key], dtype)
+        assert (got_i["out"][:, :, :H] == 7).all()  # the other columns are left alone
+    # reading forward, the final state is the training sweep's
+    got_h = run_both("gru_inference_sweep", dict(inference, reverse=False), ["h"])[1]["h"]
+    close(got_h, want["hs"][T], dtype)
+
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])

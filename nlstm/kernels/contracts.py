@@ -12,7 +12,8 @@ import inspect
 KERNELS = (
     "matmul_rows", "weight_grads", "reverse_within_lengths", "zero_after_lengths",
     "lstm_forward_sweep", "lstm_inference_sweep", "lstm_backward_sweep", "lstm_backward",
-    "gru_forward_sweep", "gru_backward", "rnn_forward_sweep", "rnn_backward_sweep",
+    "gru_forward_sweep", "gru_inference_sweep", "gru_backward",
+    "rnn_forward_sweep", "rnn_backward_sweep",
 )
 
 ARRAYS = (

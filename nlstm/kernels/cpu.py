@@ -936,3 +936,78 @@ def gru_backward(d_hs, d_h_n, w_hh, lengths, hs, gates, inputs, d_pre, d_h0):
     d_b_ih = bias[:3 * H].copy()
     d_b_hh = np.concatenate([bias[:2 * H], bias[3 * H:]])
     return d_w_ih, np.ascontiguousarray(d_w_hh), d_b_ih, d_b_hh
+
+
+@njit(**KERNEL)
+def _gru_inference_shard(s, b0, b1, blas, x, w_panels, lengths, reverse, h, out, column):
+    arguments_do_not_alias()
+    use_wide_vectors()
+    # x: (B, T, F) batch-first, w_panels: as in `_gru_forward_shard`, h: (B, H),
+    # out: (B, T, W) written in columns [column, column + H), or (0, 0, 0): not kept
+    T, F = x.shape[1], x.shape[2]
+    H = h.shape[1]
+    keep = out.shape[0] > 0
+    xh = np.empty((b1 - b0, F + H + 1), x.dtype)  # (rows, F+H+1): [x_t, h_{t-1}, 1]
+    for r in range(b1 - b0):
+        xh_h, h_r = xh[r, F:F + H], h[b0 + r]  # (H)
+        for j in range(H):
+            xh_h[j] = h_r[j]
+        xh[r, F + H] = 1
+    z = np.empty((b1 - b0, 4 * H), x.dtype)  # (rows, 4H)
+    for t in range(T):
+        for r in range(b1 - b0):
+            n_steps = lengths[b0 + r]
+            src = n_steps - 1 - t if reverse and t < n_steps else t  # the step this row reads
+            xh_x, x_r = xh[r, :F], x[b0 + r, src]  # (F)
+            for j in range(F):
+                xh_x[j] = x_r[j]
+        packed_gemm(blas, xh, w_panels, z)
+        for r in range(b1 - b0):
+            b = b0 + r
+            n_steps = lengths[b]
+            if t < n_steps:  # the cell, in place on the next step's h
+                z_r, xh_h = z[r], xh[r, F:F + H]  # (4H), (H)
+                g_r, g_z, g_n, g_hn = z_r[:H], z_r[H:2 * H], z_r[2 * H:3 * H], z_r[3 * H:]
+                for j in range(H):
+                    reset = sigmoid_from_tanh(tanh(g_r[j]))
+                    update = sigmoid_from_tanh(tanh(g_z[j]))
+                    n = tanh(g_n[j] + reset * g_hn[j])
+                    xh_h[j] = n + update * (xh_h[j] - n)  # (1 - z) * n + z * h
+                if keep:  # the output belongs to the step that was read
+                    out_r = out[b, n_steps - 1 - t if reverse else t, column:column + H]  # (H)
+                    for j in range(H):
+                        out_r[j] = xh_h[j]
+            elif keep:
+                out_r = out[b, t, column:column + H]  # (H)
+                for j in range(H):
+                    out_r[j] = 0
+    for r in range(b1 - b0):  # the state at each row's last valid step
+        xh_h, h_r = xh[r, F:F + H], h[b0 + r]  # (H)
+        for j in range(H):
+            h_r[j] = xh_h[j]
+
+
+def gru_inference_sweep(x, w_ih, w_hh, b_ih, b_hh, lengths, h, out=None, column=0,
+                        reverse=False):
+    """Forward only, batch-first, as `lstm_inference_sweep`: keeps the running
+    state, not every step's activations, and reads and writes the layer's
+    batch-first arrays directly.
+
+    Parameters
+    ----------
+    x : (B, T, F) layer input, batch-first, C-contiguous
+    w_ih, w_hh, b_ih, b_hh, lengths : as in `gru_forward_sweep`
+    h : (B, H) initial state on entry, state at each row's last valid step on exit
+    out : (B, T, W) or None
+        Receives the hidden state of every step in columns ``[column, column + H)``,
+        zero past a row's length. None: not kept.
+    reverse : bool
+        Read each row from its last valid step back to its first.
+    """
+    if out is None:
+        out = np.empty((0, 0, 0), x.dtype)
+    x = np.ascontiguousarray(x)
+    w = gru_stack(w_ih, w_hh, b_ih, b_hh)
+    run_blocks(_gru_inference_shard, sweep_bounds(h.shape[0], w.shape[1], x.itemsize),
+               gemm_address(x.dtype), x, pack_panels(w, _gru_column_scales(w.shape[1], w.dtype)),
+               lengths, bool(reverse), h, out, int(column))

@@ -583,6 +583,54 @@ def _gru_forward_sweep_kernel(scalar):
 
 
 @per_dtype
+def _gru_inference_sweep_kernel(scalar):
+    """Every step of one GRU direction, forward only, batch-first: the state
+    alternates between two buffers, and the output is written at the step read."""
+    half = scalar(0.5)
+
+    @cuda.jit
+    def kernel(x_proj, w_rec_t, lengths, reverse, h, h_buf, out, column):
+        # x_proj: (B, T, 4H); w_rec_t: (H, 4H); h: (B, H) read and written;
+        # h_buf: (2, B, H) scratch; out: (B, T, W) or (0, 0, 0): not kept
+        grid = cuda.cg.this_grid()
+        B, T, H = x_proj.shape[0], x_proj.shape[1], h.shape[1]
+        first, stride = cuda.grid(1), cuda.gridsize(1)
+        for item in range(first, B * H, stride):
+            h_buf[0, item // H, item % H] = h[item // H, item % H]
+        grid.sync()
+        for t in range(T):
+            now, nxt = t % 2, (t + 1) % 2
+            for item in range(first, B * H, stride):
+                b, j = item // H, item % H
+                n_steps = lengths[b]
+                if t < n_steps:
+                    s = n_steps - 1 - t if reverse else t  # the step this row reads
+                    zr, zz = x_proj[b, s, j], x_proj[b, s, H + j]
+                    xn, hn = x_proj[b, s, 2 * H + j], x_proj[b, s, 3 * H + j]
+                    for k in range(H):
+                        hk = h_buf[now, b, k]
+                        zr += hk * w_rec_t[k, j]
+                        zz += hk * w_rec_t[k, H + j]
+                        hn += hk * w_rec_t[k, 3 * H + j]
+                    reset = half * math.tanh(half * zr) + half
+                    update = half * math.tanh(half * zz) + half
+                    n = math.tanh(xn + reset * hn)
+                    h_new = n + update * (h_buf[now, b, j] - n)
+                    h_buf[nxt, b, j] = h_new
+                    if out.shape[0] > 0:
+                        out[b, s, column + j] = h_new
+                else:
+                    h_buf[nxt, b, j] = h_buf[now, b, j]
+                    if out.shape[0] > 0:
+                        out[b, t, column + j] = 0
+            grid.sync()
+        for item in range(first, B * H, stride):
+            h[item // H, item % H] = h_buf[T % 2, item // H, item % H]
+
+    return kernel
+
+
+@per_dtype
 def _gru_backward_sweep_kernel(scalar):
     """Backward of every step of one GRU direction, last step first."""
     one, zero = scalar(1), scalar(0)
@@ -652,6 +700,26 @@ def gru_forward_sweep(x, w_ih, w_hh, b_ih, b_hh, lengths, hs, gates):
     F, B, H = x.shape[2], hs.shape[1], hs.shape[2]
     _project_inputs(d_x, d_w, d_gates)  # the x-part of every column and the bias row
     _launch_sweep(_gru_forward_sweep_kernel(x.dtype), B * H, d_w[F:F + H], d_len, d_hs, d_gates)
+    edges.finish()
+
+
+def gru_inference_sweep(x, w_ih, w_hh, b_ih, b_hh, lengths, h, out=None, column=0,
+                        reverse=False):
+    """Forward only, batch-first (arguments as the CPU version: x (B, T, F),
+    h (B, H) in and out, out (B, T, W) or None, written in columns
+    ``[column, column + H)``; ``reverse`` reads each row from its end)."""
+    edges = Edges()
+    d_x, d_len = edges.input(x), edges.input(lengths)
+    d_w = _gru_stack(edges.input(w_ih), edges.input(w_hh), edges.input(b_ih), edges.input(b_hh))
+    d_h = edges.output(h, read=True)
+    B, T, F = x.shape
+    H = h.shape[1]
+    d_out = cuda.device_array((0, 0, 0), x.dtype) if out is None else edges.output(out, read=True)
+    x_proj = cuda.device_array((B, T, 4 * H), x.dtype)  # (B, T, 4H)
+    _project_inputs(d_x, d_w, x_proj)
+    h_buf = cuda.device_array((2, B, H), x.dtype)  # (2, B, H)
+    _launch_sweep(_gru_inference_sweep_kernel(x.dtype), B * H,
+                  x_proj, d_w[F:F + H], d_len, bool(reverse), d_h, h_buf, d_out, column)
     edges.finish()
 
 
