@@ -88,3 +88,32 @@ def test_forecasting_windows_never_see_the_test_span():
     np.testing.assert_array_equal(Y[0], np.arange(1.0, 13.0))  # next 12 months, relative
     seasonal = example.seasonal_naive_with_drift(series, np.array([0]))
     np.testing.assert_allclose(seasonal[0], np.arange(36.0, 48.0))  # exact on a straight line
+
+
+def test_cells_gated_ones_remember_where_the_rnn_does_not(tmp_path):
+    example = load_example("cells")
+    results = example.run(**example.QUICK, output=str(tmp_path / "p.png"), quiet=True)
+    stories = results["stories"]
+    assert stories["rnn"]["accuracy"] <= 0.40  # chance is 0.25
+    assert stories["gru"]["accuracy"] >= 0.60 and stories["lstm"]["accuracy"] >= 0.60
+    assert all(r["accuracy"] > 0.5 for r in results["sentences"].values())  # balanced labels
+    assert (tmp_path / "p.png").stat().st_size > 10_000
+
+
+def test_hyperparameter_study_ranks_every_hyperparameter(tmp_path):
+    example = load_example("hyperparameters")
+    results = example.run(**example.QUICK, output=str(tmp_path / "p.png"), quiet=True)
+    assert sorted(results["order"]) == sorted(example.SPACE)
+    assert all(0 <= eta <= 1 for eta in results["importance"].values())
+    assert results["best_score"] > 0.1  # ten classes: chance is 0.1
+    assert (tmp_path / "p.png").stat().st_size > 10_000
+
+
+def test_importance_is_the_share_of_variance_between_bins():
+    import numpy as np
+    example = load_example("hyperparameters")
+    values = np.repeat([1.0, 2.0, 3.0, 4.0], 5)
+    assert example.importance(values, values * 2, log=False) == 1.0  # scores follow values
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=20)
+    assert example.importance(rng.permutation(values), noise, log=False) < 0.5
