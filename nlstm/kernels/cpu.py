@@ -708,116 +708,190 @@ def rnn_backward_sweep(d_hs, d_h_n, w_hh, lengths, hs, d_pre, d_h0):
 # GRU cell (torch.nn.GRU), gates r, z, n:
 #   r = sigmoid(W_ir x + b_ir + W_hr h + b_hr), z likewise,
 #   n = tanh(W_in x + b_in + r * (W_hn h + b_hn)), h' = (1 - z) * n + z * h.
-# A step is one GEMM of [x_t, h_{t-1}, 1] against the (F+H+1, 4H) matrix
-# `gru_stack` makes, columns [r | z | x-part of n | h-part of n]: the h-part
-# of n must stay apart because r multiplies it.
+# A step is three products with weights packed once per call (`gru_panels`):
+# [x_t, 1, h_{t-1}] for r and z, [x_t, 1] for n's x-part, [1, h_{t-1}] for its
+# h-part, which stays apart because r multiplies it: PyTorch's multiply-adds,
+# no more. The backward's 3H gradient [d_r, d_z, d_hn] times [W_hr; W_hz; W_hn]
+# is the recurrent gradient; the weight gradients come in the sweep, as the LSTM's.
 # --------------------------------------------------------------------------
-def gru_stack(w_ih, w_hh, b_ih, b_hh):
-    """The GRU's step weights (F+H+1, 4H): rows ``[x; h; 1]``, columns r, z
-    (both parts and biases summed), the x-part of n (``W_in``, ``b_in``) and
-    its h-part (``W_hn``, ``b_hn``), zero where a part does not apply."""
+def gru_panels(w_ih, w_hh, b_ih, b_hh):
+    """The GRU's step weights packed (`pack_panels`): ``(rz, hn, xn)`` for the
+    rows ``[x; 1; h]`` times r and z (both parts and biases summed, halved: the
+    sigmoid is taken as ``tanh(x / 2)``), ``[1; h]`` times n's h-part
+    (``b_hn``, ``W_hn``) and ``[x; 1]`` times n's x-part (``W_in``, ``b_in``)."""
     H, F = w_hh.shape[1], w_ih.shape[1]
-    w = np.zeros((F + H + 1, 4 * H), w_ih.dtype)
-    w[:F, :3 * H] = w_ih.T
-    w[F:F + H, :2 * H] = w_hh[:2 * H].T
-    w[F:F + H, 3 * H:] = w_hh[2 * H:].T
-    w[F + H, :2 * H] = b_ih[:2 * H] + b_hh[:2 * H]
-    w[F + H, 2 * H:3 * H] = b_ih[2 * H:]
-    w[F + H, 3 * H:] = b_hh[2 * H:]
-    return w
-
-
-def gru_recurrent(w_hh):
-    """(4H, H) ``[W_hr; W_hz; 0; W_hn]``: the h-rows of `gru_stack`, transposed,
-    for the recurrent gradient ``dz4 @ gru_recurrent(w_hh)``."""
-    H = w_hh.shape[1]
-    w = np.zeros((4 * H, H), w_hh.dtype)
-    w[:2 * H] = w_hh[:2 * H]
-    w[3 * H:] = w_hh[2 * H:]
-    return w
-
-
-@cache
-def _gru_column_scales(width, dtype):
-    """(4H,) 0.5 for the columns of r and z (activated as ``tanh(x / 2)``), 1 for n's."""
-    scales = np.full(width, 1.0, dtype)
-    scales[:width // 2] = 0.5
-    scales.flags.writeable = False
-    return scales
-
-
-@njit(**KERNEL)
-def _gru_forward_shard(s, b0, b1, blas, x, w_panels, lengths, hs, gates):
-    arguments_do_not_alias()
-    use_wide_vectors()
-    # x: (T, B, F), w_panels: `pack_panels` of `gru_stack` (F+H+1, 4H) with r, z halved,
-    # hs: (T+1, B, H), gates: (T, B, 4H) receives r, z, n and W_hn h + b_hn
-    T, F = x.shape[0], x.shape[2]
-    H = hs.shape[2]
-    xh = np.empty((b1 - b0, F + H + 1), x.dtype)  # (rows, F+H+1): [x_t, h_{t-1}, 1]
-    for r in range(b1 - b0):
-        xh_h, h0_r = xh[r, F:F + H], hs[0, b0 + r]  # (H)
-        for j in range(H):
-            xh_h[j] = h0_r[j]
-        xh[r, F + H] = 1
-    for t in range(T):
-        for r in range(b1 - b0):
-            xh_x, x_r = xh[r, :F], x[t, b0 + r]  # (F)
-            for j in range(F):
-                xh_x[j] = x_r[j]
-        z = gates[t, b0:b1]  # (rows, 4H)
-        packed_gemm(blas, xh, w_panels, z)
-        for r in range(b1 - b0):
-            b = b0 + r
-            h_prev, h_next = hs[t, b], hs[t + 1, b]  # (H)
-            if t < lengths[b]:
-                z_r, xh_h = z[r], xh[r, F:F + H]  # (4H), (H)
-                g_r, g_z, g_n, g_hn = z_r[:H], z_r[H:2 * H], z_r[2 * H:3 * H], z_r[3 * H:]
-                for j in range(H):
-                    reset = sigmoid_from_tanh(tanh(g_r[j]))
-                    update = sigmoid_from_tanh(tanh(g_z[j]))
-                    n = tanh(g_n[j] + reset * g_hn[j])
-                    h_j = n + update * (h_prev[j] - n)  # (1 - z) * n + z * h
-                    g_r[j], g_z[j], g_n[j] = reset, update, n
-                    h_next[j] = h_j
-                    xh_h[j] = h_j
-            else:  # past this row's end: carry the state
-                for j in range(H):
-                    h_next[j] = h_prev[j]
-                z[r, :] = 0
+    rz = np.empty((F + 1 + H, 2 * H), w_ih.dtype)  # (F+1+H, 2H)
+    rz[:F] = w_ih[:2 * H].T
+    rz[F] = b_ih[:2 * H] + b_hh[:2 * H]
+    rz[F + 1:] = w_hh[:2 * H].T
+    hn = np.empty((1 + H, H), w_ih.dtype)  # (1+H, H)
+    hn[0] = b_hh[2 * H:]
+    hn[1:] = w_hh[2 * H:].T
+    xn = np.empty((F + 1, H), w_ih.dtype)  # (F+1, H)
+    xn[:F] = w_ih[2 * H:].T
+    xn[F] = b_ih[2 * H:]
+    return (pack_panels(rz, np.full(2 * H, 0.5, w_ih.dtype)), pack_panels(hn),
+            pack_panels(xn))
 
 
 @njit(**HELPER)
-def _gru_cell_backward(reset, update, n, g_hn, h_prev, dh, d_r, d_z, d_n, d_hn, dh_direct):
+def _gru_step_rows(xh, x1, h1, x, t, b0, b1, reverse, lengths, batch_first):
+    """Copy each row's input at step t into ``xh`` (rows, F+1+H) = [x, 1, h]
+    and ``x1`` (rows, F+1) = [x, 1]; the h-parts of ``xh`` and ``h1`` hold
+    h_{t-1} already."""
+    inline_into_callers()
+    F = x1.shape[1] - 1
+    for r in range(b1 - b0):
+        if batch_first:
+            n_steps = lengths[b0 + r]
+            src = n_steps - 1 - t if reverse and t < n_steps else t
+            x_r = x[b0 + r, src]  # (F)
+        else:
+            x_r = x[t, b0 + r]  # (F)
+        xh_x, x1_x = xh[r, :F], x1[r, :F]  # (F)
+        for j in range(F):
+            xh_x[j] = x_r[j]
+            x1_x[j] = x_r[j]
+
+
+@njit(**HELPER)
+def _gru_state_rows(xh, x1, h1, h, b0, b1, F):
+    """Set up the step buffers' constant and state columns from ``h`` (B, H)."""
+    inline_into_callers()
+    H = h.shape[1]
+    for r in range(b1 - b0):
+        xh[r, F] = 1
+        x1[r, F] = 1
+        h1[r, 0] = 1
+        xh_h, h1_h, h_r = xh[r, F + 1:], h1[r, 1:], h[b0 + r]  # (H)
+        for j in range(H):
+            xh_h[j] = h_r[j]
+            h1_h[j] = h_r[j]
+
+
+@njit(**KERNEL)
+def _gru_forward_shard(s, b0, b1, blas, x, p_rz, p_hn, p_xn, lengths, hs, gates):
+    arguments_do_not_alias()
+    use_wide_vectors()
+    # x: (T, B, F), p_rz/p_hn/p_xn: `gru_panels`, hs: (T+1, B, H),
+    # gates: (T, B, 4H) receives r, z, n and W_hn h + b_hn
+    T, F = x.shape[0], x.shape[2]
+    H, rows = hs.shape[2], b1 - b0
+    xh = np.empty((rows, F + 1 + H), x.dtype)  # [x_t, 1, h_{t-1}]
+    x1 = np.empty((rows, F + 1), x.dtype)  # [x_t, 1]
+    h1 = np.empty((rows, 1 + H), x.dtype)  # [1, h_{t-1}]
+    z_rz = np.empty((rows, 2 * H), x.dtype)  # (rows, 2H) halved pre-activations of r, z
+    z_hn = np.empty((rows, H), x.dtype)  # (rows, H) W_hn h + b_hn
+    z_xn = np.empty((rows, H), x.dtype)  # (rows, H) W_in x + b_in
+    _gru_state_rows(xh, x1, h1, hs[0], b0, b1, F)
+    for t in range(T):
+        _gru_step_rows(xh, x1, h1, x, t, b0, b1, False, lengths, False)
+        packed_gemm(blas, xh, p_rz, z_rz)
+        packed_gemm(blas, h1, p_hn, z_hn)
+        packed_gemm(blas, x1, p_xn, z_xn)
+        for r in range(b1 - b0):
+            b = b0 + r
+            h_prev, h_next, g = hs[t, b], hs[t + 1, b], gates[t, b]  # (H), (H), (4H)
+            if t < lengths[b]:
+                rz_r, hn_r, xn_r = z_rz[r], z_hn[r], z_xn[r]  # (2H), (H), (H)
+                xh_h, h1_h = xh[r, F + 1:], h1[r, 1:]  # (H)
+                for j in range(H):
+                    reset = sigmoid_from_tanh(tanh(rz_r[j]))
+                    update = sigmoid_from_tanh(tanh(rz_r[H + j]))
+                    hn = hn_r[j]
+                    n = tanh(xn_r[j] + reset * hn)
+                    h_j = n + update * (h_prev[j] - n)  # (1 - z) * n + z * h
+                    g[j], g[H + j], g[2 * H + j], g[3 * H + j] = reset, update, n, hn
+                    h_next[j] = h_j
+                    xh_h[j] = h_j
+                    h1_h[j] = h_j
+            else:  # past this row's end: carry the state
+                for j in range(H):
+                    h_next[j] = h_prev[j]
+                for j in range(4 * H):
+                    g[j] = 0
+
+
+@njit(**KERNEL)
+def _gru_inference_shard(s, b0, b1, blas, x, p_rz, p_hn, p_xn, lengths, reverse, h, out,
+                         column):
+    arguments_do_not_alias()
+    use_wide_vectors()
+    # x: (B, T, F) batch-first, p_rz/p_hn/p_xn: `gru_panels`, h: (B, H),
+    # out: (B, T, W) written in columns [column, column + H), or (0, 0, 0): not kept
+    T, F = x.shape[1], x.shape[2]
+    H, rows = h.shape[1], b1 - b0
+    keep = out.shape[0] > 0
+    xh = np.empty((rows, F + 1 + H), x.dtype)
+    x1 = np.empty((rows, F + 1), x.dtype)
+    h1 = np.empty((rows, 1 + H), x.dtype)
+    z_rz = np.empty((rows, 2 * H), x.dtype)
+    z_hn = np.empty((rows, H), x.dtype)
+    z_xn = np.empty((rows, H), x.dtype)
+    _gru_state_rows(xh, x1, h1, h, b0, b1, F)
+    for t in range(T):
+        _gru_step_rows(xh, x1, h1, x, t, b0, b1, reverse, lengths, True)
+        packed_gemm(blas, xh, p_rz, z_rz)
+        packed_gemm(blas, h1, p_hn, z_hn)
+        packed_gemm(blas, x1, p_xn, z_xn)
+        for r in range(b1 - b0):
+            b = b0 + r
+            n_steps = lengths[b]
+            if t < n_steps:  # the cell, in place on the next step's h
+                rz_r, hn_r, xn_r = z_rz[r], z_hn[r], z_xn[r]  # (2H), (H), (H)
+                xh_h, h1_h = xh[r, F + 1:], h1[r, 1:]  # (H)
+                for j in range(H):
+                    reset = sigmoid_from_tanh(tanh(rz_r[j]))
+                    update = sigmoid_from_tanh(tanh(rz_r[H + j]))
+                    n = tanh(xn_r[j] + reset * hn_r[j])
+                    h_j = n + update * (xh_h[j] - n)  # (1 - z) * n + z * h
+                    xh_h[j] = h_j
+                    h1_h[j] = h_j
+                if keep:  # the output belongs to the step that was read
+                    out_r = out[b, n_steps - 1 - t if reverse else t, column:column + H]  # (H)
+                    for j in range(H):
+                        out_r[j] = xh_h[j]
+            elif keep:
+                out_r = out[b, t, column:column + H]  # (H)
+                for j in range(H):
+                    out_r[j] = 0
+    for r in range(b1 - b0):  # the state at each row's last valid step
+        xh_h, h_r = xh[r, F + 1:], h[b0 + r]  # (H)
+        for j in range(H):
+            h_r[j] = xh_h[j]
+
+
+@njit(**HELPER)
+def _gru_cell_backward(reset, update, n, hn, h_prev, dh, d_r, d_z, d_hn, d_n, dh_direct):
     """Backward of the GRU cell (see `_gru_forward_shard`) for one row at one
-    step, each argument (H,): reset, update, n, g_hn as the forward kept them;
+    step, each argument (H,): reset, update, n, hn as the forward kept them;
     dh the gradient w.r.t. h_t (output gradient included). Writes the
-    gradients w.r.t. the pre-activations of r and z, of n's x-part (d_n) and
-    h-part (d_hn = d_n * r), and dh_direct = dh * z, the part of d(h_{t-1})
-    that bypasses the gates."""
+    gradients w.r.t. the pre-activations of r and z, of n's h-part
+    (d_hn = d_n * r) and x-part (d_n), and dh_direct = dh * z, the part of
+    d(h_{t-1}) that bypasses the gates."""
     inline_into_callers()
     use_wide_vectors()
     arguments_do_not_alias()
     for j in range(dh.shape[0]):
         dh_j, r_j, z_j, n_j = dh[j], reset[j], update[j], n[j]
         dn_pre = (dh_j - dh_j * z_j) * tanh_grad(n_j)
-        d_r[j] = dn_pre * g_hn[j] * sigmoid_grad(r_j)
+        d_r[j] = dn_pre * hn[j] * sigmoid_grad(r_j)
         d_z[j] = dh_j * (h_prev[j] - n_j) * sigmoid_grad(z_j)
-        d_n[j] = dn_pre
         d_hn[j] = dn_pre * r_j
+        d_n[j] = dn_pre
         dh_direct[j] = dh_j * z_j
 
 
 @njit(**KERNEL)
-def _gru_backward_shard(s, b0, b1, blas, d_hs, d_h_n, w_rec_panels, lengths, hs, gates,
-                        d_pre, d_h0, inputs, parts, chunk_steps):
+def _gru_backward_shard(s, b0, b1, blas, d_hs, d_h_n, p_rec, lengths, hs, gates, d_pre, d_h0,
+                        inputs, parts, chunk_steps):
     arguments_do_not_alias()
     use_wide_vectors()
     # d_hs: (T, B, H), or (0, B, H): no output gradient; d_h_n/d_h0: (B, H),
-    # w_rec_panels: `pack_panels` of `gru_recurrent` (4H, H), hs: (T+1, B, H),
+    # p_rec: `pack_panels` of [W_hr; W_hz; W_hn] (3H, H), hs: (T+1, B, H),
     # gates: (T, B, 4H) from the forward; d_pre: (T, B, 3H) receives the gradient of
-    # W_ih x + b_ih, or (0, B, 3H): not wanted; inputs: (T, B, F);
-    # parts: (P, F+H+1, 4H): block s adds [x_t, h_{t-1}, 1]^T @ dz4_t of its rows
+    # W_ih x + b_ih, or (0, B, 3H): not wanted; inputs: (T, B, F); parts:
+    # (P, F+1+H, 4H), columns r, z, hn, n: block s adds the products of its rows
     T, H, F = gates.shape[0], d_h_n.shape[1], inputs.shape[2]
     rows = b1 - b0
     steps = chunk_steps
@@ -826,28 +900,32 @@ def _gru_backward_shard(s, b0, b1, blas, d_hs, d_h_n, w_rec_panels, lengths, hs,
     dh_direct = np.empty_like(dh)  # (rows, H) dh_total * z
     dh_rec = np.empty_like(dh)  # (rows, H)
     no_d_out = np.zeros_like(dh)
-    dz_chunk = np.empty((steps * rows, 4 * H), dh.dtype)  # (steps*rows, 4H)
-    xh_chunk = np.empty((steps * rows, F + H + 1), dh.dtype)
-    part = parts[s]  # (F+H+1, 4H)
+    d3_chunk = np.empty((steps * rows, 3 * H), dh.dtype)  # [d_r, d_z, d_hn] of the chunk
+    dn_chunk = np.empty((steps * rows, H), dh.dtype)  # d_n of the chunk
+    xh_chunk = np.empty((steps * rows, F + 1 + H), dh.dtype)  # [x_t, 1, h_{t-1}]
+    part = parts[s]  # (F+1+H, 4H)
     for i in range(part.shape[0]):
         part[i] = 0
     for t in range(T - 1, -1, -1):
         slot = t % steps
-        dz = dz_chunk[slot * rows:(slot + 1) * rows]  # (rows, 4H)
+        d3 = d3_chunk[slot * rows:(slot + 1) * rows]  # (rows, 3H)
+        dn = dn_chunk[slot * rows:(slot + 1) * rows]  # (rows, H)
         d_out = d_hs[t, b0:b1] if d_hs.shape[0] > 0 else no_d_out  # (rows, H)
         for r in range(rows):
-            b, dz_r = b0 + r, dz[r]  # (4H)
+            b, d3_r, dn_r = b0 + r, d3[r], dn[r]  # (3H), (H)
             if t < lengths[b]:
                 g_r, total_r, dh_r, d_out_r = gates[t, b], dh_total[r], dh[r], d_out[r]
                 for j in range(H):
                     total_r[j] = dh_r[j] + d_out_r[j]
                 _gru_cell_backward(g_r[:H], g_r[H:2 * H], g_r[2 * H:3 * H], g_r[3 * H:],
-                                   hs[t, b], total_r, dz_r[:H], dz_r[H:2 * H],
-                                   dz_r[2 * H:3 * H], dz_r[3 * H:], dh_direct[r])
+                                   hs[t, b], total_r, d3_r[:H], d3_r[H:2 * H], d3_r[2 * H:],
+                                   dn_r, dh_direct[r])
             else:
-                for j in range(4 * H):
-                    dz_r[j] = 0
-        packed_gemm(blas, dz, w_rec_panels, dh_rec)
+                for j in range(3 * H):
+                    d3_r[j] = 0
+                for j in range(H):
+                    dn_r[j] = 0
+        packed_gemm(blas, d3, p_rec, dh_rec)
         for r in range(rows):
             if t < lengths[b0 + r]:  # rows past their length keep their dh
                 dh_r, rec_r, direct_r = dh[r], dh_rec[r], dh_direct[r]  # (H)
@@ -855,21 +933,25 @@ def _gru_backward_shard(s, b0, b1, blas, d_hs, d_h_n, w_rec_panels, lengths, hs,
                     dh_r[j] = rec_r[j] + direct_r[j]
         if d_pre.shape[0] > 0:
             for r in range(rows):
-                dz_r, d_pre_r = dz[r], d_pre[t, b0 + r]  # (4H), (3H)
-                for j in range(3 * H):
-                    d_pre_r[j] = dz_r[j]
-        xh = xh_chunk[slot * rows:(slot + 1) * rows]  # (rows, F+H+1)
+                d3_r, dn_r, d_pre_r = d3[r], dn[r], d_pre[t, b0 + r]  # (3H), (H), (3H)
+                for j in range(2 * H):
+                    d_pre_r[j] = d3_r[j]
+                for j in range(H):
+                    d_pre_r[2 * H + j] = dn_r[j]
+        xh = xh_chunk[slot * rows:(slot + 1) * rows]  # (rows, F+1+H)
         for r in range(rows):
             xh_x, x_r = xh[r, :F], inputs[t, b0 + r]  # (F)
             for j in range(F):
                 xh_x[j] = x_r[j]
-            xh_h, h_r = xh[r, F:F + H], hs[t, b0 + r]  # (H) h_{t-1}
+            xh[r, F] = 1
+            xh_h, h_r = xh[r, F + 1:], hs[t, b0 + r]  # (H) h_{t-1}
             for j in range(H):
                 xh_h[j] = h_r[j]
-            xh[r, F + H] = 1
         if slot == 0:  # the chunk is complete (the first one may be short)
-            n = min(steps, T - t) * rows
-            gemm_add(blas, xh_chunk[:n].T, dz_chunk[:n], part)  # (F+H+1, 4H)
+            m = min(steps, T - t) * rows
+            gemm_add(blas, xh_chunk[:m].T, d3_chunk[:m, :2 * H], part[:, :2 * H])
+            gemm_add(blas, xh_chunk[:m, F:].T, d3_chunk[:m, 2 * H:], part[F:, 2 * H:3 * H])
+            gemm_add(blas, xh_chunk[:m, :F + 1].T, dn_chunk[:m], part[:F + 1, 3 * H:])
     for r in range(rows):
         dh_r, d_h0_r = dh[r], d_h0[b0 + r]  # (H)
         for j in range(H):
@@ -890,10 +972,34 @@ def gru_forward_sweep(x, w_ih, w_hh, b_ih, b_hh, lengths, hs, gates):
     gates : (T, B, 4H) receives r, z, n and ``W_hn h_{t-1} + b_hn`` (zero past a
         row's length), for `gru_backward`
     """
-    w = gru_stack(w_ih, w_hh, b_ih, b_hh)
     run_blocks(_gru_forward_shard, sweep_bounds(hs.shape[1], gates.shape[2], x.itemsize),
-               gemm_address(x.dtype), x,
-               pack_panels(w, _gru_column_scales(w.shape[1], w.dtype)), lengths, hs, gates)
+               gemm_address(x.dtype), x, *gru_panels(w_ih, w_hh, b_ih, b_hh), lengths, hs,
+               gates)
+
+
+def gru_inference_sweep(x, w_ih, w_hh, b_ih, b_hh, lengths, h, out=None, column=0,
+                        reverse=False):
+    """Forward only, batch-first, as `lstm_inference_sweep`: keeps the running
+    state, not every step's activations, and reads and writes the layer's
+    batch-first arrays directly.
+
+    Parameters
+    ----------
+    x : (B, T, F) layer input, batch-first, C-contiguous
+    w_ih, w_hh, b_ih, b_hh, lengths : as in `gru_forward_sweep`
+    h : (B, H) initial state on entry, state at each row's last valid step on exit
+    out : (B, T, W) or None
+        Receives the hidden state of every step in columns ``[column, column + H)``,
+        zero past a row's length. None: not kept.
+    reverse : bool
+        Read each row from its last valid step back to its first.
+    """
+    if out is None:
+        out = np.empty((0, 0, 0), x.dtype)
+    x = np.ascontiguousarray(x)
+    run_blocks(_gru_inference_shard, sweep_bounds(h.shape[0], 4 * h.shape[1], x.itemsize),
+               gemm_address(x.dtype), x, *gru_panels(w_ih, w_hh, b_ih, b_hh), lengths,
+               bool(reverse), h, out, int(column))
 
 
 def gru_backward(d_hs, d_h_n, w_hh, lengths, hs, gates, inputs, d_pre, d_h0):
@@ -922,92 +1028,17 @@ def gru_backward(d_hs, d_h_n, w_hh, lengths, hs, gates, inputs, d_pre, d_h0):
     bounds = sweep_bounds(B, 4 * H, d_h_n.itemsize)
     if d_pre is None:
         d_pre = np.empty((0, B, 3 * H), dtype)
-    parts = np.empty((len(bounds) - 1, F + H + 1, 4 * H), dtype)  # (P, F+H+1, 4H)
+    parts = np.empty((len(bounds) - 1, F + 1 + H, 4 * H), dtype)  # (P, F+1+H, 4H)
     rows = _largest_block(B, 4 * H, d_h_n.itemsize)
     run_blocks(_gru_backward_shard, bounds, gemm_address(dtype), _output_grad_array(d_hs, d_h_n),
-               d_h_n, pack_panels(gru_recurrent(w_hh)), lengths, hs, gates, d_pre, d_h0, inputs,
-               parts, -(-WEIGHT_CHUNK_ROWS // rows))
+               d_h_n, pack_panels(np.ascontiguousarray(w_hh)), lengths, hs, gates, d_pre, d_h0,
+               inputs, parts, -(-WEIGHT_CHUNK_ROWS // rows))
     total = parts[0]
     for part in parts[1:]:  # in block order: the same bits for any thread count
         total += part
-    x_rows, h_rows, bias = total[:F], total[F:F + H], total[F + H]
-    d_w_ih = np.ascontiguousarray(x_rows[:, :3 * H].T)
-    d_w_hh = np.concatenate([h_rows[:, :2 * H], h_rows[:, 3 * H:]], axis=1).T
-    d_b_ih = bias[:3 * H].copy()
-    d_b_hh = np.concatenate([bias[:2 * H], bias[3 * H:]])
-    return d_w_ih, np.ascontiguousarray(d_w_hh), d_b_ih, d_b_hh
-
-
-@njit(**KERNEL)
-def _gru_inference_shard(s, b0, b1, blas, x, w_panels, lengths, reverse, h, out, column):
-    arguments_do_not_alias()
-    use_wide_vectors()
-    # x: (B, T, F) batch-first, w_panels: as in `_gru_forward_shard`, h: (B, H),
-    # out: (B, T, W) written in columns [column, column + H), or (0, 0, 0): not kept
-    T, F = x.shape[1], x.shape[2]
-    H = h.shape[1]
-    keep = out.shape[0] > 0
-    xh = np.empty((b1 - b0, F + H + 1), x.dtype)  # (rows, F+H+1): [x_t, h_{t-1}, 1]
-    for r in range(b1 - b0):
-        xh_h, h_r = xh[r, F:F + H], h[b0 + r]  # (H)
-        for j in range(H):
-            xh_h[j] = h_r[j]
-        xh[r, F + H] = 1
-    z = np.empty((b1 - b0, 4 * H), x.dtype)  # (rows, 4H)
-    for t in range(T):
-        for r in range(b1 - b0):
-            n_steps = lengths[b0 + r]
-            src = n_steps - 1 - t if reverse and t < n_steps else t  # the step this row reads
-            xh_x, x_r = xh[r, :F], x[b0 + r, src]  # (F)
-            for j in range(F):
-                xh_x[j] = x_r[j]
-        packed_gemm(blas, xh, w_panels, z)
-        for r in range(b1 - b0):
-            b = b0 + r
-            n_steps = lengths[b]
-            if t < n_steps:  # the cell, in place on the next step's h
-                z_r, xh_h = z[r], xh[r, F:F + H]  # (4H), (H)
-                g_r, g_z, g_n, g_hn = z_r[:H], z_r[H:2 * H], z_r[2 * H:3 * H], z_r[3 * H:]
-                for j in range(H):
-                    reset = sigmoid_from_tanh(tanh(g_r[j]))
-                    update = sigmoid_from_tanh(tanh(g_z[j]))
-                    n = tanh(g_n[j] + reset * g_hn[j])
-                    xh_h[j] = n + update * (xh_h[j] - n)  # (1 - z) * n + z * h
-                if keep:  # the output belongs to the step that was read
-                    out_r = out[b, n_steps - 1 - t if reverse else t, column:column + H]  # (H)
-                    for j in range(H):
-                        out_r[j] = xh_h[j]
-            elif keep:
-                out_r = out[b, t, column:column + H]  # (H)
-                for j in range(H):
-                    out_r[j] = 0
-    for r in range(b1 - b0):  # the state at each row's last valid step
-        xh_h, h_r = xh[r, F:F + H], h[b0 + r]  # (H)
-        for j in range(H):
-            h_r[j] = xh_h[j]
-
-
-def gru_inference_sweep(x, w_ih, w_hh, b_ih, b_hh, lengths, h, out=None, column=0,
-                        reverse=False):
-    """Forward only, batch-first, as `lstm_inference_sweep`: keeps the running
-    state, not every step's activations, and reads and writes the layer's
-    batch-first arrays directly.
-
-    Parameters
-    ----------
-    x : (B, T, F) layer input, batch-first, C-contiguous
-    w_ih, w_hh, b_ih, b_hh, lengths : as in `gru_forward_sweep`
-    h : (B, H) initial state on entry, state at each row's last valid step on exit
-    out : (B, T, W) or None
-        Receives the hidden state of every step in columns ``[column, column + H)``,
-        zero past a row's length. None: not kept.
-    reverse : bool
-        Read each row from its last valid step back to its first.
-    """
-    if out is None:
-        out = np.empty((0, 0, 0), x.dtype)
-    x = np.ascontiguousarray(x)
-    w = gru_stack(w_ih, w_hh, b_ih, b_hh)
-    run_blocks(_gru_inference_shard, sweep_bounds(h.shape[0], w.shape[1], x.itemsize),
-               gemm_address(x.dtype), x, pack_panels(w, _gru_column_scales(w.shape[1], w.dtype)),
-               lengths, bool(reverse), h, out, int(column))
+    x_rows, bias, h_rows = total[:F], total[F], total[F + 1:]  # columns r, z, hn, n
+    d_w_ih = np.concatenate([x_rows[:, :2 * H], x_rows[:, 3 * H:]], axis=1).T
+    d_w_hh = h_rows[:, :3 * H].T
+    d_b_ih = np.concatenate([bias[:2 * H], bias[3 * H:]])
+    d_b_hh = bias[:3 * H].copy()
+    return np.ascontiguousarray(d_w_ih), np.ascontiguousarray(d_w_hh), d_b_ih, d_b_hh

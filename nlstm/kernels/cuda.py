@@ -470,12 +470,14 @@ def rnn_backward_sweep(d_hs, d_h_n, w_hh, lengths, hs, d_pre, d_h0):
 
 
 # --------------------------------------------------------------------------
-# GRU cell (torch.nn.GRU), gates r, z, n; the layout of `nlstm.kernels.cpu`:
-# one (F+H+1, 4H) stack of the weights, columns [r | z | x-part of n | h-part of n]
+# GRU cell (torch.nn.GRU), gates r, z, n. One (F+H+1, 4H) stack of the weights,
+# columns [r | z | x-part of n | h-part of n], projects the inputs of all steps in one
+# GEMM and gives the sweep its recurrent columns; `gates` holds what the CPU's holds.
 # --------------------------------------------------------------------------
 @per_dtype
 def _gru_stack_kernel(scalar):
-    """The (F + H + 1, 4H) stack of `cpu.gru_stack`, one thread per element."""
+    """The (F + H + 1, 4H) stack ``[x; h; 1]`` x ``[r | z | x-part of n | h-part of n]``,
+    zero where a part does not apply, one thread per element."""
     zero = scalar(0)
 
     @cuda.jit
@@ -507,7 +509,8 @@ def _gru_stack_kernel(scalar):
 
 @per_dtype
 def _gru_recurrent_kernel(scalar):
-    """(4H, H) ``[W_hr; W_hz; 0; W_hn]`` as `cpu.gru_recurrent`, one thread per element."""
+    """(4H, H) ``[W_hr; W_hz; 0; W_hn]``: the h-rows of the stack, transposed, one
+    thread per element."""
     zero = scalar(0)
 
     @cuda.jit
