@@ -80,7 +80,7 @@ def test_bad_fit_input_raises_and_leaves_fitted_model_unchanged(fitted, label, m
 @pytest.mark.parametrize("params,match", [
     (dict(hidden_size=0), "hidden_size"),
     (dict(num_layers=1.5), "num_layers"),
-    (dict(cell="gru"), "cell"),
+    (dict(cell="transformer"), "cell"),
     (dict(forget_bias="big"), "forget_bias"),
     (dict(dropout=1.0), "dropout"),
     (dict(solver="lbfgs"), "solver"),

@@ -15,7 +15,7 @@ def layer():
     (dict(input_size=3.5, hidden_size=4), TypeError, "input_size"),
     (dict(input_size=3, hidden_size=-1), ValueError, "hidden_size"),
     (dict(input_size=3, hidden_size=4, num_layers=0), ValueError, "num_layers"),
-    (dict(input_size=3, hidden_size=4, cell="gru"), ValueError, "cell"),
+    (dict(input_size=3, hidden_size=4, cell="transformer"), ValueError, "cell"),
     (dict(input_size=3, hidden_size=4, cell=None), TypeError, "cell"),
     (dict(input_size=3, hidden_size=4, dtype="float16"), ValueError, "dtype"),
     (dict(input_size=3, hidden_size=4, dtype=np.float32), TypeError, "dtype"),
