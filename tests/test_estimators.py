@@ -650,3 +650,17 @@ def test_gru_learns_and_its_chrono_bias_sits_on_the_update_gate():
     # the uniform +-1/sqrt(H) of the reset gate and the candidate
     assert state["bias_ih_l0"][H:2 * H].mean() > 1.0
     assert np.abs(state["bias_ih_l0"][:H]).max() < 0.5
+
+
+def test_gru_token_tagger_with_return_sequences_and_two_layers():
+    """Embedding -> 2-layer bidirectional GRU -> a label per step, on ragged token ids."""
+    rng = np.random.default_rng(0)
+    X = [rng.integers(0, 12, int(n)) for n in rng.integers(3, 10, 120)]
+    y = [(x >= 6).astype(int) for x in X]  # each step's label is its own token's half
+    clf = LSTMClassifier(cell="gru", embedding_dim=8, hidden_size=16, num_layers=2,
+                         bidirectional=True, return_sequences=True, max_iter=30,
+                         random_state=0).fit(X, y)
+    predicted = clf.predict(X)
+    assert [len(p) for p in predicted] == [len(x) for x in X]
+    assert clf.score(X, y) > 0.9
+    assert clf.network_.lstm.state_dict()["weight_hh_l1_reverse"].shape == (48, 16)

@@ -107,10 +107,11 @@ def test_partial_fit_blocks_classifier_finds_classes_itself(client, data):
     assert list(model.classes_) == ["down", "up"]
 
 
-def test_predict_blocks_equals_predict(client, data):
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_predict_blocks_equals_predict(client, data, cell):
     X, y = data
-    regressor = LSTMRegressor(hidden_size=8, max_iter=2, random_state=0)
-    classifier = LSTMClassifier(hidden_size=8, max_iter=2, random_state=0)
+    regressor = LSTMRegressor(hidden_size=8, max_iter=2, cell=cell, random_state=0)
+    classifier = LSTMClassifier(hidden_size=8, max_iter=2, cell=cell, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         regressor.fit(X, y)
