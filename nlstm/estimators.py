@@ -31,6 +31,7 @@ from ._network import SequenceNetwork
 from ._threads import kernel_threads
 from ._validation import DTYPES
 from .optimizers import AdamOptimizer, SGDOptimizer, clip_grad_norm
+from .streams import Stream
 
 PREDICT_BATCH = 1024  # sequences per forward pass in predict
 
@@ -559,6 +560,42 @@ class _BaseLSTM(BaseEstimator):
         if not isinstance(estimator, cls):
             raise ValueError(f"{path} holds a {type(estimator).__name__}, not a {cls.__name__}")
         return estimator
+
+    def stream(self, n_streams=1, initial_state=None):
+        """A `Stream` that carries the recurrent state across calls.
+
+        Its ``predict`` takes the next steps of ``n_streams`` sequences and
+        returns, for every new step, what `predict` gives for the sequence
+        ending there; classifiers also have ``predict_proba``, and token
+        models that predict the next token ``sample``. Bidirectional models
+        cannot stream.
+
+        Parameters
+        ----------
+        n_streams : int, default=1
+            Sequences carried side by side.
+        initial_state : array or (array, array), optional
+            A state as `Stream.state` gives it (zeros when None).
+
+        Returns
+        -------
+        Stream
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from nlstm import LSTMRegressor
+        >>> X = np.random.default_rng(0).standard_normal((50, 10, 2))
+        >>> reg = LSTMRegressor(hidden_size=8, max_iter=2, random_state=0)
+        >>> reg = reg.fit(X, X.sum(axis=(1, 2)))
+        >>> s = reg.stream()
+        >>> first, rest = s.predict(X[:1, :4]), s.predict(X[:1, 4:])  # 4 steps, then 6
+        >>> first.shape, rest.shape
+        ((1, 4), (1, 6))
+        >>> bool(np.isclose(rest[0, -1], reg.predict(X[:1])[0]))  # the whole sequence's
+        True
+        """
+        return Stream(self, n_streams, initial_state)
 
     def _saved_state(self):
         """What a model file keeps: ``(header fields, arrays)`` (see `nlstm.persistence`)."""

@@ -71,6 +71,10 @@ def test_examples_run(name):
     finder = doctest.DocTestFinder(recurse=False)
     tests = finder.find(obj, name, globs={})
     assert tests and tests[0].examples, f"{name} has no examples"
+    if inspect.isclass(obj):  # and the methods that have examples of their own
+        for method in _own_methods(obj):
+            tests += [t for t in finder.find(getattr(obj, method), f"{name}.{method}", globs={})
+                      if t.examples]
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning of the short fits

@@ -1,0 +1,226 @@
+"""Streams: a fitted estimator's recurrent state carried from call to call.
+
+``est.stream()`` returns a `Stream` that reads new timesteps of ``n_streams``
+sequences a chunk at a time, keeping the state of every layer between calls:
+online prediction from a live sensor, or text generated one token at a time
+(`Stream.sample`). A step's prediction is what ``predict`` gives for the
+sequence that ends there (a ``return_sequences`` model: that step's output).
+
+A stream reads the network the estimator had when the stream was made; it never
+changes the estimator, and a later ``fit`` does not change the stream.
+"""
+import threading
+
+import numpy as np
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_array, check_is_fitted
+
+from ._data import check_token_ids, read_sequence_array
+from ._device import check_device
+from ._threads import kernel_threads
+from ._validation import cast_within_range, check_float, check_int
+
+
+class Stream:
+    """The recurrent state of ``n_streams`` sequences, fed a chunk of steps at a time.
+
+    Made by ``LSTMRegressor.stream`` or ``LSTMClassifier.stream``; see there.
+    Calls from several threads on one stream run one after another; separate
+    streams of one model run concurrently.
+    """
+
+    def __init__(self, estimator, n_streams=1, initial_state=None):
+        check_is_fitted(estimator, "network_")
+        check_device(estimator.device)
+        self._n_streams = check_int(n_streams, "n_streams", min_val=1)
+        self._estimator = estimator
+        self._network = estimator.network_  # fit replaces it: the stream keeps this one
+        layer = self._network.lstm
+        if layer.bidirectional:
+            raise ValueError("a bidirectional model cannot stream: its reverse direction reads "
+                             "each sequence from its end, which a stream has not seen yet")
+        self._shape = (layer.num_layers, self._n_streams, layer.hidden_size)
+        self._lstm_cell = layer.cell == "lstm"
+        self._lock = threading.Lock()
+        self._last_proba = None
+        self.reset()
+        if initial_state is not None:
+            self._state = self._check_state(initial_state)
+
+    @property
+    def n_streams(self):
+        """How many sequences the stream carries."""
+        return self._n_streams
+
+    @property
+    def state(self):
+        """A copy of the state: h (num_layers, n_streams, hidden_size), or for an LSTM
+        the pair (h, c); pass it as ``initial_state`` to resume from it."""
+        with self._lock:
+            h, c = self._state
+            return (h.copy(), c.copy()) if self._lstm_cell else h.copy()
+
+    def reset(self):
+        """Back to the zero state of a new sequence."""
+        zeros = np.zeros(self._shape, self._network.dtype)
+        with self._lock:
+            self._state = (zeros, zeros.copy() if self._lstm_cell else None)
+            self._last_proba = None
+
+    def _check_state(self, state):
+        """``state`` as (h, c) arrays of the stream's shape and dtype (c None but for an LSTM)."""
+        if self._lstm_cell:
+            if not isinstance(state, (tuple, list)) or len(state) != 2:
+                raise TypeError("the state of an LSTM stream is a pair (h, c)")
+            parts = state
+        else:
+            parts = (state, None)
+        checked = []
+        for name, part in zip(("h", "c"), parts):
+            if part is None:
+                checked.append(None)
+                continue
+            array = check_array(np.asarray(part), ensure_2d=False, allow_nd=True,
+                                dtype=[np.float64, np.float32], input_name=f"initial_state {name}")
+            if array.shape != self._shape:
+                raise ValueError(f"initial_state {name} must have shape {self._shape} "
+                                 f"(num_layers, n_streams, hidden_size), got {array.shape}")
+            checked.append(cast_within_range(array, self._network.dtype.type,
+                                             f"initial_state {name}").copy())
+        return tuple(checked)
+
+    def _read_chunk(self, chunk):
+        """The chunk as the network's input: (n_streams, T_c, F) floats, or
+        (n_streams, T_c) token ids with an embedding."""
+        est = self._estimator
+        if self._network.embedding is not None:
+            ids = check_array(chunk, dtype="numeric", input_name="chunk")
+            data = check_token_ids(ids, "chunk")
+            if data.size and data.max() >= est.n_tokens_:
+                raise ValueError(f"chunk holds token id {data.max()}, but the vocabulary seen "
+                                 f"at fit has ids 0..{est.n_tokens_ - 1}")
+        else:
+            array = np.asarray(chunk)
+            if array.ndim != 3:
+                raise ValueError("chunk must be a 3-d array (n_streams, T_c, n_features) of "
+                                 f"numbers, got shape {array.shape}")
+            data = cast_within_range(read_sequence_array(array, [np.float64, np.float32]),
+                                     self._network.dtype.type, "chunk")
+            n_features = 1 if est._input_form_ == "table" else est.n_features_in_
+            if data.shape[2] != n_features:
+                raise ValueError(f"chunk has {data.shape[2]} features per step, but the model "
+                                 f"was fit with {n_features}")
+        if data.shape[0] != self._n_streams:
+            raise ValueError(f"chunk holds {data.shape[0]} streams, but this stream carries "
+                             f"{self._n_streams}")
+        if data.shape[1] == 0:
+            raise ValueError("chunk holds no timesteps")
+        return data
+
+    def _step(self, chunk):
+        """Head outputs (n_streams, T_c, n_outputs) for the chunk; the state moves on
+        only when everything succeeded."""
+        data = self._read_chunk(chunk)
+        network = self._network
+        x = network.embedding[data] if network.embedding is not None else data
+        h, c = self._state
+        initial = (h, c) if self._lstm_cell else h
+        with kernel_threads(self._estimator.n_jobs):
+            out, final = network.lstm.forward(x, initial_state=initial)
+            z = network.arrays.linear(out, network.head_weight, network.head_bias)
+        self._state = ((final[0], final[1]) if self._lstm_cell else (final, None))
+        return z
+
+    def predict(self, chunk):
+        """Predictions for each new step of every stream.
+
+        Parameters
+        ----------
+        chunk : array-like of shape (n_streams, T_c, n_features), or (n_streams, T_c)
+            The next ``T_c`` steps of every stream (token ids with an embedding).
+
+        Returns
+        -------
+        ndarray of shape (n_streams, T_c) or (n_streams, T_c, n_outputs)
+            What ``predict`` gives for each sequence ending at each new step (a
+            classifier: the labels).
+        """
+        with self._lock:
+            z = self._step(chunk)
+            est = self._estimator
+            if hasattr(est, "classes_"):
+                proba = est._probabilities(z.astype(np.float64))
+                self._last_proba = proba[:, -1]
+                return est.classes_[proba.argmax(axis=-1)]
+            values = z.astype(np.float64) * est._y_scale + est._y_mean
+            return values[..., 0] if est._squeeze_output else values
+
+    def predict_proba(self, chunk):
+        """Class probabilities for each new step (classifiers).
+
+        Parameters
+        ----------
+        chunk : array-like of shape (n_streams, T_c, n_features), or (n_streams, T_c)
+            The next steps of every stream.
+
+        Returns
+        -------
+        ndarray of shape (n_streams, T_c, n_classes)
+        """
+        if not hasattr(self._estimator, "classes_"):
+            raise AttributeError("predict_proba is for classifiers")
+        with self._lock:
+            proba = self._estimator._probabilities(self._step(chunk).astype(np.float64))
+            self._last_proba = proba[:, -1]
+            return proba
+
+    def sample(self, n_steps, temperature=1.0, random_state=None):
+        """Generate tokens: draw each next token from the last step's class
+        probabilities sharpened by ``temperature``, feed it back, repeat.
+
+        For token models trained with ``return_sequences=True`` whose classes are
+        token ids (the next token). Predict a chunk first (the prompt).
+
+        Parameters
+        ----------
+        n_steps : int
+            Tokens to generate per stream.
+        temperature : float, default=1.0
+            ``p_i ** (1 / temperature)``, renormalised; 0 takes the most likely token.
+        random_state : int, RandomState or None
+            Seeds the draws.
+
+        Returns
+        -------
+        ndarray of shape (n_streams, n_steps)
+            The tokens drawn.
+        """
+        est = self._estimator
+        if self._network.embedding is None or not hasattr(est, "classes_"):
+            raise ValueError("sample needs a token classifier (embedding_dim set) whose classes "
+                             "are token ids")
+        classes = est.classes_
+        if classes.dtype.kind not in "iu" or classes.min() < 0 or classes.max() >= est.n_tokens_:
+            raise ValueError("sample needs classes that are token ids of the model's vocabulary "
+                             f"(0..{est.n_tokens_ - 1}), got classes of dtype {classes.dtype}")
+        n_steps = check_int(n_steps, "n_steps", min_val=1)
+        temperature = check_float(temperature, "temperature", min_val=0)
+        rng = check_random_state(random_state)
+        with self._lock:
+            if self._last_proba is None:
+                raise ValueError("predict a chunk first: sample continues from the last step")
+            tokens = np.empty((self._n_streams, n_steps), dtype=np.int64)
+            proba = self._last_proba
+            for t in range(n_steps):
+                if temperature == 0:
+                    index = proba.argmax(axis=1)
+                else:
+                    logits = np.log(np.maximum(proba, 1e-300)) / temperature
+                    weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+                    weights /= weights.sum(axis=1, keepdims=True)
+                    index = np.array([rng.choice(len(classes), p=w) for w in weights])
+                tokens[:, t] = classes[index]
+                z = self._step(tokens[:, t:t + 1])
+                proba = est._probabilities(z.astype(np.float64))[:, -1]
+            self._last_proba = proba
+            return tokens
