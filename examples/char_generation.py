@@ -66,7 +66,20 @@ def model_bits(model, X, y):
 
 
 def sample(model, alphabet, index, seed, length, temperature, rng):
-    """``length`` new characters after ``seed``, drawn with the given temperature."""
+    """``length`` new characters after ``seed``, drawn with the given temperature:
+    a stream (`LSTMClassifier.stream`) reads the seed, then draws each character
+    and feeds it back, one step a character, its state carried along."""
+    stream = model.stream()
+    stream.predict(encode(seed, index)[None, :])
+    ids = stream.sample(length, temperature=temperature,
+                        random_state=int(rng.integers(2 ** 31)))[0]
+    return "".join(alphabet[i] for i in ids).replace(RARE, "?")
+
+
+def sample_window(model, alphabet, index, seed, length, temperature, rng):
+    """The same draw without a stream: every new character re-reads the last
+    `WINDOW` characters from a zero state through ``predict_proba`` (how this
+    example generated text before streams; kept to measure the difference)."""
     ids = list(encode(seed, index))
     for _ in range(length):
         context = np.asarray(ids[-WINDOW:], dtype=np.int64)[None, :]  # (1, up to WINDOW)
@@ -109,14 +122,22 @@ def run(n_chars=300_000, epochs=15, hidden_size=128, sample_length=300,
     rng = np.random.default_rng(0)
     seed = "The \"while\" statement is used for"
     samples = {t: sample(model, alphabet, index, seed, sample_length, t, rng) for t in temperatures}
+    speed = {}
+    for name, method in (("window", sample_window), ("stream", sample)):
+        start_sampling = time.perf_counter()
+        method(model, alphabet, index, seed, sample_length, 0.7, rng)
+        speed[name] = sample_length / (time.perf_counter() - start_sampling)
     results = {"bits_per_char": curve[-1], "curve": curve, "unigram": unigram, "bigram": bigram,
-               "seconds": seconds, "samples": samples, "alphabet_size": len(alphabet)}
+               "seconds": seconds, "samples": samples, "alphabet_size": len(alphabet),
+               "chars_per_second": speed}
     if not quiet:
         print(f"{len(text)} characters of pydoc_data.topics, {len(alphabet)} symbols; "
               f"{len(X_train)} training windows of {WINDOW}")
         print(f"LSTM {hidden_size}: test {curve[-1]:.2f} bits/char after {epochs} epochs "
               f"({seconds:.1f} s)")
         print(f"bigram baseline: {bigram:.2f} bits/char; unigram baseline: {unigram:.2f} bits/char")
+        print(f"generation: {speed['stream']:.0f} characters/s with a stream, "
+              f"{speed['window']:.0f} re-reading a {WINDOW}-character window")
         for t, s in samples.items():
             print(f"\n--- temperature {t} ---\n{seed}{s}")
     if output:

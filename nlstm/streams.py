@@ -179,7 +179,9 @@ class Stream:
         probabilities sharpened by ``temperature``, feed it back, repeat.
 
         For token models trained with ``return_sequences=True`` whose classes are
-        token ids (the next token). Predict a chunk first (the prompt).
+        token ids (the next token). Predict a chunk first (the prompt). Classes
+        beyond the embedding's vocabulary (ids never seen in X at fit) cannot be
+        fed back and are never drawn.
 
         Parameters
         ----------
@@ -200,9 +202,13 @@ class Stream:
             raise ValueError("sample needs a token classifier (embedding_dim set) whose classes "
                              "are token ids")
         classes = est.classes_
-        if classes.dtype.kind not in "iu" or classes.min() < 0 or classes.max() >= est.n_tokens_:
-            raise ValueError("sample needs classes that are token ids of the model's vocabulary "
-                             f"(0..{est.n_tokens_ - 1}), got classes of dtype {classes.dtype}")
+        if classes.dtype.kind not in "iu" or classes.min() < 0:
+            raise ValueError("sample needs classes that are token ids (non-negative integers), "
+                             f"got classes of dtype {classes.dtype}")
+        readable = classes < est.n_tokens_  # the ids the embedding can read back
+        if not readable.any():
+            raise ValueError(f"none of the classes is a token id of the model's vocabulary "
+                             f"(0..{est.n_tokens_ - 1})")
         n_steps = check_int(n_steps, "n_steps", min_val=1)
         temperature = check_float(temperature, "temperature", min_val=0)
         rng = check_random_state(random_state)
@@ -212,11 +218,13 @@ class Stream:
             tokens = np.empty((self._n_streams, n_steps), dtype=np.int64)
             proba = self._last_proba
             for t in range(n_steps):
+                proba = np.where(readable, proba, 0.0)
                 if temperature == 0:
                     index = proba.argmax(axis=1)
                 else:
                     logits = np.log(np.maximum(proba, 1e-300)) / temperature
                     weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+                    weights = np.where(readable, weights, 0.0)
                     weights /= weights.sum(axis=1, keepdims=True)
                     index = np.array([rng.choice(len(classes), p=w) for w in weights])
                 tokens[:, t] = classes[index]

@@ -48,6 +48,7 @@ def test_char_generation_learns_and_samples_with_a_temperature(tmp_path):
                           quiet=True)
     assert results["bits_per_char"] < results["unigram"]
     assert all(len(s) == 80 for s in results["samples"].values())
+    assert results["chars_per_second"]["stream"] > results["chars_per_second"]["window"]
     assert (tmp_path / "p.png").stat().st_size > 10_000
 
 
