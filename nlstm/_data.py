@@ -100,6 +100,13 @@ def check_token_ids(ids, name="X"):
     return ids.astype(np.int64)
 
 
+def check_vocabulary(ids, n_tokens, name="X"):
+    """Refuse token ids beyond the vocabulary seen at fit (ids 0..n_tokens-1)."""
+    if ids.size and ids.max() >= n_tokens:
+        raise ValueError(f"{name} holds token id {ids.max()}, but the vocabulary seen at fit "
+                         f"has ids 0..{n_tokens - 1}")
+
+
 def check_sequence_list(X, dtype="numeric"):
     """The sequences of a ``"list"``-form X, each read by scikit-learn's
     ``check_array`` (named ``X[i]``) and checked here: ``(T_i,)`` or
@@ -291,7 +298,6 @@ def read_X(owner, X, *, reset, dtype, tokens, fitted_form=None):
     if tokens:
         if reset:
             owner.n_tokens_ = int(data.max()) + 1
-        elif data.max() >= owner.n_tokens_:
-            raise ValueError(f"X holds token id {data.max()}, but the vocabulary seen at fit "
-                             f"has ids 0..{owner.n_tokens_ - 1}")
+        else:
+            check_vocabulary(data, owner.n_tokens_)
     return data, lengths, form

@@ -885,7 +885,11 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
     def _predict_values(self, X):
         """Predictions in original units, (n, k) or (n, T, k), with lengths and form."""
         z, lengths, form = self._raw_predict(X)
-        return z.astype(np.float64) * self._y_scale + self._y_mean, lengths, form
+        return self._values(z), lengths, form
+
+    def _values(self, z):
+        """Head outputs (..., k) in the targets' original units, float64."""
+        return z.astype(np.float64) * self._y_scale + self._y_mean
 
     def predict(self, X):
         """Predicted values.
@@ -1051,6 +1055,8 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
             del self._partial
 
     def _probabilities(self, z):
+        """Class probabilities from head outputs ``z`` (..., k), in float64."""
+        z = z.astype(np.float64)
         return (_losses.binary_proba(z) if len(self.classes_) == 2
                 else _losses.multiclass_proba(z))
 
@@ -1069,7 +1075,7 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
             list of (T_i, n_classes) arrays when X is a list.
         """
         z, lengths, form = self._raw_predict(X)
-        proba = self._probabilities(z.astype(np.float64))
+        proba = self._probabilities(z)
         return self._sequence_output(proba, lengths, form) if self.return_sequences else proba
 
     def predict_log_proba(self, X):
@@ -1096,7 +1102,7 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
     def _predict_labels(self, X):
         """Predicted labels (n,) or (n, T), with lengths and form."""
         z, lengths, form = self._raw_predict(X)
-        labels = self.classes_[self._probabilities(z.astype(np.float64)).argmax(axis=-1)]
+        labels = self.classes_[self._probabilities(z).argmax(axis=-1)]
         return labels, lengths, form
 
     def predict(self, X):
@@ -1119,7 +1125,7 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
     def _validation_score(self, network, data, lengths, Y, weights=None):
         from sklearn.metrics import accuracy_score  # imported on use: see the top
         z = self._forward_in_batches(network, data, lengths)
-        pred = self._probabilities(z.astype(np.float64)).argmax(axis=-1)
+        pred = self._probabilities(z).argmax(axis=-1)
         true = Y[..., 0] if Y.shape[-1] == 1 else Y.argmax(axis=-1)
         return self._metric(accuracy_score, true, pred, lengths, weights)
 

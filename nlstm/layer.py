@@ -38,7 +38,7 @@ class DirectionActivations:
     inputs: object        # (T, B, F) the sweep's input (reversed within lengths for d = 1)
     hs: object            # (T+1, B, H) hidden states; hs[0] the initial state
     cs: object = None     # (T+1, B, H) cell states (LSTM)
-    gates: object = None  # (T, B, 4H) activated gates i, f, g, o (LSTM)
+    gates: object = None  # (T, B, 4H) LSTM: gates i, f, g, o; GRU: r, z, n, W_hn h + b_hn
 
 
 @dataclass
@@ -444,7 +444,7 @@ class LSTM:
         -------
         output : device array of shape (B, T, D*hidden_size), or None
         h_n, c_n : device arrays of shape (num_layers*D, B, hidden_size)
-            The final state (``c_n`` None for the RNN).
+            The final state (``c_n`` None but for the LSTM).
         """
         if self.cell != "rnn" and not keep_activations and not training:
             return self._inference_forward(x, lengths, h0, c0, want_output)
@@ -543,12 +543,7 @@ class LSTM:
 
     def _stacked_weights(self, k, d):
         """``[W_ih^T; W_hh^T; b_ih + b_hh]`` of layer k, direction d: (F+H+1, GH)."""
-        suffix = "_reverse" if d == 1 else ""
-        params = self._kernel_params()
-        return self.arrays.stack_weights(params[f"weight_ih_l{k}{suffix}"],
-                                         params[f"weight_hh_l{k}{suffix}"],
-                                         params[f"bias_ih_l{k}{suffix}"],
-                                         params[f"bias_hh_l{k}{suffix}"])
+        return self.arrays.stack_weights(*self._direction_params(k, d))
 
     def _direction_params(self, k, d):
         """``(W_ih, W_hh, b_ih, b_hh)`` of layer k, direction d, on the layer's device."""
@@ -717,9 +712,7 @@ class LSTM:
         H, GH = self.hidden_size, self._n_gates * self.hidden_size
         suffix = "_reverse" if d == 1 else ""
         idx = k * self.num_directions + d
-        params = self._kernel_params()
-        w_hh = params[f"weight_hh_l{k}{suffix}"]
-        w_ih = params[f"weight_ih_l{k}{suffix}"]
+        w_ih, w_hh, _, _ = self._direction_params(k, d)
         hs = saved.hs
         # (T, B, GH) gradient of the gate pre-activations (the GRU's: of
         # W_ih x + b_ih): the LSTM and the GRU keep it only for the input gradient

@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ._data import check_token_ids, read_sequence_array
+from ._data import check_token_ids, check_vocabulary, read_sequence_array
 from ._device import check_device
 from ._threads import kernel_threads
 from ._validation import cast_within_range, check_float, check_int
@@ -96,9 +96,7 @@ class Stream:
         if self._network.embedding is not None:
             ids = check_array(chunk, dtype="numeric", input_name="chunk")
             data = check_token_ids(ids, "chunk")
-            if data.size and data.max() >= est.n_tokens_:
-                raise ValueError(f"chunk holds token id {data.max()}, but the vocabulary seen "
-                                 f"at fit has ids 0..{est.n_tokens_ - 1}")
+            check_vocabulary(data, est.n_tokens_, "chunk")
         else:
             array = np.asarray(chunk)
             if array.ndim != 3:
@@ -149,10 +147,10 @@ class Stream:
             z = self._step(chunk)
             est = self._estimator
             if hasattr(est, "classes_"):
-                proba = est._probabilities(z.astype(np.float64))
+                proba = est._probabilities(z)
                 self._last_proba = proba[:, -1]
                 return est.classes_[proba.argmax(axis=-1)]
-            values = z.astype(np.float64) * est._y_scale + est._y_mean
+            values = est._values(z)
             return values[..., 0] if est._squeeze_output else values
 
     def predict_proba(self, chunk):
@@ -170,7 +168,7 @@ class Stream:
         if not hasattr(self._estimator, "classes_"):
             raise AttributeError("predict_proba is for classifiers")
         with self._lock:
-            proba = self._estimator._probabilities(self._step(chunk).astype(np.float64))
+            proba = self._estimator._probabilities(self._step(chunk))
             self._last_proba = proba[:, -1]
             return proba
 
@@ -229,6 +227,6 @@ class Stream:
                     index = np.array([rng.choice(len(classes), p=w) for w in weights])
                 tokens[:, t] = classes[index]
                 z = self._step(tokens[:, t:t + 1])
-                proba = est._probabilities(z.astype(np.float64))[:, -1]
+                proba = est._probabilities(z)[:, -1]
             self._last_proba = proba
             return tokens

@@ -735,10 +735,10 @@ def gru_panels(w_ih, w_hh, b_ih, b_hh):
 
 
 @njit(**HELPER)
-def _gru_step_rows(xh, x1, h1, x, t, b0, b1, reverse, lengths, batch_first):
+def _gru_step_rows(xh, x1, x, t, b0, b1, reverse, lengths, batch_first):
     """Copy each row's input at step t into ``xh`` (rows, F+1+H) = [x, 1, h]
-    and ``x1`` (rows, F+1) = [x, 1]; the h-parts of ``xh`` and ``h1`` hold
-    h_{t-1} already."""
+    and ``x1`` (rows, F+1) = [x, 1]; the h-part of ``xh`` (and of the step's
+    ``[1, h]`` rows) holds h_{t-1} already."""
     inline_into_callers()
     F = x1.shape[1] - 1
     for r in range(b1 - b0):
@@ -785,7 +785,7 @@ def _gru_forward_shard(s, b0, b1, blas, x, p_rz, p_hn, p_xn, lengths, hs, gates)
     z_xn = np.empty((rows, H), x.dtype)  # (rows, H) W_in x + b_in
     _gru_state_rows(xh, x1, h1, hs[0], b0, b1, F)
     for t in range(T):
-        _gru_step_rows(xh, x1, h1, x, t, b0, b1, False, lengths, False)
+        _gru_step_rows(xh, x1, x, t, b0, b1, False, lengths, False)
         packed_gemm(blas, xh, p_rz, z_rz)
         packed_gemm(blas, h1, p_hn, z_hn)
         packed_gemm(blas, x1, p_xn, z_xn)
@@ -830,7 +830,7 @@ def _gru_inference_shard(s, b0, b1, blas, x, p_rz, p_hn, p_xn, lengths, reverse,
     z_xn = np.empty((rows, H), x.dtype)
     _gru_state_rows(xh, x1, h1, h, b0, b1, F)
     for t in range(T):
-        _gru_step_rows(xh, x1, h1, x, t, b0, b1, reverse, lengths, True)
+        _gru_step_rows(xh, x1, x, t, b0, b1, reverse, lengths, True)
         packed_gemm(blas, xh, p_rz, z_rz)
         packed_gemm(blas, h1, p_hn, z_hn)
         packed_gemm(blas, x1, p_xn, z_xn)
