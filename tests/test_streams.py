@@ -148,3 +148,24 @@ def test_streams_never_change_the_model_and_run_in_threads():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         assert pickle.dumps(reg) == before
+
+
+def test_bad_stream_and_sample_arguments_are_named():
+    reg = LSTMRegressor(hidden_size=4, max_iter=1, random_state=0).fit(X, Y)
+    with pytest.raises(ValueError, match="n_streams"):
+        reg.stream(n_streams=0)
+    with pytest.raises(TypeError, match="n_streams"):
+        reg.stream(n_streams=1.5)
+    with pytest.raises(AttributeError, match="classifiers"):
+        reg.stream().predict_proba(X[:1, :2])
+    tokens = RNG.integers(0, 5, (40, 6))
+    clf = LSTMClassifier(embedding_dim=3, hidden_size=4, return_sequences=True, max_iter=1,
+                         random_state=0).fit(tokens[:, :-1], tokens[:, 1:])
+    s = clf.stream()
+    s.predict(tokens[:1, :3])
+    for kwargs, error in [(dict(n_steps=0), ValueError), (dict(n_steps=2.0), TypeError),
+                          (dict(n_steps=2, temperature=-1.0), ValueError),
+                          (dict(n_steps=2, temperature=float("nan")), ValueError)]:
+        name = "temperature" if "temperature" in kwargs else "n_steps"
+        with pytest.raises(error, match=name):
+            s.sample(**kwargs)
