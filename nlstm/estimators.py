@@ -887,6 +887,11 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
         z, lengths, form = self._raw_predict(X)
         return self._values(z), lengths, form
 
+    def _head_scaling(self):
+        """``(scale, shift)``: the head's outputs ``z`` in the targets' units are
+        ``z * scale + shift`` (streams fold this into their kernel)."""
+        return self._y_scale, self._y_mean
+
     def _values(self, z):
         """Head outputs (..., k) in the targets' original units, float64."""
         return z.astype(np.float64) * self._y_scale + self._y_mean
@@ -1053,6 +1058,10 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
                              sample_weight=sample_weight)
         finally:
             del self._partial
+
+    def _head_scaling(self):
+        """``(scale, shift)`` of the head's outputs: the logits as they are."""
+        return 1.0, 0.0
 
     def _probabilities(self, z):
         """Class probabilities from head outputs ``z`` (..., k), in float64."""

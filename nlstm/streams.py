@@ -6,8 +6,13 @@ online prediction from a live sensor, or text generated one token at a time
 (`Stream.sample`). A step's prediction is what ``predict`` gives for the
 sequence that ends there (a ``return_sequences`` model: that step's output).
 
-A stream reads the network the estimator had when the stream was made; it never
-changes the estimator, and a later ``fit`` does not change the stream.
+A stream copies the network the estimator had when the stream was made: it
+never changes the estimator, and a later ``fit`` or ``partial_fit`` does not
+change the stream. It runs on the CPU, whatever device trained the model, through
+`nlstm.kernels.stream` (all layers and the head in one call per chunk, the
+weights packed once); a chunk that is a C-contiguous array of the model's
+form is read without the checks ``predict`` makes of arbitrary input, and any
+other goes through them.
 """
 import threading
 
@@ -16,9 +21,9 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._data import check_token_ids, check_vocabulary, read_sequence_array
-from ._device import check_device
-from ._threads import kernel_threads
+from ._threads import kernel_threads, launch_lock
 from ._validation import cast_within_range, check_float, check_int
+from .kernels.stream import StreamKernel
 
 
 class Stream:
@@ -31,16 +36,27 @@ class Stream:
 
     def __init__(self, estimator, n_streams=1, initial_state=None):
         check_is_fitted(estimator, "network_")
-        check_device(estimator.device)
         self._n_streams = check_int(n_streams, "n_streams", min_val=1)
         self._estimator = estimator
-        self._network = estimator.network_  # fit replaces it: the stream keeps this one
-        layer = self._network.lstm
+        network = estimator.network_
+        layer = network.lstm
         if layer.bidirectional:
             raise ValueError("a bidirectional model cannot stream: its reverse direction reads "
                              "each sequence from its end, which a stream has not seen yet")
         self._shape = (layer.num_layers, self._n_streams, layer.hidden_size)
         self._lstm_cell = layer.cell == "lstm"
+        self._dtype = network.dtype
+        self._tokens = network.embedding is not None
+        self._n_features = 1 if estimator._input_form_ == "table" else layer.input_size
+        params = layer.state_dict()  # host copies, whatever the device
+        layers = [tuple(params[f"{kind}_l{k}"] for kind in
+                        ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+                  for k in range(layer.num_layers)]
+        scale, shift = estimator._head_scaling()
+        self._kernel = StreamKernel(
+            layer.cell, layers, np.array(network.head_weight), np.array(network.head_bias),
+            scale, shift, None if network.embedding is None else np.array(network.embedding),
+            self._n_streams)
         self._lock = threading.Lock()
         self._last_proba = None
         self.reset()
@@ -62,7 +78,7 @@ class Stream:
 
     def reset(self):
         """Back to the zero state of a new sequence."""
-        zeros = np.zeros(self._shape, self._network.dtype)
+        zeros = np.zeros(self._shape, self._dtype)
         with self._lock:
             self._state = (zeros, zeros.copy() if self._lstm_cell else None)
             self._last_proba = None
@@ -85,15 +101,15 @@ class Stream:
             if array.shape != self._shape:
                 raise ValueError(f"initial_state {name} must have shape {self._shape} "
                                  f"(num_layers, n_streams, hidden_size), got {array.shape}")
-            checked.append(cast_within_range(array, self._network.dtype.type,
+            checked.append(cast_within_range(array, self._dtype.type,
                                              f"initial_state {name}").copy())
         return tuple(checked)
 
     def _read_chunk(self, chunk):
-        """The chunk as the network's input: (n_streams, T_c, F) floats, or
-        (n_streams, T_c) token ids with an embedding."""
+        """The chunk as the kernel reads it, checked as ``predict`` checks X:
+        (n_streams, T_c, F) of the model's dtype, or (n_streams, T_c) int64 token ids."""
         est = self._estimator
-        if self._network.embedding is not None:
+        if self._tokens:
             ids = check_array(chunk, dtype="numeric", input_name="chunk")
             data = check_token_ids(ids, "chunk")
             check_vocabulary(data, est.n_tokens_, "chunk")
@@ -103,31 +119,56 @@ class Stream:
                 raise ValueError("chunk must be a 3-d array (n_streams, T_c, n_features) of "
                                  f"numbers, got shape {array.shape}")
             data = cast_within_range(read_sequence_array(array, [np.float64, np.float32]),
-                                     self._network.dtype.type, "chunk")
-            n_features = 1 if est._input_form_ == "table" else est.n_features_in_
-            if data.shape[2] != n_features:
+                                     self._dtype.type, "chunk")
+            if data.shape[2] != self._n_features:
                 raise ValueError(f"chunk has {data.shape[2]} features per step, but the model "
-                                 f"was fit with {n_features}")
+                                 f"was fit with {self._n_features}")
         if data.shape[0] != self._n_streams:
             raise ValueError(f"chunk holds {data.shape[0]} streams, but this stream carries "
                              f"{self._n_streams}")
         if data.shape[1] == 0:
             raise ValueError("chunk holds no timesteps")
-        return data
+        return np.ascontiguousarray(data)
+
+    def _plain_chunk(self, chunk):
+        """The chunk as the kernel reads it when it is an array of the model's form
+        (the kernel then checks its values), else None."""
+        if type(chunk) is not np.ndarray or chunk.shape[:1] != (self._n_streams,):
+            return None
+        if self._tokens:
+            if chunk.ndim != 2 or chunk.dtype.kind not in "iu":
+                return None
+            data = chunk.astype(np.int64, copy=False)  # a wrapped uint64 turns negative: refused
+        else:
+            if chunk.ndim != 3 or chunk.shape[2] != self._n_features or chunk.dtype not in (
+                    np.float32, np.float64):
+                return None
+            if chunk.dtype == self._dtype:
+                data = chunk
+            else:
+                with np.errstate(over="ignore"):  # beyond float32: inf, refused by the kernel
+                    data = chunk.astype(self._dtype)
+        if data.shape[1] == 0:
+            return None
+        return np.ascontiguousarray(data)
 
     def _step(self, chunk):
-        """Head outputs (n_streams, T_c, n_outputs) for the chunk; the state moves on
-        only when everything succeeded."""
-        data = self._read_chunk(chunk)
-        network = self._network
-        x = network.embedding[data] if network.embedding is not None else data
+        """Head values (n_streams, T_c, n_outputs), float64, for the chunk: predictions
+        of a regressor, logits of a classifier. The state moves on only when the
+        chunk could be read."""
+        data = self._plain_chunk(chunk)
+        if data is None:
+            data = self._read_chunk(chunk)
         h, c = self._state
-        initial = (h, c) if self._lstm_cell else h
-        with kernel_threads(self._estimator.n_jobs):
-            out, final = network.lstm.forward(x, initial_state=initial)
-            z = network.arrays.linear(out, network.head_weight, network.head_bias)
-        self._state = ((final[0], final[1]) if self._lstm_cell else (final, None))
-        return z
+        if self._kernel.parallel:
+            with kernel_threads(self._estimator.n_jobs), launch_lock():
+                out = self._kernel.run(data, h, c)
+        else:
+            out = self._kernel.run(data, h, c)
+        if out is None:  # a value the kernel refused: predict's checks name it
+            self._read_chunk(chunk)
+            raise ValueError("chunk holds values the model cannot read")
+        return out
 
     def predict(self, chunk):
         """Predictions for each new step of every stream.
@@ -144,13 +185,12 @@ class Stream:
             classifier: the labels).
         """
         with self._lock:
-            z = self._step(chunk)
+            values = self._step(chunk)
             est = self._estimator
             if hasattr(est, "classes_"):
-                proba = est._probabilities(z)
+                proba = est._probabilities(values)
                 self._last_proba = proba[:, -1]
                 return est.classes_[proba.argmax(axis=-1)]
-            values = est._values(z)
             return values[..., 0] if est._squeeze_output else values
 
     def predict_proba(self, chunk):
@@ -196,7 +236,7 @@ class Stream:
             The tokens drawn.
         """
         est = self._estimator
-        if self._network.embedding is None or not hasattr(est, "classes_"):
+        if not self._tokens or not hasattr(est, "classes_"):
             raise ValueError("sample needs a token classifier (embedding_dim set) whose classes "
                              "are token ids")
         classes = est.classes_

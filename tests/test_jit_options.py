@@ -14,7 +14,8 @@ import nlstm.kernels
 from nlstm import LSTM, LSTMRegressor
 from nlstm.kernels.runtime import jit_options
 
-POLICY = [jit_options.HELPER, jit_options.KERNEL, jit_options.EXACT_KERNEL, jit_options.LAUNCHER]
+POLICY = [jit_options.HELPER, jit_options.KERNEL, jit_options.STEP_KERNEL,
+          jit_options.EXACT_KERNEL, jit_options.LAUNCHER]
 
 
 def _cpu_dispatchers():

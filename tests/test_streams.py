@@ -169,3 +169,80 @@ def test_bad_stream_and_sample_arguments_are_named():
         name = "temperature" if "temperature" in kwargs else "n_steps"
         with pytest.raises(error, match=name):
             s.sample(**kwargs)
+
+
+def test_plain_arrays_with_bad_values_get_predicts_errors_and_leave_the_state_alone():
+    """Arrays of the model's form skip predict's checks: the kernel refuses what it cannot
+    read, and the same error as predict's names it."""
+    reg = LSTMRegressor(hidden_size=8, max_iter=2, random_state=0).fit(X, Y)  # float32
+    s = reg.stream(n_streams=2)
+    s.predict(X[:2, :4])
+    before = s.state
+    huge, infinite = X[:2, :3].copy(), X[:2, :3].astype(np.float32)
+    huge[0, 1, 1] = 1e39
+    infinite[1, 0, 0] = np.inf
+    for chunk, match in [(huge, "too large for float32"), (infinite, "infinity")]:
+        with pytest.raises(ValueError, match=match):
+            s.predict(chunk)
+        for a, b in zip(s.state, before):
+            np.testing.assert_array_equal(a, b)
+    as32 = reg.stream(2, initial_state=before).predict(X[:2, 4:].astype(np.float32))
+    np.testing.assert_array_equal(s.predict(X[:2, 4:]), as32)  # cast on the way in alike
+
+    tokens = RNG.integers(0, 5, (30, 4))
+    tok = LSTMClassifier(embedding_dim=3, hidden_size=4, cell="gru", max_iter=1,
+                         random_state=0).fit(tokens, RNG.integers(0, 2, 30))
+    t = tok.stream(n_streams=2)
+    t.predict(tokens[:2])
+    saved = t.state
+    for ids, match in [(np.array([[1, 7], [0, 0]]), "vocabulary"),
+                       (np.array([[1, -1], [0, 0]]), "non-negative"),
+                       (np.array([[1, 2**64 - 1], [0, 0]], dtype=np.uint64), "beyond")]:
+        with pytest.raises(ValueError, match=match):
+            t.predict(ids)
+        np.testing.assert_array_equal(t.state, saved)
+    np.testing.assert_array_equal(t.predict(tokens[2:4].astype(np.int32)),
+                                  tok.stream(2, initial_state=saved).predict(tokens[2:4]))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_two_layer_token_streams_equal_predict_proba_and_the_layers_final_state(cell):
+    """Token ids, two layers, every cell: stepwise probabilities equal predict_proba on the
+    whole sequences, and the carried state is the layer's own final state, bit for bit."""
+    tokens = RNG.integers(0, 7, (50, 11))
+    clf = LSTMClassifier(embedding_dim=5, hidden_size=6, num_layers=2, cell=cell,
+                         return_sequences=True, dtype="float64", max_iter=2,
+                         random_state=0).fit(tokens[:, :-1], tokens[:, 1:])
+    s = clf.stream(n_streams=3)
+    got = np.concatenate([s.predict_proba(c) for c in chunks(tokens[:3], [1, 4])], axis=1)
+    np.testing.assert_allclose(got, clf.predict_proba(tokens[:3]), rtol=1e-12, atol=1e-12)
+    network = clf.network_
+    _, final = network.lstm.forward(network.embedding[tokens[:3]])
+    for carried, want in zip(s.state if cell == "lstm" else [s.state],
+                             final if cell == "lstm" else [final]):
+        np.testing.assert_array_equal(carried, want)
+
+
+def test_many_streams_run_in_parallel_blocks_with_the_bits_of_one_thread():
+    """64 streams split into blocks of rows on Numba's threads: the same as predict on the
+    prefixes, and the same bits at n_jobs=1."""
+    X64 = np.random.default_rng(2).standard_normal((64, 6, 3))
+    reg = LSTMRegressor(hidden_size=16, max_iter=1, random_state=0).fit(X64, X64.sum(axis=(1, 2)))
+    s = reg.stream(n_streams=64)
+    if not s._kernel.parallel:
+        pytest.skip("Numba has one thread: a single block of rows")
+    got = np.concatenate([s.predict(X64[:, t:t + 1]) for t in range(6)], axis=1)
+    prefixes = np.stack([reg.predict(X64[:, :t + 1]) for t in range(6)], axis=1)
+    np.testing.assert_allclose(got, prefixes, rtol=1e-5, atol=1e-6)
+    one = reg.set_params(n_jobs=1).stream(n_streams=64)
+    np.testing.assert_array_equal(
+        np.concatenate([one.predict(X64[:, t:t + 1]) for t in range(6)], axis=1), got)
+
+
+def test_a_stream_keeps_the_model_it_was_made_from():
+    reg = LSTMRegressor(hidden_size=8, dtype="float64", max_iter=2, random_state=0).fit(X, Y)
+    s, fresh = reg.stream(), reg.stream()
+    first = s.predict(X[:1, :6])
+    reg.partial_fit(X, Y)  # updates the fitted network in place of the old one
+    assert not np.allclose(reg.stream().predict(X[:1, :6]), first)
+    np.testing.assert_array_equal(fresh.predict(X[:1, :6]), first)

@@ -649,6 +649,52 @@ def _rnn_forward_shard(s, b0, b1, blas, x, w_panels, lengths, hs):
 
 
 @njit(**KERNEL)
+def _rnn_inference_shard(s, b0, b1, blas, x, w_panels, lengths, reverse, h, out, column):
+    arguments_do_not_alias()
+    use_wide_vectors()
+    # as `_lstm_inference_shard` for the tanh RNN (used by `nlstm.kernels.stream`):
+    # x: (B, T, F) batch-first, w_panels: `pack_panels` of w_cat (F+H+1, H), h: (B, H),
+    # out: (B, T, W) written in columns [column, column + H), or (0, 0, 0): not kept
+    T, F = x.shape[1], x.shape[2]
+    H = h.shape[1]
+    keep = out.shape[0] > 0
+    xh = np.empty((b1 - b0, F + H + 1), x.dtype)  # (rows, F+H+1): [x_t, h_{t-1}, 1]
+    for r in range(b1 - b0):
+        xh_h, h_r = xh[r, F:F + H], h[b0 + r]  # (H)
+        for j in range(H):
+            xh_h[j] = h_r[j]
+        xh[r, F + H] = 1
+    z = np.empty((b1 - b0, H), x.dtype)  # (rows, H)
+    for t in range(T):
+        for r in range(b1 - b0):
+            n = lengths[b0 + r]
+            src = n - 1 - t if reverse and t < n else t  # the step this row reads
+            xh_x, x_r = xh[r, :F], x[b0 + r, src]  # (F)
+            for j in range(F):
+                xh_x[j] = x_r[j]
+        packed_gemm(blas, xh, w_panels, z)
+        for r in range(b1 - b0):
+            b = b0 + r
+            n = lengths[b]
+            if t < n:  # the cell, on the next step's h
+                z_r, xh_h = z[r], xh[r, F:F + H]  # (H)
+                for j in range(H):
+                    xh_h[j] = tanh(z_r[j])
+                if keep:
+                    out_r = out[b, n - 1 - t if reverse else t, column:column + H]  # (H)
+                    for j in range(H):
+                        out_r[j] = xh_h[j]
+            elif keep:
+                out_r = out[b, t, column:column + H]  # (H)
+                for j in range(H):
+                    out_r[j] = 0
+    for r in range(b1 - b0):  # the state at each row's last valid step
+        xh_h, h_r = xh[r, F:F + H], h[b0 + r]  # (H)
+        for j in range(H):
+            h_r[j] = xh_h[j]
+
+
+@njit(**KERNEL)
 def _rnn_backward_shard(s, b0, b1, blas, d_hs, d_h_n, w_hh_panels, lengths, hs, d_pre, d_h0):
     arguments_do_not_alias()
     use_wide_vectors()

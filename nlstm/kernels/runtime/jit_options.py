@@ -14,6 +14,8 @@ The option sets:
   the kernels (`inlining.inline_into_callers`): the activations, the cells,
   the packed tiles;
 * `KERNEL`: the cached block functions that `blocks.run_blocks` runs;
+* `STEP_KERNEL`: block functions that are also called directly, from any
+  thread (a stream's step, `nlstm.kernels.stream`): the GIL released;
 * `EXACT_KERNEL`: cached kernels whose arithmetic must stay IEEE-exact as
   written (the optimizer steps, which match ``torch.optim`` operation for
   operation);
@@ -23,5 +25,6 @@ FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}  # a set: what Numba ac
 
 HELPER = {"fastmath": FASTMATH, "error_model": "numpy"}
 KERNEL = {"cache": True, **HELPER}
+STEP_KERNEL = {**KERNEL, "nogil": True}
 EXACT_KERNEL = {"cache": True, "nogil": True, "error_model": "numpy"}
 LAUNCHER = {"cache": True, "nogil": True}
