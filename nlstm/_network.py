@@ -151,21 +151,27 @@ class SequenceNetwork:
             masks.insert(0, np.ones(self.embedding.shape, self.dtype))
         return [self.arrays.to_device(m) for m in masks]
 
-    def forward(self, data, lengths, training=False):
+    def forward(self, data, lengths, training=False, initial_state=None, with_state=False):
         """Raw head output: (B, n_outputs), or (B, T, n_outputs) with return_sequences,
         on the network's device.
 
         data : (B, T, F) floats, or (B, T) token ids with an embedding.
         lengths : (B,) int64 valid steps per row.
+        initial_state : ``(h_0, c_0)``, each (num_layers*D, B, H) (``c_0`` None but
+            for an LSTM), or None for zeros. No gradient reaches it: truncated
+            backpropagation through time carries the state, not its gradient.
+        with_state : also return the final state ``(h_n, c_n)``, taken at each
+            row's last valid step.
         """
         arrays = self.arrays
         data, device_lengths = arrays.to_device(data), arrays.to_device(lengths)
         x = (arrays.embedding_lookup(self.embedding, data) if self.embedding is not None
              else data)  # (B, T, F)
+        h_0, c_0 = (None, None) if initial_state is None else initial_state
         with launch_lock():
-            output, h_n, _ = self.lstm.forward_on_device(x, device_lengths, None, None, training,
-                                                         keep_activations=training,
-                                                         want_output=self.return_sequences)
+            output, h_n, c_n = self.lstm.forward_on_device(x, device_lengths, h_0, c_0, training,
+                                                           keep_activations=training,
+                                                           want_output=self.return_sequences)
         D = self.lstm.num_directions
         if self.return_sequences:
             features = output  # (B, T, D*H)
@@ -178,7 +184,7 @@ class SequenceNetwork:
         z = arrays.linear(features, self.head_weight, self.head_bias)
         if training:
             self._cache = HeadActivations(data, device_lengths, features, mask)
-        return z
+        return (z, (h_n, c_n)) if with_state else z
 
     def backward(self, d_z):
         """Gradients of every array in `params` from d(loss)/d(head output)

@@ -130,6 +130,7 @@ class _BaseLSTM(BaseEstimator):
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "momentum": [Interval(Real, 0, 1, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "tbptt_steps": [Interval(Integral, 1, None, closed="left"), None],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "shuffle": ["boolean"],
         "clip_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
@@ -150,7 +151,7 @@ class _BaseLSTM(BaseEstimator):
     def __init__(self, hidden_size=64, num_layers=1, *, bidirectional=False, cell="lstm",
                  forget_bias="chrono", dropout=0.0, embedding_dim=None, return_sequences=False,
                  solver="adam", learning_rate_init=0.003, momentum=0.9, batch_size=32,
-                 max_iter=200, shuffle=True, clip_grad_norm=1.0, alpha=0.0,
+                 tbptt_steps=None, max_iter=200, shuffle=True, clip_grad_norm=1.0, alpha=0.0,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
                  warm_start=False, random_state=None, verbose=False, n_jobs=None,
                  dtype="float32", device="cpu"):
@@ -166,6 +167,7 @@ class _BaseLSTM(BaseEstimator):
         self.learning_rate_init = learning_rate_init
         self.momentum = momentum
         self.batch_size = batch_size
+        self.tbptt_steps = tbptt_steps
         self.max_iter = max_iter
         self.shuffle = shuffle
         self.clip_grad_norm = clip_grad_norm
@@ -222,7 +224,8 @@ class _BaseLSTM(BaseEstimator):
         return SequenceNetwork(
             n_inputs, n_outputs, hidden_size=self.hidden_size, num_layers=self.num_layers,
             bidirectional=self.bidirectional, cell=self.cell, forget_bias=self.forget_bias,
-            chrono_max=float(lengths.max()), dropout=self.dropout,
+            chrono_max=float(min(lengths.max(), self.tbptt_steps or lengths.max())),
+            dropout=self.dropout,
             embedding_dim=self.embedding_dim, n_tokens=getattr(self, "n_tokens_", 0),
             return_sequences=self.return_sequences, dtype=self.dtype,
             device=self.device if device is None else device, rng=rng)
@@ -317,6 +320,12 @@ class _BaseLSTM(BaseEstimator):
     def _fit(self, X, y, incremental, classes=None, sample_weight=None):
         self._validate_params()
         check_device(self.device)
+        if self.tbptt_steps is not None and not self.return_sequences:
+            raise ValueError("tbptt_steps needs return_sequences=True: with one target per "
+                             "sequence only the last chunk would reach the loss")
+        if self.tbptt_steps is not None and self.bidirectional:
+            raise ValueError("tbptt_steps cannot train a bidirectional model: its reverse "
+                             "direction reads each sequence from its end, not chunk by chunk")
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, "
                              "but the target y is None")
@@ -419,10 +428,16 @@ class _BaseLSTM(BaseEstimator):
             total = 0.0
             for batch in gen_batches(len(order), self.batch_size):
                 idx = np.sort(order[batch])
+                if self.tbptt_steps is not None:
+                    total += self._train_chunks(network, optimizer, data, lengths, Y, weights,
+                                                idx, masks)
+                    continue
                 loss = self._train_step(network, optimizer, data[idx], lengths[idx], Y[idx],
                                         None if weights is None else weights[idx], masks)
                 total += loss * len(idx)
-            epoch_loss = total / len(order)
+            # the mean over sequences, or over valid steps with truncated BPTT
+            epoch_loss = total / (len(order) if self.tbptt_steps is None
+                                  else int(lengths[train_idx].sum()))
             self.n_iter_ += 1
             self.loss_curve_.append(epoch_loss)
             if early_stopping:
@@ -457,14 +472,46 @@ class _BaseLSTM(BaseEstimator):
             for p, best in zip(network.params, best_params):
                 network.arrays.assign(p, best)
 
-    def _train_step(self, network, optimizer, data, lengths, Y, weights, masks):
-        """One mini-batch: forward, loss, backward, clip, update. Returns the loss.
+    def _train_chunks(self, network, optimizer, data, lengths, Y, weights, idx, masks):
+        """Truncated backpropagation through time over the batch ``idx``: chunks
+        of `tbptt_steps` steps in order, one `_train_step` each, the state of
+        each chunk's end starting the next (rows whose sequence has ended drop
+        out). Returns the chunks' losses summed over their valid steps."""
+        k, arrays = self.tbptt_steps, network.arrays
+        state, total = None, 0.0
+        rows = idx  # the batch's rows still running, in order
+        for start in range(0, int(lengths[idx].max()), k):
+            running = lengths[rows] > start
+            if state is not None and not running.all():  # carry the state of those left
+                state = tuple(None if part is None else part[:, running] for part in state)
+            rows = rows[running]
+            chunk_lengths = np.minimum(lengths[rows] - start, k)
+            stop = start + int(chunk_lengths.max())
+            chunk_weights = None
+            if weights is not None:
+                chunk_weights = weights[rows, start:stop] if weights.ndim == 2 else weights[rows]
+            loss, state = self._train_step(network, optimizer, data[rows, start:stop],
+                                           chunk_lengths, Y[rows, start:stop], chunk_weights,
+                                           masks, initial_state=state)
+            state = tuple(None if part is None else arrays.to_host(part) for part in state)
+            total += loss * int(chunk_lengths.sum())
+        return total
+
+    def _train_step(self, network, optimizer, data, lengths, Y, weights, masks,
+                    initial_state=None):
+        """One mini-batch: forward, loss, backward, clip, update. Returns the loss
+        (and, given an ``initial_state``, or with truncated BPTT, the final state).
 
         The loss and its gradient w.r.t. the head output are computed on the
         host (``(B, n_outputs)`` values); everything else runs on the
         network's device."""
         arrays = network.arrays
-        z = arrays.to_host(network.forward(data, lengths, training=True))
+        chunked = self.tbptt_steps is not None
+        z = network.forward(data, lengths, training=True, initial_state=initial_state,
+                            with_state=chunked)
+        if chunked:
+            z, final_state = z
+        z = arrays.to_host(z)
         params = network.params
         with np.errstate(over="ignore", invalid="ignore"):  # non-finite values are caught below
             loss, d_z = self._loss_and_grad(z, Y, lengths, weights)
@@ -483,7 +530,7 @@ class _BaseLSTM(BaseEstimator):
                 f"Try a smaller learning_rate_init, a clip_grad_norm, or scaled inputs.")
         with np.errstate(over="ignore", invalid="ignore"):  # checked at the end of the fit
             optimizer.update_params(params, grads)
-        return loss
+        return (loss, final_state) if chunked else loss
 
     def _loss_and_grad(self, z, Y, lengths, weights=None):
         """Loss over valid items (each weighing its sequence's weight) and its
@@ -755,6 +802,13 @@ _PARAMETERS_DOC = '''    Parameters
         SGD momentum.
     batch_size : int, default=32
         Sequences per gradient step.
+    tbptt_steps : int or None, default=None
+        Truncated backpropagation through time, for sequences too long to
+        unroll (``return_sequences=True``, one direction): each batch is cut
+        into chunks of this many steps, read in order with the state carried
+        from chunk to chunk, one gradient step per chunk, the gradient stopped
+        at the chunk's start. Memory then grows with ``tbptt_steps``, not with
+        the sequences' length. ``"chrono"`` takes its time scale from it.
     max_iter : int, default=200
         Epochs.
     shuffle : bool, default=True
