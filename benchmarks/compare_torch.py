@@ -26,8 +26,13 @@ difference of the GPU predictions from the CPU ones for the same fitted model.
 With ``--cell gru`` both libraries run the GRU (``cell="gru"`` against
 ``torch.nn.GRU``); the GFLOP/s then count its 3H gate columns.
 
+With ``--exported`` (CPU only; informational) the fitted nlstm model is also
+exported with ``nlstm.to_onnx`` and its predict timed in onnxruntime (default
+session options) and OpenVINO (CPU plugin, the data's static shape, f32
+inference precision), alternated with the others.
+
 Usage: ``python benchmarks/compare_torch.py [--repeats 5] [--quick] [--device cpu|cuda]
-[--cell lstm|gru] [--configs 0,3]``
+[--cell lstm|gru] [--configs 0,3] [--exported]``
 """
 import argparse
 import os
@@ -143,17 +148,47 @@ class TorchRunner:
             return self._forward(self.X).cpu().numpy()  # on the host, as nlstm's
 
 
-def measure(B, T, F, H, N, repeats, device="cpu", cell="lstm"):
+class ExportedRunner:
+    """The fitted nlstm model, exported with ``nlstm.to_onnx``, predicting all N
+    samples in onnxruntime or OpenVINO (predict only)."""
+
+    def __init__(self, model, X, runtime):
+        from nlstm import to_onnx
+        exported = to_onnx(model).SerializeToString()
+        if runtime == "onnxruntime":
+            import onnxruntime
+            session = onnxruntime.InferenceSession(exported, providers=["CPUExecutionProvider"])
+            self._run = lambda: session.run(None, {"X": X})[0]
+        else:
+            import openvino
+            core = openvino.Core()
+            network = core.read_model(exported, b"")
+            network.reshape({"X": list(X.shape)})
+            compiled = core.compile_model(network, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+            request = compiled.create_infer_request()
+            self._run = lambda: request.infer({"X": X})
+        self.predict()
+
+    def predict(self):
+        return self._run()
+
+
+def measure(B, T, F, H, N, repeats, device="cpu", cell="lstm", exported=False):
     X, y = make_data(T, F, N)
     runners = {"nlstm": NlstmRunner(B, T, F, H, N, X, y, device, cell),
                "torch": TorchRunner(B, T, F, H, N, X, y, device, cell)}
     if device == "cuda":  # context: nlstm's CPU kernels on the same machine
         runners["nlstm-cpu"] = NlstmRunner(B, T, F, H, N, X, y, "cpu", cell)
+    if exported:
+        for runtime in ("onnxruntime", "openvino"):
+            runners[runtime] = ExportedRunner(runners["nlstm"].model, X, runtime)
     times = {(lib, task): [] for lib in runners for task in ("train", "predict")}
     for _ in range(repeats):  # alternate the libraries
         for lib, runner in runners.items():
-            times[(lib, "train")].append(_timed(runner.train_epoch))
+            if hasattr(runner, "train_epoch"):
+                times[(lib, "train")].append(_timed(runner.train_epoch))
             times[(lib, "predict")].append(_timed(runner.predict))
+    times = {k: v for k, v in times.items() if v}
     medians = {k: statistics.median(v) for k, v in times.items()}
     if device == "cuda":
         medians["gpu_vs_cpu"] = gpu_cpu_difference(runners["nlstm"].model, X)
@@ -175,6 +210,9 @@ def main():
     parser.add_argument("--quick", action="store_true", help="two repeats, for a smoke run")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--cell", choices=["lstm", "gru"], default="lstm")
+    parser.add_argument("--exported", action="store_true",
+                        help="also time predict of the model exported to ONNX, in onnxruntime "
+                             "and OpenVINO (CPU)")
     parser.add_argument("--configs", default=None,
                         help="comma-separated indices into the grid (default: all)")
     args = parser.parse_args()
@@ -197,7 +235,8 @@ def main():
     for B, T, F, H, N in grid:
         peak = gemm_peak_gflops(args.device)
         rows.append(((B, T, F, H, N), peak,
-                     measure(B, T, F, H, N, repeats, args.device, args.cell)))
+                     measure(B, T, F, H, N, repeats, args.device, args.cell,
+                             exported=args.exported and args.device == "cpu")))
         print(f"measured {(B, T, F, H, N)}: {rows[-1][2]}", file=sys.stderr, flush=True)
     peaks = [peak for _, peak, _ in rows]
     where = "PyTorch on the GPU, 8192^3" if args.device == "cuda" else "NumPy, 2048^3"
@@ -205,17 +244,22 @@ def main():
           f"{min(peaks):.0f}-{max(peaks):.0f} GFLOP/s; medians of {repeats} alternated runs\n")
     extra = (" nlstm CPU train | nlstm CPU predict | GPU vs CPU predict |"
              if args.device == "cuda" else "")
+    if args.exported and args.device == "cpu":
+        extra = " predict s onnxruntime (ratio) | predict s OpenVINO (ratio) |"
     print("| B | T | F | H | N | train s/epoch nlstm | torch | speed-up | predict s nlstm "
           "| torch | speed-up | fwd GFLOP/s (% peak) | fwd+bwd GFLOP/s (% peak) "
           "| GEMM peak GFLOP/s |" + extra)
-    print("|" + "---|" * (14 + 3 * bool(extra)))
+    print("|" + "---|" * (14 + extra.count("|")))
     for (B, T, F, H, N), peak, m in rows:
         fwd = forward_flops(B, T, F, H, N, gates=3 if args.cell == "gru" else 4)
         tr_n, tr_t = m[("nlstm", "train")], m[("torch", "train")]
         pr_n, pr_t = m[("nlstm", "predict")], m[("torch", "predict")]
         g_fwd, g_train = fwd / pr_n / 1e9, 3 * fwd / tr_n / 1e9
         cells = (f" {m[('nlstm-cpu', 'train')]:.4f} | {m[('nlstm-cpu', 'predict')]:.4f} | "
-                 f"{m['gpu_vs_cpu']:.1e} |" if extra else "")
+                 f"{m['gpu_vs_cpu']:.1e} |" if args.device == "cuda" else "")
+        if ("onnxruntime", "predict") in m:  # their time over nlstm's, as the other ratios
+            cells = "".join(f" {m[(r, 'predict')]:.4f} ({m[(r, 'predict')] / pr_n:.2f}x) |"
+                            for r in ("onnxruntime", "openvino"))
         print(f"| {B} | {T} | {F} | {H} | {N} | {tr_n:.4f} | {tr_t:.4f} | {tr_t / tr_n:.2f}x | "
               f"{pr_n:.4f} | {pr_t:.4f} | {pr_t / pr_n:.2f}x | "
               f"{g_fwd:.1f} ({100 * g_fwd / peak:.0f}%) | "

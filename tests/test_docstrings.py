@@ -10,8 +10,10 @@ import pytest
 numpydoc_validate = pytest.importorskip("numpydoc.validate")
 
 # What the API reference documents: the names each public module exports.
-PUBLIC_MODULES = ["nlstm", "nlstm.scale_out", "nlstm.datasets"]
-NEEDS = {"nlstm.scale_out": "dask"}  # examples that need an optional dependency
+PUBLIC_MODULES = ["nlstm", "nlstm.scale_out", "nlstm.datasets", "nlstm.skl2onnx_converters"]
+# examples that need an optional dependency, by module or by object
+NEEDS = {"nlstm.scale_out": "dask", "nlstm.onnx_export.to_onnx": "onnx",
+         "nlstm.skl2onnx_converters": "skl2onnx"}
 # numpydoc's codes enforced: no docstring, parameters missing, unknown or undescribed,
 # no Returns section, no Examples section (the last for classes and functions only).
 CODES = {"GL08", "PR01", "PR02", "PR07", "RT01"}
@@ -66,8 +68,9 @@ def test_public_methods_have_numpy_docstrings(name):
 @pytest.mark.parametrize("name", [name for name, _, _ in PUBLIC])
 def test_examples_run(name):
     obj, module_name = next((obj, module) for n, obj, module in PUBLIC if n == name)
-    if module_name in NEEDS:
-        pytest.importorskip(NEEDS[module_name])
+    for key in (module_name, name):
+        if key in NEEDS:
+            pytest.importorskip(NEEDS[key])
     finder = doctest.DocTestFinder(recurse=False)
     tests = finder.find(obj, name, globs={})
     assert tests and tests[0].examples, f"{name} has no examples"
