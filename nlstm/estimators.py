@@ -357,13 +357,7 @@ class _BaseLSTM(BaseEstimator):
             else:  # another solver's state cannot carry over
                 optimizer = self._make_optimizer(network.params)
         else:
-            rng = check_random_state(self.random_state)
-            network = self._build_network(data.shape[-1] if data.ndim == 3 else 1,
-                                          Y.shape[-1], lengths, rng)
-            optimizer = self._make_optimizer(network.params)
-            self.loss_curve_, self.validation_scores_, self.n_iter_ = [], [], 0
-            self.best_loss_, self.best_validation_score_ = np.inf, -np.inf
-            self._no_improvement_count = 0
+            network, optimizer, rng = self._new_network(data, lengths, Y)
         optimizer.learning_rate = self.learning_rate_init
         try:
             # on a GPU, parameters and optimizer state stay there for the whole
@@ -384,6 +378,18 @@ class _BaseLSTM(BaseEstimator):
                 f"smaller learning_rate_init.")
         self.network_, self._optimizer, self._rng = network, optimizer, rng
         return self
+
+    def _new_network(self, data, lengths, Y):
+        """A fresh fit's start, from its validated data: ``(network, optimizer, rng)``
+        seeded by ``random_state``, and empty training curves."""
+        rng = check_random_state(self.random_state)
+        network = self._build_network(data.shape[-1] if data.ndim == 3 else 1, Y.shape[-1],
+                                      lengths, rng)
+        optimizer = self._make_optimizer(network.params)
+        self.loss_curve_, self.validation_scores_, self.n_iter_ = [], [], 0
+        self.best_loss_, self.best_validation_score_ = np.inf, -np.inf
+        self._no_improvement_count = 0
+        return network, optimizer, rng
 
     def _split_validation(self, n, Y, rng):
         """Indices of the training and validation parts for early stopping:
@@ -427,50 +433,73 @@ class _BaseLSTM(BaseEstimator):
             order = rng.permutation(train_idx) if self.shuffle else train_idx
             total = 0.0
             for batch in gen_batches(len(order), self.batch_size):
-                idx = np.sort(order[batch])
-                if self.tbptt_steps is not None:
-                    total += self._train_chunks(network, optimizer, data, lengths, Y, weights,
-                                                idx, masks)
-                    continue
-                loss = self._train_step(network, optimizer, data[idx], lengths[idx], Y[idx],
-                                        None if weights is None else weights[idx], masks)
-                total += loss * len(idx)
-            # the mean over sequences, or over valid steps with truncated BPTT
-            epoch_loss = total / (len(order) if self.tbptt_steps is None
-                                  else int(lengths[train_idx].sum()))
-            self.n_iter_ += 1
-            self.loss_curve_.append(epoch_loss)
+                total += self._train_batch(network, optimizer, data, lengths, Y, weights,
+                                           np.sort(order[batch]), masks)
+            epoch_loss = total / self._loss_count(lengths, train_idx)
+            score = None
             if early_stopping:
                 score = self._validation_score(network, data[val_idx], lengths[val_idx],
                                                Y[val_idx],
                                                None if weights is None else weights[val_idx])
-                self.validation_scores_.append(score)
-                improved = score > self.best_validation_score_ + self.tol
-                if score > self.best_validation_score_:
-                    self.best_validation_score_ = score
-                    best_params = [network.arrays.copy(p) for p in network.params]
-            else:
-                improved = epoch_loss < self.best_loss_ - self.tol
-            self.best_loss_ = min(self.best_loss_, epoch_loss)
-            self._no_improvement_count = 0 if improved else self._no_improvement_count + 1
-            if self.verbose:
-                val = (f", validation score = {self.validation_scores_[-1]:.4f}"
-                       if early_stopping else "")
-                print(f"Epoch {self.n_iter_}: loss = {epoch_loss:.6f}{val}, "
-                      f"{time.perf_counter() - start:.2f}s", flush=True)
-            if self._no_improvement_count >= self.n_iter_no_change:
-                if self.verbose:
-                    print(f"Stopping: no improvement above tol={self.tol} for "
-                          f"{self.n_iter_no_change} consecutive epochs.", flush=True)
+            stop, best = self._record_epoch(epoch_loss, score, time.perf_counter() - start)
+            if best:
+                best_params = [network.arrays.copy(p) for p in network.params]
+            if stop:
                 break
         else:
-            if n_epochs > 1:
-                warnings.warn(f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached "
-                              f"and the optimization hasn't converged yet.", ConvergenceWarning,
-                              stacklevel=2)
+            self._warn_not_converged(n_epochs)
         if early_stopping and best_params is not None:
             for p, best in zip(network.params, best_params):
                 network.arrays.assign(p, best)
+
+    def _record_epoch(self, epoch_loss, score, seconds):
+        """Book an epoch's loss (and validation score, None without early
+        stopping). Returns ``(stop, best)``: whether ``n_iter_no_change`` epochs
+        have passed without an improvement by ``tol``, and whether the score is
+        the best yet (the weights to keep)."""
+        self.n_iter_ += 1
+        self.loss_curve_.append(epoch_loss)
+        best = False
+        if score is not None:
+            self.validation_scores_.append(score)
+            improved = score > self.best_validation_score_ + self.tol
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                best = True
+        else:
+            improved = epoch_loss < self.best_loss_ - self.tol
+        self.best_loss_ = min(self.best_loss_, epoch_loss)
+        self._no_improvement_count = 0 if improved else self._no_improvement_count + 1
+        if self.verbose:
+            val = f", validation score = {score:.4f}" if score is not None else ""
+            print(f"Epoch {self.n_iter_}: loss = {epoch_loss:.6f}{val}, {seconds:.2f}s",
+                  flush=True)
+        stop = self._no_improvement_count >= self.n_iter_no_change
+        if stop and self.verbose:
+            print(f"Stopping: no improvement above tol={self.tol} for "
+                  f"{self.n_iter_no_change} consecutive epochs.", flush=True)
+        return stop, best
+
+    def _warn_not_converged(self, n_epochs):
+        if n_epochs > 1:
+            warnings.warn(f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached "
+                          f"and the optimization hasn't converged yet.", ConvergenceWarning,
+                          stacklevel=3)
+
+    def _train_batch(self, network, optimizer, data, lengths, Y, weights, idx, masks):
+        """One mini-batch of the rows ``idx`` (sorted): one update, or one per chunk
+        with truncated BPTT. Returns the loss summed over what an epoch's loss
+        averages (see `_loss_count`)."""
+        if self.tbptt_steps is not None:
+            return self._train_chunks(network, optimizer, data, lengths, Y, weights, idx, masks)
+        loss = self._train_step(network, optimizer, data[idx], lengths[idx], Y[idx],
+                                None if weights is None else weights[idx], masks)
+        return loss * len(idx)
+
+    def _loss_count(self, lengths, idx):
+        """What an epoch's loss is the mean over: the sequences ``idx``, or their
+        valid steps with truncated BPTT."""
+        return len(idx) if self.tbptt_steps is None else int(lengths[idx].sum())
 
     def _train_chunks(self, network, optimizer, data, lengths, Y, weights, idx, masks):
         """Truncated backpropagation through time over the batch ``idx``: chunks

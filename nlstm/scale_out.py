@@ -1,4 +1,6 @@
-"""Scale-out on Dask: train over the blocks of a dask array, predict block by block.
+"""Scale-out on Dask: data-parallel training on a cluster (`fit_distributed`),
+training over the blocks of a dask array in a chain (`partial_fit_blocks`), and
+prediction block by block (`predict_blocks`).
 
 Requires the ``dask`` extra (``pip install "nlstm[dask]"``); importing nlstm
 never imports dask. Hyper-parameter search needs no helper: run scikit-learn's
@@ -12,13 +14,16 @@ any estimator. `partial_fit_blocks` does the same job in a few lines of
 blocks may not be), so only one block needs to be in memory at a time.
 """
 import copy
+import time
+import uuid
+import warnings
 
 import numpy as np
 from sklearn.base import clone, is_classifier
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["partial_fit_blocks", "predict_blocks"]
+__all__ = ["fit_distributed", "partial_fit_blocks", "predict_blocks"]
 
 PREDICT_METHODS = ("predict", "predict_proba")
 
@@ -207,3 +212,228 @@ def predict_blocks(estimator, X, method="predict"):
     chunks = (X.chunks[0],) + tuple((size,) for size in probe.shape[1:])
     return X.map_blocks(_apply_block, estimator, method, dtype=probe.dtype,
                         chunks=chunks, meta=probe[:0], **extra)
+
+
+def _get_client(client):
+    try:
+        from distributed import get_client
+    except ImportError as error:  # pragma: no cover - exercised only without distributed
+        raise ImportError("fit_distributed needs dask.distributed: "
+                          "pip install 'nlstm[dask]'") from error
+    if client is not None:
+        return client
+    try:
+        return get_client()
+    except ValueError:
+        raise ValueError("fit_distributed needs a dask.distributed Client: pass client=, or "
+                         "create one first (Client(LocalCluster()) on one machine)") from None
+
+
+def _targets(client, estimator, X, y, sample_weight, classes):
+    """The whole data set's `_local_sgd.Targets`, computed on the cluster (only
+    these few numbers come back)."""
+    _, da = _import_dask()
+
+    def compute(*lazy):
+        return client.gather(client.compute(list(lazy)))
+
+    from ._local_sgd import Targets
+    lazy = {}
+    if sample_weight is not None:
+        lazy["weight_sum"], lazy["weight_max"] = sample_weight.sum(), sample_weight.max()
+    if estimator.embedding_dim is not None:
+        lazy["n_tokens"] = X.max()
+    if is_classifier(estimator) and classes is None:
+        lazy["classes"] = da.unique(y)
+    values = dict(zip(lazy, compute(*lazy.values()))) if lazy else {}
+    weight_factor = 1.0
+    if sample_weight is not None:
+        if not values["weight_max"] > 0:
+            raise ValueError("Sample weights must contain at least one non-zero number")
+        weight_factor = sample_weight.size / float(values["weight_sum"])
+    n_tokens = int(values["n_tokens"]) + 1 if "n_tokens" in values else None
+    if is_classifier(estimator):
+        found = values.get("classes", classes)
+        return Targets(None, None, np.asarray(found), n_tokens, weight_factor)
+    flat = y.reshape(-1, 1) if y.ndim == (2 if estimator.return_sequences else 1) \
+        else y.reshape(-1, y.shape[-1])
+    flat = flat.astype(np.float64)
+    if sample_weight is None:
+        w = None
+    else:  # one weight per row of flat: per sequence, repeated over the steps
+        w = sample_weight.astype(np.float64)
+        if estimator.return_sequences and w.ndim == 1:
+            w = da.repeat(w, y.shape[1])
+        w = w.reshape(-1)
+    [mean] = compute(flat.mean(axis=0) if w is None
+                     else (flat * w[:, None]).sum(axis=0) / w.sum())
+    squared = (flat - mean) ** 2
+    [var] = compute(squared.mean(axis=0) if w is None
+                    else (squared * w[:, None]).sum(axis=0) / w.sum())
+    scale = np.sqrt(var)
+    if not (np.isfinite(mean).all() and np.isfinite(scale).all()):
+        if bool(compute(da.isnan(y).any())[0]):
+            raise ValueError("Input y contains NaN.")
+        raise ValueError("y holds infinity, or values too large to standardise in float64 "
+                         "(scale y)")
+    return Targets(mean, np.where(scale > 0, scale, 1.0), None, n_tokens, weight_factor)
+
+
+def fit_distributed(estimator, X, y, *, sample_weight=None, classes=None, sync_every=16,
+                    client=None, timings=None):
+    """Data-parallel training on a ``dask.distributed`` cluster by periodic model
+    averaging ("local SGD").
+
+    Every block of rows of ``X`` is a replica, trained by a task on the worker
+    that holds the block, with the estimator's settings (solver, batch size,
+    learning rate, epochs as ``max_iter``, early stopping, ...). Every
+    ``sync_every`` mini-batches the replicas' parameters and optimizer states
+    (moments, velocities) come back to the client, are averaged, weighted by
+    the samples each replica trained on, and the next round starts every
+    replica from that one model. Only parameters travel; the data stay where
+    the blocks are. Averaging the optimizer state too makes every round a
+    pure function of what the client holds, so a task lost with its worker is
+    run again elsewhere with the same result.
+
+    Parameters
+    ----------
+    estimator : LSTMRegressor or LSTMClassifier
+        Its parameters set the training; it is not changed (a fitted clone is
+        returned, a fresh fit as ``fit`` makes one).
+    X : dask array of shape (n, T, F), or (n, T) token ids or a one-feature table
+        Chunked along axis 0: each chunk is a replica.
+    y : dask array of shape (n,), (n, k), or (n, T[, k]) with ``return_sequences``
+        Targets, chunked (or rechunked) as ``X``.
+    sample_weight : dask array of shape (n,) or (n, T), optional
+        Weights per sequence (or per timestep with ``return_sequences``),
+        rescaled to average 1 over the whole data set.
+    classes : array-like, optional
+        The class labels (classifiers); found with one pass over ``y`` if omitted.
+    sync_every : int, default=16
+        Mini-batches each replica runs between two averagings.
+    client : distributed.Client, optional
+        Default: the current client.
+    timings : dict, optional
+        Filled with ``"epoch_seconds"`` (list), ``"round_seconds"`` and
+        ``"round_task_seconds"`` (per averaging round: its wall time, and the
+        list of its tasks' own compute times; the wall time less the tasks'
+        critical path is the cost of the synchronisation).
+
+    Returns
+    -------
+    estimator
+        A fitted clone: ``predict``, ``save``, ``stream`` and ``to_onnx`` work
+        as after ``fit``; ``loss_curve_`` holds each epoch's loss averaged over
+        the replicas, and with ``early_stopping`` ``validation_scores_`` the
+        score on ``validation_fraction`` of every block, held out.
+
+    Raises
+    ------
+    ValueError
+        For bad arguments, and what a block's training raised (the estimator
+        is unchanged).
+
+    See Also
+    --------
+    partial_fit_blocks : One model carried from block to block (no parallelism).
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> from distributed import Client, LocalCluster
+    >>> from nlstm import LSTMRegressor
+    >>> from nlstm.scale_out import fit_distributed
+    >>> X = np.random.default_rng(0).standard_normal((80, 5, 2))
+    >>> with LocalCluster(n_workers=2, threads_per_worker=1, processes=False) as cluster, \\
+    ...         Client(cluster) as client:
+    ...     reg = fit_distributed(LSTMRegressor(hidden_size=8, max_iter=3, random_state=0),
+    ...                           da.from_array(X, chunks=(40, 5, 2)),
+    ...                           da.from_array(X.sum(axis=(1, 2)), chunks=40), sync_every=2)
+    >>> reg.n_iter_, reg.predict(X[:2]).shape
+    (3, (2,))
+    """
+    from . import _local_sgd
+    client = _get_client(client)
+    if not hasattr(estimator, "_train_batch"):
+        raise TypeError(f"estimator must be an LSTMRegressor or LSTMClassifier, got "
+                        f"{type(estimator).__name__}")
+    if isinstance(sync_every, bool) or not isinstance(sync_every, (int, np.integer)) \
+            or sync_every < 1:
+        raise ValueError(f"sync_every must be a positive integer, got {sync_every!r}")
+    estimator._validate_params()
+    X = _check_dask_array(X, "X")
+    y = _check_dask_array(y, "y")
+    if X.shape[0] != y.shape[0]:
+        raise ValueError(f"X and y have different numbers of rows: {X.shape[0]} and {y.shape[0]}")
+    y = y.rechunk({0: X.chunks[0]})
+    if sample_weight is not None:
+        sample_weight = _check_dask_array(sample_weight, "sample_weight")
+        if sample_weight.shape[0] != X.shape[0]:
+            raise ValueError(f"X and sample_weight have different numbers of rows: "
+                             f"{X.shape[0]} and {sample_weight.shape[0]}")
+        sample_weight = sample_weight.rechunk({0: X.chunks[0]})
+    if estimator.early_stopping and min(X.chunks[0]) < 2:
+        raise ValueError("early_stopping holds out part of every block: each block needs at "
+                         "least 2 rows")
+    timings = {} if timings is None else timings
+    timings.update(epoch_seconds=[], round_seconds=[], round_task_seconds=[])
+    targets = _targets(client, estimator, X, y, sample_weight, classes)
+    seed = check_random_state(estimator.random_state).randint(2**31 - 1)
+    token = uuid.uuid4().hex[:12]  # this call's task names
+
+    x_blocks, y_blocks = X.to_delayed().ravel(), y.to_delayed().ravel()
+    w_blocks = ([None] * len(x_blocks) if sample_weight is None
+                else sample_weight.to_delayed().ravel())
+    def on_cluster(*parts):  # the blocks as futures, computed where the scheduler puts them
+        return [None if part is None else client.compute(part) for part in parts]
+
+    first = on_cluster(x_blocks[0], y_blocks[0], w_blocks[0])
+    model = client.submit(_local_sgd.initial_model, estimator, *first, targets,
+                          key=f"nlstm-init-{token}").result()
+    blocks = [client.submit(_local_sgd.prepare_block, model, *on_cluster(xb, yb, wb),
+                            targets.weight_factor, [seed, b], key=f"nlstm-block-{token}-{b}")
+              for b, (xb, yb, wb) in enumerate(zip(x_blocks, y_blocks, w_blocks))]
+    n_batches = client.gather([client.submit(_local_sgd.n_batches, model, block, key=f"nlstm-"
+                                             f"batches-{token}-{b}")
+                               for b, block in enumerate(blocks)])
+    best = None
+    for epoch in range(estimator.max_iter):
+        began = time.perf_counter()
+        total = count = 0.0
+        for r, first_batch in enumerate(range(0, max(n_batches), sync_every)):
+            round_began = time.perf_counter()
+            futures = [client.submit(_local_sgd.train_round, model, block, [seed, epoch, b],
+                                     first_batch, first_batch + sync_every,
+                                     key=f"nlstm-round-{token}-{epoch}-{r}-{b}")
+                       for b, block in enumerate(blocks) if first_batch < n_batches[b]]
+            results = client.gather(futures)
+            model = _local_sgd.average(model, results)
+            total += sum(result.loss_sum for result in results)
+            count += sum(result.loss_count for result in results)
+            timings["round_seconds"].append(time.perf_counter() - round_began)
+            timings["round_task_seconds"].append([result.seconds for result in results])
+        score = None
+        if model.early_stopping:
+            sums = client.gather([client.submit(_local_sgd.validation_sums, model, block,
+                                                key=f"nlstm-score-{token}-{epoch}-{b}")
+                                  for b, block in enumerate(blocks)])
+            score = _local_sgd.combine_validation(model, sums)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            stop, is_best = model._record_epoch(total / count, score,
+                                                time.perf_counter() - began)
+        if is_best:
+            best = [p.copy() for p in model.network_.params]
+        timings["epoch_seconds"].append(time.perf_counter() - began)
+        if stop:
+            break
+    else:
+        model._warn_not_converged(estimator.max_iter)
+    if best is not None:
+        for p, kept in zip(model.network_.params, best):
+            p[...] = kept
+    if not all(np.isfinite(p).all() for p in model.network_.params):
+        raise FloatingPointError("the model's parameters became non-finite; try a smaller "
+                                 "learning_rate_init")
+    return model
