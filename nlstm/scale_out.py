@@ -48,6 +48,22 @@ def _check_dask_array(X, name):
     return X.rechunk({axis: -1 for axis in range(1, X.ndim)})  # blocks split rows only
 
 
+def _check_blocks(X, y, sample_weight):
+    """X, y and the weights (or None) as dask arrays whose blocks hold the same rows."""
+    X = _check_dask_array(X, "X")
+    y = _check_dask_array(y, "y")
+    if X.shape[0] != y.shape[0]:
+        raise ValueError(f"X and y have different numbers of rows: {X.shape[0]} and {y.shape[0]}")
+    y = y.rechunk({0: X.chunks[0]})
+    if sample_weight is not None:
+        sample_weight = _check_dask_array(sample_weight, "sample_weight")
+        if sample_weight.shape[0] != X.shape[0]:
+            raise ValueError(f"X and sample_weight have different numbers of rows: "
+                             f"{X.shape[0]} and {sample_weight.shape[0]}")
+        sample_weight = sample_weight.rechunk({0: X.chunks[0]})
+    return X, y, sample_weight
+
+
 def _partial_fit_block(model, X_block, y_block, classes, weight_block):
     """``partial_fit`` on one block; a block whose weights are all zero has
     nothing to teach and is passed over (``partial_fit`` would refuse it)."""
@@ -124,17 +140,7 @@ def partial_fit_blocks(estimator, X, y, *, sample_weight=None, classes=None, epo
     if not isinstance(shuffle_blocks, (bool, np.bool_)):
         raise TypeError(f"shuffle_blocks must be True or False, got {shuffle_blocks!r}")
     rng = check_random_state(random_state)
-    X = _check_dask_array(X, "X")
-    y = _check_dask_array(y, "y")
-    if X.shape[0] != y.shape[0]:
-        raise ValueError(f"X and y have different numbers of rows: {X.shape[0]} and {y.shape[0]}")
-    y = y.rechunk({0: X.chunks[0]})
-    if sample_weight is not None:
-        sample_weight = _check_dask_array(sample_weight, "sample_weight")
-        if sample_weight.shape[0] != X.shape[0]:
-            raise ValueError(f"X and sample_weight have different numbers of rows: "
-                             f"{X.shape[0]} and {sample_weight.shape[0]}")
-        sample_weight = sample_weight.rechunk({0: X.chunks[0]})
+    X, y, sample_weight = _check_blocks(X, y, sample_weight)
 
     fitted = hasattr(estimator, "n_features_in_")
     model = copy.deepcopy(estimator) if fitted else clone(estimator)
@@ -362,17 +368,7 @@ def fit_distributed(estimator, X, y, *, sample_weight=None, classes=None, sync_e
             or sync_every < 1:
         raise ValueError(f"sync_every must be a positive integer, got {sync_every!r}")
     estimator._validate_params()
-    X = _check_dask_array(X, "X")
-    y = _check_dask_array(y, "y")
-    if X.shape[0] != y.shape[0]:
-        raise ValueError(f"X and y have different numbers of rows: {X.shape[0]} and {y.shape[0]}")
-    y = y.rechunk({0: X.chunks[0]})
-    if sample_weight is not None:
-        sample_weight = _check_dask_array(sample_weight, "sample_weight")
-        if sample_weight.shape[0] != X.shape[0]:
-            raise ValueError(f"X and sample_weight have different numbers of rows: "
-                             f"{X.shape[0]} and {sample_weight.shape[0]}")
-        sample_weight = sample_weight.rechunk({0: X.chunks[0]})
+    X, y, sample_weight = _check_blocks(X, y, sample_weight)
     if estimator.early_stopping and min(X.chunks[0]) < 2:
         raise ValueError("early_stopping holds out part of every block: each block needs at "
                          "least 2 rows")

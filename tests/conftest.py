@@ -16,9 +16,21 @@ of any kernel file gives the tests freshly compiled code.
 """
 import os
 
+import pytest
+
 os.environ.setdefault("SCIPY_ARRAY_API", "1")
 os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
 from numba.core import config as _numba_config  # noqa: E402
 
 _numba_config.reload_config()
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A ``LocalCluster`` of 2 worker processes, one thread each, and its client."""
+    distributed = pytest.importorskip("dask.distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            yield client

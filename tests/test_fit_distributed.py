@@ -23,14 +23,6 @@ from nlstm.scale_out import fit_distributed  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
-        with distributed.Client(cluster) as client:
-            yield client
-
-
-@pytest.fixture(scope="module")
 def digits():
     """scikit-learn's digits read row by row: 8 steps of 8 pixels."""
     data = load_digits()

@@ -74,6 +74,19 @@ def _embed_rows(ids, table, x, b0, b1):
 
 
 @njit(**HELPER)
+def _chunk_rows(x, ids, table, bad, b0, b1):
+    """Check the whole chunk (`_chunk_is_readable`; ``bad[0] = 1`` and False when a
+    value cannot be read) and embed the rows [b0, b1) when chunks are token ids."""
+    inline_into_callers()
+    if not _chunk_is_readable(x, ids, table):
+        bad[0] = 1
+        return False
+    if table.shape[0] > 0:
+        _embed_rows(ids, table, x, b0, b1)
+    return True
+
+
+@njit(**HELPER)
 def _panels(weights, part):
     """One part of the packed weights: ``part`` = (offset, P, K, width) -> (P, K, width)."""
     inline_into_callers()
@@ -112,11 +125,8 @@ def _lstm_stream_block(s, b0, b1, blas, x, ids, table, weights, layout, h, c, be
     # weights, layout: `StreamKernel`'s packed weights, layout (L, 3, 4) int64
     # h, c: (L, B, H) the state, carried in place; between: (2, B, T, H) layer outputs
     # out: (B, T, K) float64 head values; bad: (1,) set when the chunk cannot be read
-    if not _chunk_is_readable(x, ids, table):
-        bad[0] = 1
+    if not _chunk_rows(x, ids, table, bad, b0, b1):
         return
-    if table.shape[0] > 0:
-        _embed_rows(ids, table, x, b0, b1)
     for k in range(layout.shape[0]):
         inputs = x if k == 0 else between[(k - 1) % 2]  # (B, T, F) or (B, T, H)
         _lstm_inference_shard(s, b0, b1, blas, inputs, _panels(weights, layout[k, 0]),
@@ -131,11 +141,8 @@ def _gru_stream_block(s, b0, b1, blas, x, ids, table, weights, layout, h, c, bet
     arguments_do_not_alias()
     use_wide_vectors()
     # as `_lstm_stream_block`; layout[k] holds the three parts of `gru_panels`, c is unused
-    if not _chunk_is_readable(x, ids, table):
-        bad[0] = 1
+    if not _chunk_rows(x, ids, table, bad, b0, b1):
         return
-    if table.shape[0] > 0:
-        _embed_rows(ids, table, x, b0, b1)
     for k in range(layout.shape[0]):
         inputs = x if k == 0 else between[(k - 1) % 2]  # (B, T, F) or (B, T, H)
         _gru_inference_shard(s, b0, b1, blas, inputs, _panels(weights, layout[k, 0]),
@@ -151,11 +158,8 @@ def _rnn_stream_block(s, b0, b1, blas, x, ids, table, weights, layout, h, c, bet
     arguments_do_not_alias()
     use_wide_vectors()
     # as `_lstm_stream_block`; layout[k, 0] is `pack_panels` of w_cat (F+H+1, H), c is unused
-    if not _chunk_is_readable(x, ids, table):
-        bad[0] = 1
+    if not _chunk_rows(x, ids, table, bad, b0, b1):
         return
-    if table.shape[0] > 0:
-        _embed_rows(ids, table, x, b0, b1)
     for k in range(layout.shape[0]):
         inputs = x if k == 0 else between[(k - 1) % 2]  # (B, T, F) or (B, T, H)
         _rnn_inference_shard(s, b0, b1, blas, inputs, _panels(weights, layout[k, 0]),
