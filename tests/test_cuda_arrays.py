@@ -363,3 +363,27 @@ def test_a_gpu_model_keeps_no_device_array_between_calls(cell):
     assert device_arrays_in(model) == []
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(model)).predict(X), model.predict(X))
     np.testing.assert_array_equal(copy.deepcopy(model).predict(X), model.predict(X))
+
+
+def test_a_gpu_model_streams_and_exports_from_its_host_arrays():
+    """Streams run on the CPU and the ONNX export reads host copies, whatever the device
+    that trained the model: both give its predictions."""
+    from nlstm import LSTMRegressor
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(6, 4, 2)).astype(np.float32)
+    model = LSTMRegressor(hidden_size=3, max_iter=1, batch_size=3, device="cuda",
+                          random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(X, X[:, :, 0].sum(axis=1))
+    want = model.predict(X)
+    stream = model.stream(n_streams=6)
+    steps = np.concatenate([stream.predict(X[:, t:t + 1]) for t in range(4)], axis=1)
+    np.testing.assert_allclose(steps[:, -1], want, rtol=1e-5, atol=1e-6)
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from nlstm import to_onnx
+    session = ort.InferenceSession(to_onnx(model).SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(["predictions"], {"X": X})[0], want,
+                               rtol=1e-5, atol=1e-6)
