@@ -31,7 +31,6 @@ from ._network import SequenceNetwork
 from ._threads import kernel_threads
 from ._validation import DTYPES
 from .optimizers import AdamOptimizer, SGDOptimizer, clip_grad_norm
-from .streams import Stream
 
 PREDICT_BATCH = 1024  # sequences per forward pass in predict
 
@@ -528,8 +527,8 @@ class _BaseLSTM(BaseEstimator):
 
     def _train_step(self, network, optimizer, data, lengths, Y, weights, masks,
                     initial_state=None):
-        """One mini-batch: forward, loss, backward, clip, update. Returns the loss
-        (and, given an ``initial_state``, or with truncated BPTT, the final state).
+        """One mini-batch: forward, loss, backward, clip, update. Returns the loss,
+        and with truncated BPTT also the final state (the next chunk's ``initial_state``).
 
         The loss and its gradient w.r.t. the head output are computed on the
         host (``(B, n_outputs)`` values); everything else runs on the
@@ -671,6 +670,7 @@ class _BaseLSTM(BaseEstimator):
         >>> bool(np.isclose(rest[0, -1], reg.predict(X[:1])[0]))  # the whole sequence's
         True
         """
+        from .streams import Stream  # imported on use: its kernels' module is not needed before
         return Stream(self, n_streams, initial_state)
 
     def _saved_state(self):
@@ -968,16 +968,13 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
     def _predict_values(self, X):
         """Predictions in original units, (n, k) or (n, T, k), with lengths and form."""
         z, lengths, form = self._raw_predict(X)
-        return self._values(z), lengths, form
+        return z.astype(np.float64) * self._y_scale + self._y_mean, lengths, form
 
     def _head_scaling(self):
         """``(scale, shift)``: the head's outputs ``z`` in the targets' units are
-        ``z * scale + shift`` (streams fold this into their kernel)."""
+        ``z * scale + shift``, as `_predict_values` computes them (streams and the
+        ONNX export fold this into their own head)."""
         return self._y_scale, self._y_mean
-
-    def _values(self, z):
-        """Head outputs (..., k) in the targets' original units, float64."""
-        return z.astype(np.float64) * self._y_scale + self._y_mean
 
     def predict(self, X):
         """Predicted values.

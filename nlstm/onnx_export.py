@@ -92,11 +92,19 @@ def _direction_weights(params, cell, k, D):
     return np.stack(W), np.stack(R), np.stack(B)
 
 
-def _recurrent_stack(g, layer, x_batch_first, sequence_lens, initial_h, initial_c):
-    """The layer's ops on ``x_batch_first`` (B, T, F). Returns the names of the
-    output (T, B, D*H) time-major, h_n and c_n (L*D, B, H) (c_n None but for
-    the LSTM). ``sequence_lens`` (B,) int32 or None; ``initial_h``/``initial_c``
-    (L*D, B, H) or None."""
+def _rows(g, name, start, stop):
+    """``name[start:stop]`` along axis 0."""
+    return g.node("Slice", [name, g.constant("start", np.array([start])),
+                            g.constant("end", np.array([stop])),
+                            g.constant("axis", np.array([0]))])
+
+
+def _recurrent_stack(g, layer, x_batch_first, lengths, initial_h, initial_c):
+    """The layer's ops on ``x_batch_first`` (B, T, F). Returns the name of the
+    output (T, B, D*H), time-major, and the final state ``{"h_n": ..., "c_n":
+    ...}`` (L*D, B, H) (``c_n`` for the LSTM only). ``lengths`` (B,) int64 or
+    None; ``initial_h``/``initial_c`` (L*D, B, H) or None."""
+    sequence_lens = None if lengths is None else g.node("Cast", [lengths], to=_INT32)
     params = {name: p.astype(np.float32) for name, p in layer.state_dict().items()}
     cell, D, H = layer.cell, layer.num_directions, layer.hidden_size
     in_float32 = layer.dtype != "float32"  # float64: the recurrent ops run in float32
@@ -116,9 +124,7 @@ def _recurrent_stack(g, layer, x_batch_first, sequence_lens, initial_h, initial_
             if state is None:
                 inputs.append("")
             else:  # this layer's D rows of the (L*D, B, H) state
-                inputs.append(g.node("Slice", [state, g.constant("start", np.array([k * D])),
-                                               g.constant("end", np.array([(k + 1) * D])),
-                                               g.constant("axis", np.array([0]))]))
+                inputs.append(_rows(g, state, k * D, (k + 1) * D))
         while inputs[-1] == "":
             inputs.pop()
         attributes = {"hidden_size": H, "direction": "bidirectional" if D == 2 else "forward"}
@@ -131,14 +137,15 @@ def _recurrent_stack(g, layer, x_batch_first, sequence_lens, initial_h, initial_
         h_parts.append(outputs[1])
         if cell == "lstm":
             c_parts.append(outputs[2])
-    h_n = h_parts[0] if len(h_parts) == 1 else g.node("Concat", h_parts, axis=0)
-    c_n = None
+    states = {"h_n": h_parts}
     if cell == "lstm":
-        c_n = c_parts[0] if len(c_parts) == 1 else g.node("Concat", c_parts, axis=0)
+        states["c_n"] = c_parts
+    for key, parts in states.items():  # layer after layer: (L*D, B, H)
+        states[key] = parts[0] if len(parts) == 1 else g.node("Concat", parts, axis=0)
     if in_float32:
-        x, h_n = g.node("Cast", [x], to=_DOUBLE), g.node("Cast", [h_n], to=_DOUBLE)
-        c_n = None if c_n is None else g.node("Cast", [c_n], to=_DOUBLE)
-    return x, h_n, c_n
+        x = g.node("Cast", [x], to=_DOUBLE)
+        states = {key: g.node("Cast", [name], to=_DOUBLE) for key, name in states.items()}
+    return x, states
 
 
 def _head(g, est, features):
@@ -198,36 +205,22 @@ def write_estimator(g, est, x, lengths=None, initial_h=None, initial_c=None):
         x = g.node("Gather", [g.constant("embedding", network.embedding), x], axis=0)
     elif est._input_form_ == "table":
         x = g.node("Unsqueeze", [x, g.constant("feature_axis", np.array([2]))])
-    sequence_lens = None if lengths is None else g.node("Cast", [lengths], to=_INT32)  # int32
-    y, h_n, c_n = _recurrent_stack(g, network.lstm, x, sequence_lens, initial_h, initial_c)
-    D, H = network.lstm.num_directions, network.lstm.hidden_size
+    y, states = _recurrent_stack(g, network.lstm, x, lengths, initial_h, initial_c)
+    L, D, H = network.lstm.num_layers, network.lstm.num_directions, network.lstm.hidden_size
     if network.return_sequences:
         features = g.node("Transpose", [y], perm=[1, 0, 2])  # (B, T, D*H)
     else:  # the top layer's final states, forward then reverse: (B, D*H)
-        top = h_n
-        if network.lstm.num_layers > 1:
-            L = network.lstm.num_layers
-            top = g.node("Slice", [h_n, g.constant("start", np.array([(L - 1) * D])),
-                                   g.constant("end", np.array([L * D])),
-                                   g.constant("axis", np.array([0]))])
+        top = states["h_n"] if L == 1 else _rows(g, states["h_n"], (L - 1) * D, L * D)
         features = g.node("Reshape", [g.node("Transpose", [top], perm=[1, 0, 2]),
                                       g.constant("shape_b_dh", np.array([0, D * H], np.int64))])
-    outputs = _head(g, est, features)
-    outputs["h_n"] = h_n
-    if c_n is not None:
-        outputs["c_n"] = c_n
-    return outputs
+    return {**_head(g, est, features), **states}
 
 
 def write_layer(g, layer, x, lengths=None, initial_h=None, initial_c=None):
     """Write an `nlstm.LSTM` layer's forward into ``g``: {"output": (B, T, D*H),
     "h_n", "c_n"} (arguments as `write_estimator`'s, the state (L*D, B, H))."""
-    sequence_lens = None if lengths is None else g.node("Cast", [lengths], to=_INT32)
-    y, h_n, c_n = _recurrent_stack(g, layer, x, sequence_lens, initial_h, initial_c)
-    outputs = {"output": g.node("Transpose", [y], perm=[1, 0, 2]), "h_n": h_n}
-    if c_n is not None:
-        outputs["c_n"] = c_n
-    return outputs
+    y, states = _recurrent_stack(g, layer, x, lengths, initial_h, initial_c)
+    return {"output": g.node("Transpose", [y], perm=[1, 0, 2]), **states}
 
 
 def _check_model(model, stateful):

@@ -22,7 +22,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._data import check_token_ids, check_vocabulary, read_sequence_array
 from ._threads import kernel_threads, launch_lock
-from ._validation import cast_within_range, check_float, check_int
+from ._validation import as_float_array, cast_within_range, check_float, check_int
 from .kernels.stream import StreamKernel
 
 
@@ -96,13 +96,11 @@ class Stream:
             if part is None:
                 checked.append(None)
                 continue
-            array = check_array(np.asarray(part), ensure_2d=False, allow_nd=True,
-                                dtype=[np.float64, np.float32], input_name=f"initial_state {name}")
+            array = as_float_array(part, f"initial_state {name}", self._dtype.type, ndim=3)
             if array.shape != self._shape:
                 raise ValueError(f"initial_state {name} must have shape {self._shape} "
                                  f"(num_layers, n_streams, hidden_size), got {array.shape}")
-            checked.append(cast_within_range(array, self._dtype.type,
-                                             f"initial_state {name}").copy())
+            checked.append(array.copy())  # the stream advances it in place
         return tuple(checked)
 
     def _read_chunk(self, chunk):
@@ -123,11 +121,9 @@ class Stream:
             if data.shape[2] != self._n_features:
                 raise ValueError(f"chunk has {data.shape[2]} features per step, but the model "
                                  f"was fit with {self._n_features}")
-        if data.shape[0] != self._n_streams:
+        if data.shape[0] != self._n_streams:  # (check_array and read_sequence_array refuse T=0)
             raise ValueError(f"chunk holds {data.shape[0]} streams, but this stream carries "
                              f"{self._n_streams}")
-        if data.shape[1] == 0:
-            raise ValueError("chunk holds no timesteps")
         return np.ascontiguousarray(data)
 
     def _plain_chunk(self, chunk):

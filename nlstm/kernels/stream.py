@@ -34,6 +34,7 @@ from .cpu import (
     shard_bounds,
     sweep_bounds,
 )
+from .plumbing.cpu_arrays import stack_weights
 from .runtime.jit_options import HELPER, STEP_KERNEL
 
 # Each part of the packed weights starts on a 64-byte boundary (`pack_panels`'s alignment).
@@ -175,7 +176,7 @@ def _layer_parts(cell, w_ih, w_hh, b_ih, b_hh):
     """The packed panels of one layer's step products, as the inference sweeps pack them."""
     if cell == "gru":
         return gru_panels(w_ih, w_hh, b_ih, b_hh)
-    w_cat = np.concatenate([w_ih.T, w_hh.T, (b_ih + b_hh)[None, :]])  # (F+H+1, GH)
+    w_cat = stack_weights(w_ih, w_hh, b_ih, b_hh)  # (F+H+1, GH)
     return (gate_panels(w_cat),) if cell == "lstm" else (pack_panels(w_cat),)
 
 
