@@ -20,6 +20,8 @@ OpenVINO's CPU plugin computes them in float32 anyway.
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+from ._validation import check_bool
+
 DEFAULT_OPSET = 17  # onnxruntime >= 1.13, OpenVINO >= 2023.0
 MIN_OPSET = 14  # Reshape's allowzero and the recurrent ops' current definitions
 
@@ -302,6 +304,9 @@ def to_onnx(model, *, stateful=False, lengths=False, opset=None):
     ValueError
         For what cannot be exported (a bidirectional estimator with
         ``stateful=True``, labels of mixed types, an opset below 14).
+    TypeError
+        For a model that is not an estimator or a layer, and ``stateful`` or
+        ``lengths`` that are not True or False.
 
     Examples
     --------
@@ -325,6 +330,7 @@ def to_onnx(model, *, stateful=False, lengths=False, opset=None):
             MIN_OPSET <= opset <= largest):
         raise ValueError(f"opset must be an integer from {MIN_OPSET} to {largest} (this onnx "
                          f"package's newest), got {opset!r}")
+    stateful, lengths = check_bool(stateful, "stateful"), check_bool(lengths, "lengths")
     is_estimator = _check_model(model, stateful)
     layer = model.network_.lstm if is_estimator else model
     float_type = TensorProto.FLOAT if layer.dtype == "float32" else TensorProto.DOUBLE

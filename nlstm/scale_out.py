@@ -222,11 +222,14 @@ def predict_blocks(estimator, X, method="predict"):
 
 def _get_client(client):
     try:
-        from distributed import get_client
+        from distributed import Client, get_client
     except ImportError as error:  # pragma: no cover - exercised only without distributed
         raise ImportError("fit_distributed needs dask.distributed: "
                           "pip install 'nlstm[dask]'") from error
     if client is not None:
+        if not isinstance(client, Client):
+            raise TypeError(f"client must be a dask.distributed Client, got "
+                            f"{type(client).__name__}")
         return client
     try:
         return get_client()
@@ -338,6 +341,9 @@ def fit_distributed(estimator, X, y, *, sample_weight=None, classes=None, sync_e
     ValueError
         For bad arguments, and what a block's training raised (the estimator
         is unchanged).
+    TypeError
+        For an estimator that is not nlstm's, X or y that are not dask arrays,
+        a ``client`` that is not a Client, ``timings`` that is not a dict.
 
     See Also
     --------
@@ -372,6 +378,8 @@ def fit_distributed(estimator, X, y, *, sample_weight=None, classes=None, sync_e
     if estimator.early_stopping and min(X.chunks[0]) < 2:
         raise ValueError("early_stopping holds out part of every block: each block needs at "
                          "least 2 rows")
+    if timings is not None and not isinstance(timings, dict):
+        raise TypeError(f"timings must be a dict (to fill) or None, got {type(timings).__name__}")
     timings = {} if timings is None else timings
     timings.update(epoch_seconds=[], round_seconds=[], round_task_seconds=[])
     targets = _targets(client, estimator, X, y, sample_weight, classes)

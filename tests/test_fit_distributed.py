@@ -117,6 +117,11 @@ def test_a_bad_block_stops_the_fit_with_its_error(client):
                         da.from_array(y, chunks=30), sync_every=0, client=client)
     with pytest.raises(TypeError, match="dask array"):
         fit_distributed(estimator, X, y, client=client)
+    blocks = da.from_array(X, chunks=(30, 5, 2)), da.from_array(y, chunks=30)
+    with pytest.raises(TypeError, match="client"):
+        fit_distributed(estimator, *blocks, client="tcp://127.0.0.1:8786")
+    with pytest.raises(TypeError, match="timings"):
+        fit_distributed(estimator, *blocks, client=client, timings=[])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(ValueError, match="at least 2 rows"):

@@ -193,6 +193,9 @@ def test_what_cannot_be_exported_is_refused_clearly():
     for opset in (13, 10_000, 17.0, True):
         with pytest.raises(ValueError, match="opset"):
             to_onnx(bidirectional, opset=opset)
+    for name in ("stateful", "lengths"):
+        with pytest.raises(TypeError, match=name):
+            to_onnx(bidirectional, **{name: "yes"})
     from nlstm.onnx_export import _classes_tensor  # labels fit accepts all export
     with pytest.raises(ValueError, match="labels of one type"):
         _classes_tensor(np.array(["2026-01-01", "2026-01-02"], dtype="datetime64[D]"))
