@@ -5,10 +5,13 @@ batch_size=32)``, in 2 blocks of rows (2 replicas), on ``LocalCluster``s of
 worker processes with one thread each (and ``NUMBA_NUM_THREADS=1``): 1 worker
 (the replicas take turns) against 2 workers (one each). For each
 ``sync_every``: the median epoch wall time, and the cost of one
-synchronisation: a round's wall time less its tasks' compute (their sum on 1
-worker, where they take turns; the longest on 2), averaged over the rounds:
-the parameters and optimizer state to the client and back, the averaging, the
-scheduling. Both clusters stay up and their fits alternate, 3 times each (the
+synchronisation: a round's wall time less its replicas' training (their sum on
+1 worker, where they take turns; the longest on 2), averaged over the rounds:
+each replica fetching the others' parameters and optimizer state, averaging
+them, and Dask's scheduling; and a replica's median training time per round
+(on 2 workers the two share the machine's memory system and its 2 cores with
+the scheduler and the client). Both clusters stay up and their fits alternate, 5 times
+each (the
 machine's speed drifts). The fits of 1 and 2 workers give the same parameters
 (checked).
 
@@ -20,7 +23,7 @@ import numpy as np
 
 N, T, F, H, B = 4096, 50, 8, 128, 32
 EPOCHS = 3
-REPEATS = 3
+REPEATS = 5
 
 
 def main():
@@ -50,10 +53,11 @@ def main():
     print(f"N={N}, T={T}, F={F}, H={H}, batch_size={B}; 2 blocks of {N // 2} rows; "
           f"medians over {REPEATS} alternated fits of {EPOCHS} epochs each\n")
     print("| sync_every | rounds per epoch | epoch s, 1 worker | epoch s, 2 workers | speed-up "
-          "| s per sync, 1 worker | s per sync, 2 workers |")
-    print("|---|---|---|---|---|---|---|")
+          "| s per sync, 1 worker | s per sync, 2 workers | replica's round, 1 worker "
+          "| 2 workers |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for sync_every in (1, 4, 16, 32, 64):
-        epochs, syncs, models = {1: [], 2: []}, {1: [], 2: []}, {}
+        epochs, syncs, tasks, models = {1: [], 2: []}, {1: [], 2: []}, {1: [], 2: []}, {}
         for _ in range(REPEATS):
             for n_workers, (_, client, blocks) in clusters.items():
                 timings = {}
@@ -63,12 +67,14 @@ def main():
                             for t in timings["round_task_seconds"]]
                 epochs[n_workers] += timings["epoch_seconds"]
                 syncs[n_workers] += list(np.array(timings["round_seconds"]) - critical)
+                tasks[n_workers] += [s for t in timings["round_task_seconds"] for s in t]
         rounds = len(timings["round_seconds"]) // EPOCHS
         one, two = np.median(epochs[1]), np.median(epochs[2])
         same = all(np.array_equal(p, q) for p, q in zip(models[1].network_.params,
                                                         models[2].network_.params))
         print(f"| {sync_every} | {rounds} | {one:.2f} | {two:.2f} | {one / two:.2f}x | "
-              f"{np.mean(syncs[1]) * 1e3:.0f} ms | {np.mean(syncs[2]) * 1e3:.0f} ms |"
+              f"{np.mean(syncs[1]) * 1e3:.0f} ms | {np.mean(syncs[2]) * 1e3:.0f} ms | "
+              f"{np.median(tasks[1]):.3f} s | {np.median(tasks[2]):.3f} s |"
               + ("" if same else " (parameters differ!)"), flush=True)
     size = sum(p.nbytes for p in models[1].network_.params)
     print(f"\nparameters: {size / 2**20:.2f} MiB (and Adam's two moments as much again, each way)")

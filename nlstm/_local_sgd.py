@@ -9,7 +9,10 @@ A fit is periodic model averaging ("local SGD"; Zinkevich et al. 2010, Lin et
 al. 2020): every block of rows is a replica that trains on its own rows, and
 every ``sync_every`` mini-batches the replicas' parameters and optimizer
 states are averaged, weighted by the samples each trained on, and the next
-round starts every replica from that one model.
+round starts every replica from that one model. Each replica averages the
+previous round's replicas itself at the start of its task (all compute the
+same bits), so rounds follow each other on the cluster without waiting for
+the client, which only reads each epoch's averaged model.
 """
 import copy
 import math
@@ -44,13 +47,21 @@ class Block(NamedTuple):
     validation: np.ndarray  # the rows held out for early stopping (maybe empty)
 
 
+class Round(NamedTuple):
+    """Where a round starts: the model (parameters and optimizer state) and the
+    summaries of the epoch's rounds before it."""
+    model: object
+    summaries: list  # per round: (loss_sum, loss_count, [each replica's seconds])
+
+
 class RoundResult(NamedTuple):
-    params: list           # the replica's parameters after its batches
-    optimizer_state: dict  # name -> list of arrays (and Adam's "t")
+    """One replica's round: its model after its batches, and what it trained."""
+    model: object          # a copy of the round's model with the replica's parameters
+    summaries: list        # the round's start's summaries (see `Round`)
     loss_sum: float        # summed as `_BaseLSTM._train_batch` sums
     loss_count: int        # what that sum is over
     samples: int           # rows trained on: the replica's weight in the average
-    seconds: float         # the task's own compute time
+    seconds: float         # the replica's training time (not its averaging)
 
 
 def _n_jobs(model):
@@ -99,12 +110,27 @@ def n_batches(model, block):
     return math.ceil(len(block.train) / model.batch_size)
 
 
-def train_round(model, block, epoch_seed, first_batch, stop_batch):
+def start_fit(model):
+    """The first `Round`: ``model`` as the client made it (a task, so that Dask
+    can run it again if the worker holding it is lost)."""
+    return Round(model, [])
+
+
+def train_round(block, epoch_seed, first_batch, stop_batch, new_epoch, *previous):
     """Mini-batches ``first_batch`` to ``stop_batch`` of one epoch of the block's
-    training rows (shuffled by ``epoch_seed``), from ``model``'s parameters and
-    optimizer state. ``model`` itself is not changed."""
+    training rows (shuffled by ``epoch_seed``), from the round's start: the
+    fit's first `Round`, or the previous round's replicas (`RoundResult`
+    objects), which this replica averages itself (`average_round`):
+    every replica computes the same bits, so no separate averaging task and no
+    trip through the client sit between two rounds. ``new_epoch``: the first
+    round of an epoch (its summaries start afresh). Nothing passed in is changed."""
+    start = previous[0] if isinstance(previous[0], Round) else average_round(*previous)
+    if new_epoch:
+        start = Round(start.model, [])
     began = time.perf_counter()
-    network, optimizer = copy.deepcopy(model.network_), copy.deepcopy(model._optimizer)
+    model = copy.copy(start.model)
+    network = model.network_ = copy.deepcopy(model.network_)
+    optimizer = model._optimizer = copy.deepcopy(model._optimizer)
     rng = np.random.default_rng(epoch_seed)
     order = rng.permutation(block.train) if model.shuffle else block.train
     network.rng = np.random.RandomState(rng.integers(2**31 - 1, size=4))  # this round's dropout
@@ -119,44 +145,65 @@ def train_round(model, block, epoch_seed, first_batch, stop_batch):
                                         block.weights, idx, masks)
             count += model._loss_count(block.lengths, idx)
             samples += len(idx)
-    state = {name: getattr(optimizer, name) for name in optimizer._state_names}
-    state["t"] = getattr(optimizer, "t", 0)
-    return RoundResult(network.params, state, total, count, samples,
+    network.lstm.release_workspace()  # not kept with the result
+    return RoundResult(model, start.summaries, total, count, samples,
                        time.perf_counter() - began)
 
 
-def average(model, results):
-    """A copy of ``model`` holding the replicas' parameters and optimizer states
-    averaged, each weighted by the samples it trained on (in float64, in the
-    replicas' order); Adam's step count is the largest replica's."""
-    merged = copy.copy(model)
-    merged.network_ = copy.deepcopy(model.network_)
-    merged._optimizer = copy.deepcopy(model._optimizer)
+def average_round(*results):
+    """The `Round` after ``results``, the replicas of one round: their models
+    averaged (`average`), with the round's summary added."""
+    summary = (sum(r.loss_sum for r in results), sum(r.loss_count for r in results),
+               [r.seconds for r in results])
+    return Round(average(results), results[0].summaries + [summary])
+
+
+def average(results):
+    """A copy of the first replica's model holding the replicas' parameters and
+    optimizer states averaged, each weighted by the samples it trained on (in
+    float64, in the replicas' order); Adam's step count is the largest replica's."""
+    models = [r.model for r in results]
+    merged = copy.copy(models[0])
+    merged.network_ = copy.deepcopy(models[0].network_)
+    optimizer = merged._optimizer = copy.deepcopy(models[0]._optimizer)
     weights = np.array([r.samples for r in results], np.float64)
     weights /= weights.sum()
-
-    def mean(arrays):
-        total = sum(w * a.astype(np.float64) for w, a in zip(weights, arrays))
-        return total.astype(arrays[0].dtype)
-
-    for p, parts in zip(merged.network_.params, zip(*(r.params for r in results))):
-        p[...] = mean(parts)
-    optimizer = merged._optimizer
+    for p, parts in zip(merged.network_.params, zip(*(m.network_.params for m in models))):
+        _mean_into(p, parts, weights)
     for name in optimizer._state_names:
-        setattr(optimizer, name, [mean(parts) for parts in
-                                  zip(*(r.optimizer_state[name] for r in results))])
+        for p, parts in zip(getattr(optimizer, name),
+                            zip(*(getattr(m._optimizer, name) for m in models))):
+            _mean_into(p, parts, weights)
     if hasattr(optimizer, "t"):
-        optimizer.t = max(r.optimizer_state["t"] for r in results)
+        optimizer.t = max(m._optimizer.t for m in models)
     return merged
 
 
-def validation_sums(model, block):
+_MEAN_CHUNK = 4096  # elements: float64 temporaries of 32 KiB
+
+
+def _mean_into(out, arrays, weights):
+    """``out[...] = sum(w * a)`` over ``weights`` and ``arrays``, summed in float64,
+    a slice at a time: small temporaries stay in cache, and well below the
+    size at which glibc maps fresh pages for each one (a Dask worker's
+    ``MALLOC_TRIM_THRESHOLD_`` made whole-array temporaries cost 5 ms a round)."""
+    out, flats = out.reshape(-1), [a.reshape(-1) for a in arrays]
+    for start in range(0, out.size, _MEAN_CHUNK):
+        part = slice(start, start + _MEAN_CHUNK)
+        total = weights[0] * flats[0][part].astype(np.float64)
+        for w, flat in zip(weights[1:], flats[1:]):
+            total += w * flat[part]
+        out[part] = total
+
+
+def validation_sums(state, block):
     """Sums from which the validation score of all blocks follows
-    (`combine_validation`): per output, for a regressor, the weight, the
-    weighted target and its square and the weighted squared error (on the
-    standardised scale, where R^2 is the same); for a classifier the weight
-    and the weight of the rows predicted right."""
-    rows = block.validation
+    (`combine_validation`), for the model of the `Round` ``state``: per
+    output, for a regressor, the weight, the weighted target and its square
+    and the weighted squared error (on the standardised scale, where R^2 is
+    the same); for a classifier the weight and the weight of the rows
+    predicted right."""
+    model, rows = state.model, block.validation
     if len(rows) == 0:
         return None
     data, lengths, Y = block.data[rows], block.lengths[rows], block.Y[rows]

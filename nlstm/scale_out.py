@@ -17,6 +17,7 @@ import copy
 import time
 import uuid
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.base import clone, is_classifier
@@ -220,6 +221,17 @@ def predict_blocks(estimator, X, method="predict"):
                         chunks=chunks, meta=probe[:0], **extra)
 
 
+class _Epoch(NamedTuple):
+    """An epoch's futures in `fit_distributed`."""
+    rounds: list   # per round, its replicas' `_local_sgd.RoundResult`
+    end: object    # the `_local_sgd.Round` after the last round (its averaged model)
+    scores: list   # per block, its validation sums (early stopping)
+
+    def futures(self):
+        return [f for replicas in self.rounds if replicas for f in replicas] + \
+            [self.end] + self.scores
+
+
 def _get_client(client):
     try:
         from distributed import Client, get_client
@@ -297,12 +309,15 @@ def fit_distributed(estimator, X, y, *, sample_weight=None, classes=None, sync_e
     that holds the block, with the estimator's settings (solver, batch size,
     learning rate, epochs as ``max_iter``, early stopping, ...). Every
     ``sync_every`` mini-batches the replicas' parameters and optimizer states
-    (moments, velocities) come back to the client, are averaged, weighted by
-    the samples each replica trained on, and the next round starts every
-    replica from that one model. Only parameters travel; the data stay where
-    the blocks are. Averaging the optimizer state too makes every round a
-    pure function of what the client holds, so a task lost with its worker is
-    run again elsewhere with the same result.
+    (moments, velocities) are averaged, weighted by the samples each replica
+    trained on, and the next round starts every replica from that one model.
+    Each replica averages the previous round's replicas itself, so the rounds
+    run on the cluster without waiting for the client, which reads each
+    epoch's averaged model (to record the loss, and for early stopping) while
+    the next epoch runs. Only parameters travel; the data stay where the
+    blocks are. Averaging the optimizer state too makes every round a pure
+    function of the previous round's replicas, so a task lost with its worker
+    is run again elsewhere with the same result.
 
     Parameters
     ----------
@@ -323,10 +338,12 @@ def fit_distributed(estimator, X, y, *, sample_weight=None, classes=None, sync_e
     client : distributed.Client, optional
         Default: the current client.
     timings : dict, optional
-        Filled with ``"epoch_seconds"`` (list), ``"round_seconds"`` and
-        ``"round_task_seconds"`` (per averaging round: its wall time, and the
-        list of its tasks' own compute times; the wall time less the tasks'
-        critical path is the cost of the synchronisation).
+        Filled with lists: ``"epoch_seconds"`` and ``"round_seconds"`` (the
+        wall time from the end of the epoch's or round's predecessor to its
+        own end, as the client sees it: the client records an epoch while the
+        next one runs), and ``"round_task_seconds"`` (per averaging round, each
+        replica's training time; a round's wall time less its critical path is
+        the cost of the synchronisation).
 
     Returns
     -------
@@ -401,42 +418,69 @@ def fit_distributed(estimator, X, y, *, sample_weight=None, classes=None, sync_e
     n_batches = client.gather([client.submit(_local_sgd.n_batches, model, block, key=f"nlstm-"
                                              f"batches-{token}-{b}")
                                for b, block in enumerate(blocks)])
-    best = None
-    for epoch in range(estimator.max_iter):
-        began = time.perf_counter()
-        total = count = 0.0
+
+    def submit_epoch(epoch, previous):
+        """All of an epoch's tasks, chained to ``previous`` (the last round's
+        replicas, or the fit's first `Round`): each replica of a round starts by
+        averaging the previous round's replicas itself, so no round waits for the
+        client. Returns the epoch's last replicas and its `_Epoch`."""
+        rounds = []
         for r, first_batch in enumerate(range(0, max(n_batches), sync_every)):
-            round_began = time.perf_counter()
-            futures = [client.submit(_local_sgd.train_round, model, block, [seed, epoch, b],
-                                     first_batch, first_batch + sync_every,
-                                     key=f"nlstm-round-{token}-{epoch}-{r}-{b}")
-                       for b, block in enumerate(blocks) if first_batch < n_batches[b]]
-            results = client.gather(futures)
-            model = _local_sgd.average(model, results)
-            total += sum(result.loss_sum for result in results)
-            count += sum(result.loss_count for result in results)
-            timings["round_seconds"].append(time.perf_counter() - round_began)
-            timings["round_task_seconds"].append([result.seconds for result in results])
-        score = None
-        if model.early_stopping:
-            sums = client.gather([client.submit(_local_sgd.validation_sums, model, block,
-                                                key=f"nlstm-score-{token}-{epoch}-{b}")
-                                  for b, block in enumerate(blocks)])
-            score = _local_sgd.combine_validation(model, sums)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            stop, is_best = model._record_epoch(total / count, score,
-                                                time.perf_counter() - began)
-        if is_best:
-            best = [p.copy() for p in model.network_.params]
-        timings["epoch_seconds"].append(time.perf_counter() - began)
-        if stop:
-            break
-    else:
-        model._warn_not_converged(estimator.max_iter)
-    if best is not None:
-        for p, kept in zip(model.network_.params, best):
-            p[...] = kept
+            previous = [client.submit(_local_sgd.train_round, block, [seed, epoch, b],
+                                      first_batch, first_batch + sync_every, r == 0, *previous,
+                                      key=f"nlstm-round-{token}-{epoch}-{r}-{b}")
+                        for b, block in enumerate(blocks) if first_batch < n_batches[b]]
+            rounds.append(previous)
+        end = client.submit(_local_sgd.average_round, *previous,
+                            key=f"nlstm-average-{token}-{epoch}")
+        scores = [client.submit(_local_sgd.validation_sums, end, block,
+                                key=f"nlstm-score-{token}-{epoch}-{b}")
+                  for b, block in enumerate(blocks)] if estimator.early_stopping else []
+        return previous, _Epoch(rounds, end, scores)
+
+    # the client records each epoch (the loss curve, early stopping) while the
+    # next one already runs on the cluster; only an epoch's averaged model and
+    # validation sums come back
+    record, best = model, None
+    began = round_began = time.perf_counter()
+    previous, current = submit_epoch(0, [client.submit(_local_sgd.start_fit, model,
+                                                       key=f"nlstm-start-{token}")])
+    try:
+        for epoch in range(estimator.max_iter):
+            ahead = None
+            if epoch + 1 < estimator.max_iter:
+                previous, ahead = submit_epoch(epoch + 1, previous)
+            for r, replicas in enumerate(current.rounds):  # in order: each needs the one before
+                for replica in replicas:
+                    if replica.exception() is not None:  # waits; no data comes back
+                        replica.result()  # raises the task's error
+                current.rounds[r] = None  # the cluster frees a round once the next used it
+                timings["round_seconds"].append(time.perf_counter() - round_began)
+                round_began = time.perf_counter()
+            model, summaries = current.end.result()
+            total = sum(loss_sum for loss_sum, _, _ in summaries)
+            count = sum(loss_count for _, loss_count, _ in summaries)
+            timings["round_task_seconds"] += [seconds for _, _, seconds in summaries]
+            score = (_local_sgd.combine_validation(model, client.gather(current.scores))
+                     if current.scores else None)
+            seconds = round_began - began  # from the previous epoch's last round to this one's
+            began = round_began
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                stop, is_best = record._record_epoch(total / count, score, seconds)
+            if is_best:
+                best = model
+            timings["epoch_seconds"].append(seconds)
+            if stop:
+                break
+            current = ahead
+        else:
+            record._warn_not_converged(estimator.max_iter)
+    finally:  # a stop or an error: what was submitted ahead is not needed
+        client.cancel([f for e in (current, ahead) if e is not None for f in e.futures()])
+    trained = best if best is not None else model
+    record.network_, record._optimizer = trained.network_, trained._optimizer
+    model = record
     if not all(np.isfinite(p).all() for p in model.network_.params):
         raise FloatingPointError("the model's parameters became non-finite; try a smaller "
                                  "learning_rate_init")

@@ -61,6 +61,35 @@ def test_early_stopping_scores_the_held_out_rows_of_every_block(client, digits):
     assert model.score(X_test, y_test) > 0.6
 
 
+def test_a_fit_that_stops_early_returns_the_epoch_it_stopped_at(client):
+    """The next epoch already runs on the cluster while the client records one;
+    a stop must return the recorded epoch's model, as a shorter fit makes it."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((240, 6, 2))
+    blocks = da.from_array(X, chunks=(80, 6, 2)), da.from_array(X.sum(axis=(1, 2)), chunks=80)
+    settings = dict(hidden_size=8, random_state=0, batch_size=16)
+    # after the first epoch none improves the loss by tol: the fit stops n_iter_no_change later
+    stopped = fit_distributed(LSTMRegressor(max_iter=10, n_iter_no_change=2, tol=1e9,
+                                            **settings), *blocks, sync_every=2, client=client)
+    short = fit_distributed(LSTMRegressor(max_iter=3, **settings), *blocks, sync_every=2,
+                            client=client)
+    assert stopped.n_iter_ == len(stopped.loss_curve_) == 3
+    assert params_equal(stopped, short)
+    assert stopped.loss_curve_ == short.loss_curve_
+    # early stopping keeps the model of the epoch that scored best: on noise, an early one
+    noise = blocks[0], da.from_array(rng.standard_normal(240), chunks=80)
+    best = fit_distributed(LSTMRegressor(max_iter=10, early_stopping=True, n_iter_no_change=3,
+                                         tol=1e9, learning_rate_init=0.05, **settings), *noise,
+                           sync_every=2, client=client)
+    assert best.n_iter_ == 4
+    best_epoch = int(np.argmax(best.validation_scores_)) + 1
+    assert best_epoch < 4, best.validation_scores_
+    then = fit_distributed(LSTMRegressor(max_iter=best_epoch, early_stopping=True,
+                                         learning_rate_init=0.05, **settings), *noise,
+                           sync_every=2, client=client)
+    assert params_equal(best, then)
+
+
 def test_a_regressor_with_weights_and_sequences_of_targets(client):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((300, 10, 2))
