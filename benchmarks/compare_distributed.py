@@ -15,8 +15,15 @@ each (the
 machine's speed drifts). The fits of 1 and 2 workers give the same parameters
 (checked).
 
-Usage: ``python benchmarks/compare_distributed.py``
+With ``--no-malloc-trim`` the workers start without the
+``MALLOC_TRIM_THRESHOLD_=65536`` that Dask's nanny sets by default (config
+``distributed.nanny.pre-spawn-environ``): glibc then keeps freed memory for
+reuse instead of giving back every free above 64 KiB, and the fresh pages
+that each training batch's arrays otherwise fault in are not needed.
+
+Usage: ``python benchmarks/compare_distributed.py [--no-malloc-trim]``
 """
+import sys
 import warnings
 
 import numpy as np
@@ -27,6 +34,7 @@ REPEATS = 5
 
 
 def main():
+    import dask
     import dask.array as da
     from distributed import Client, LocalCluster
 
@@ -50,8 +58,10 @@ def main():
                         client=client)  # kernels compiled (or loaded) on every worker
         clusters[n_workers] = (cluster, client, blocks)
     estimator.set_params(max_iter=EPOCHS)
+    trim = dask.config.get("distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_")
     print(f"N={N}, T={T}, F={F}, H={H}, batch_size={B}; 2 blocks of {N // 2} rows; "
-          f"medians over {REPEATS} alternated fits of {EPOCHS} epochs each\n")
+          f"medians over {REPEATS} alternated fits of {EPOCHS} epochs each; workers' "
+          f"MALLOC_TRIM_THRESHOLD_: {trim}\n")
     print("| sync_every | rounds per epoch | epoch s, 1 worker | epoch s, 2 workers | speed-up "
           "| s per sync, 1 worker | s per sync, 2 workers | replica's round, 1 worker "
           "| 2 workers |")
@@ -84,4 +94,7 @@ def main():
 
 
 if __name__ == "__main__":
+    if "--no-malloc-trim" in sys.argv[1:]:
+        import dask
+        dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
     main()
