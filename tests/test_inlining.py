@@ -69,7 +69,8 @@ def test_the_sweeps_call_no_helper(dtype):
     parts = np.zeros((1, F + H + 1, 4 * H), dtype)
     backward(0, 0, B, blas, np.zeros((T, B, H), dtype), d_h, d_h,
              cpu.pack_panels(np.ascontiguousarray(w_cat[F:F + H].T)), lengths, cs, gates, d_pre,
-             np.zeros((B, H), dtype), np.zeros((B, H), dtype), x, hs, parts, 2)
+             np.zeros((B, H), dtype), np.zeros((B, H), dtype), x, hs, parts, 2,
+             np.empty((1, 2 * B, 4 * H), dtype), np.empty((1, 2 * B, F + H + 1), dtype))
     assert np.isfinite(d_pre).all() and np.abs(d_pre).sum() > 0
     assert np.isfinite(parts).all() and np.abs(parts).sum() > 0
     for shard in (forward, backward):

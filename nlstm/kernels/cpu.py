@@ -30,7 +30,8 @@ from .activations import sigmoid_from_tanh, sigmoid_grad, tanh, tanh_grad
 from .codegen.blas import aligned, gemm, gemm_add, gemm_address
 from .codegen.blocks import arguments_do_not_alias, run_blocks
 from .codegen.inlining import inline_into_callers
-from .codegen.packed import pack_panels, packed_gemm
+from .codegen.packed import pack_panels, packed_gemm, panels_shape
+from .codegen.scratch import reusable
 from .codegen.vector_width import use_wide_vectors
 from .runtime.jit_options import HELPER, KERNEL
 
@@ -245,15 +246,24 @@ def zero_after_lengths(x, lengths):
 # --------------------------------------------------------------------------
 # LSTM cell: forward and backward sweeps, gate order i, f, g, o
 # --------------------------------------------------------------------------
-def gate_panels(w_cat):
+def gate_panels(w_cat, role=None):
     """``w_cat`` (F+H+1, 4H) packed for the steps' products (`packed.pack_panels`),
     with the columns of the sigmoid gates i, f, o halved, so that a step's
     GEMM gives ``x / 2`` for those gates and ``x`` for g, and `_gate_tanh`
     activates all four in one loop (``sigmoid(x) = (1 + tanh(x / 2)) / 2``).
     Halving is exact in binary floating point, and so is the GEMM of the
     halved columns: the gates are the same bits as halving each
-    pre-activation."""
-    return pack_panels(w_cat, _gate_column_scales(w_cat.shape[1], w_cat.dtype))
+    pre-activation. ``role``: packed into the thread's `reusable` array of
+    that name (for panels used only during the call), else a new array."""
+    return _panels(role, w_cat, _gate_column_scales(w_cat.shape[1], w_cat.dtype))
+
+
+def _panels(role, w, column_scales=None):
+    """`pack_panels` of ``w``, into the thread's `reusable` array for ``role``
+    (a sweep's weights, repacked every call: they change between calls), or
+    into a new array for ``role`` None."""
+    out = None if role is None else reusable(role, panels_shape(w.shape, w.dtype), w.dtype)
+    return pack_panels(w, column_scales, out=out)
 
 
 @cache
@@ -417,7 +427,7 @@ def _lstm_cell_backward(g_i, g_f, g_g, g_o, c_prev, c, d_out, dh, dc, dz_i, dz_f
 
 @njit(**KERNEL)
 def _lstm_backward_shard(s, b0, b1, blas, d_hs, d_h_n, d_c_n, w_hh_panels, lengths, cs, gates,
-                         d_pre, d_h0, d_c0, inputs, hs, parts, chunk_steps):
+                         d_pre, d_h0, d_c0, inputs, hs, parts, chunk_steps, dz_chunks, xh_chunks):
     arguments_do_not_alias()
     use_wide_vectors()
     # d_hs: (T, B, H), or (0, B, H): no output gradient; d_h_n/d_c_n/d_h0/d_c0: (B, H),
@@ -425,6 +435,8 @@ def _lstm_backward_shard(s, b0, b1, blas, d_hs, d_h_n, d_c_n, w_hh_panels, lengt
     # d_pre: (T, B, 4H), or (0, B, 4H): not wanted
     # inputs: (T, B, F); parts: (P, F+H+1, 4H), or (0, ...): no weight gradients;
     # block s adds [x_t, h_{t-1}, 1]^T @ dz_t of its rows, over all t, into parts[s]
+    # dz_chunks: (P, steps*rows, 4H), xh_chunks: (P, steps*rows or 0, F+H+1), block s's
+    # working rows (`_backward_chunks`)
     T, H, F = gates.shape[0], d_h_n.shape[1], inputs.shape[2]
     rows = b1 - b0
     with_weights = parts.shape[0] > 0
@@ -436,8 +448,8 @@ def _lstm_backward_shard(s, b0, b1, blas, d_hs, d_h_n, d_c_n, w_hh_panels, lengt
     for r in range(rows):
         all_valid = min(all_valid, lengths[b0 + r])
     no_d_out = np.zeros_like(dh)  # (rows, H) the output gradient when there is none
-    dz_chunk = np.empty((steps * rows, 4 * H), dh.dtype)  # (steps*rows, 4H) of steps t0..t0+steps-1
-    xh_chunk = np.empty((steps * rows if with_weights else 0, F + H + 1), dh.dtype)
+    dz_chunk = dz_chunks[s, :steps * rows]  # (steps*rows, 4H) of steps t0..t0+steps-1
+    xh_chunk = xh_chunks[s, :steps * rows if with_weights else 0]  # (.., F+H+1)
     if with_weights:
         part = parts[s]  # (F+H+1, 4H)
         for i in range(part.shape[0]):
@@ -506,7 +518,7 @@ def lstm_forward_sweep(x, w_cat, lengths, hs, cs, gates):
     """
     run_blocks(_lstm_forward_shard, sweep_bounds(hs.shape[1], gates.shape[2], x.itemsize),
                gemm_address(x.dtype), x,
-               gate_panels(w_cat), lengths, hs, cs, gates)
+               gate_panels(w_cat, "lstm forward"), lengths, hs, cs, gates)
 
 
 def lstm_inference_sweep(x, w_cat, lengths, h, c, out=None, column=0, reverse=False):
@@ -533,7 +545,8 @@ def lstm_inference_sweep(x, w_cat, lengths, h, c, out=None, column=0, reverse=Fa
     x = np.ascontiguousarray(x)  # a strided view would compile a second kernel
     run_blocks(_lstm_inference_shard, sweep_bounds(h.shape[0], w_cat.shape[1], x.itemsize),
                gemm_address(x.dtype), x,
-               gate_panels(w_cat), lengths, bool(reverse), h, c, out, int(column))
+               gate_panels(w_cat, "lstm inference"), lengths, bool(reverse), h, c, out,
+               int(column))
 
 
 def lstm_backward_sweep(d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, d_pre, d_h0, d_c0):
@@ -556,9 +569,21 @@ def lstm_backward_sweep(d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, d_pre, d_h
     H, dtype = d_h_n.shape[1], d_h_n.dtype
     no_inputs = np.empty((0,) + d_h_n.shape[:1] + (0,), dtype)  # (0, B, 0)
     no_parts = np.empty((0, H + 1, 4 * H), dtype)  # (0, 0+H+1, 4H): no weight gradients
-    run_blocks(_lstm_backward_shard, sweep_bounds(d_hs.shape[1], d_pre.shape[2], d_hs.itemsize),
-               gemm_address(dtype), d_hs, d_h_n, d_c_n, pack_panels(w_hh), lengths, cs, gates,
-               d_pre, d_h0, d_c0, no_inputs, cs, no_parts, 1)
+    bounds = sweep_bounds(d_hs.shape[1], d_pre.shape[2], d_hs.itemsize)
+    run_blocks(_lstm_backward_shard, bounds, gemm_address(dtype), d_hs, d_h_n, d_c_n,
+               _panels("lstm backward", w_hh), lengths, cs, gates, d_pre, d_h0, d_c0,
+               no_inputs, cs, no_parts, 1, *_backward_chunks(bounds, 1, 4 * H, 0, dtype))
+
+
+def _backward_chunks(bounds, steps, gate_width, xh_width, dtype):
+    """The working rows of a backward sweep's blocks, the thread's `reusable`
+    arrays: ``dz`` (P, steps*rows, gate_width), the gate gradients of ``steps``
+    steps of a block's rows, and ``xh`` (P, steps*rows, xh_width), their
+    ``[x_t, h_{t-1}, 1]`` rows (xh_width 0: no weight gradients)."""
+    rows = int(np.diff(bounds).max())
+    n_blocks, xh_rows = len(bounds) - 1, steps * rows if xh_width else 0
+    return (reusable("backward dz", (n_blocks, steps * rows, gate_width), dtype),
+            reusable("backward xh", (n_blocks, xh_rows, xh_width), dtype))
 
 
 def lstm_backward(d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, inputs, hs, d_pre, d_h0, d_c0):
@@ -596,10 +621,11 @@ def lstm_backward(d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, inputs, hs, d_pr
     if d_pre is None:
         d_pre = np.empty((0, B, 4 * H), dtype)
     parts = np.empty((n_blocks, F + H + 1, 4 * H), dtype)  # (P, F+H+1, 4H)
-    rows = _largest_block(B, 4 * H, d_h_n.itemsize)
+    steps = -(-WEIGHT_CHUNK_ROWS // _largest_block(B, 4 * H, d_h_n.itemsize))
     run_blocks(_lstm_backward_shard, bounds, gemm_address(dtype),
-               _output_grad_array(d_hs, d_h_n), d_h_n, d_c_n, pack_panels(w_hh), lengths, cs,
-               gates, d_pre, d_h0, d_c0, inputs, hs, parts, -(-WEIGHT_CHUNK_ROWS // rows))
+               _output_grad_array(d_hs, d_h_n), d_h_n, d_c_n, _panels("lstm backward", w_hh),
+               lengths, cs, gates, d_pre, d_h0, d_c0, inputs, hs, parts, steps,
+               *_backward_chunks(bounds, steps, 4 * H, F + H + 1, dtype))
     return _sum_weight_parts(parts, F, H)
 
 
@@ -735,7 +761,7 @@ def rnn_forward_sweep(x, w_cat, lengths, hs):
     in `lstm_forward_sweep`.
     """
     run_blocks(_rnn_forward_shard, shard_bounds(hs.shape[1]), gemm_address(x.dtype), x,
-               pack_panels(w_cat), lengths, hs)
+               _panels("rnn forward", w_cat), lengths, hs)
 
 
 def rnn_backward_sweep(d_hs, d_h_n, w_hh, lengths, hs, d_pre, d_h0):
@@ -747,7 +773,7 @@ def rnn_backward_sweep(d_hs, d_h_n, w_hh, lengths, hs, d_pre, d_h0):
     """
     d_hs = _output_grad_array(d_hs, d_h_n)
     run_blocks(_rnn_backward_shard, shard_bounds(hs.shape[1]), gemm_address(d_hs.dtype), d_hs,
-               d_h_n, pack_panels(w_hh), lengths, hs, d_pre, d_h0)
+               d_h_n, _panels("rnn backward", w_hh), lengths, hs, d_pre, d_h0)
 
 
 # --------------------------------------------------------------------------

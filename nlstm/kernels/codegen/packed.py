@@ -66,22 +66,31 @@ def panel_width(dtype):
     return 2 * VECTOR_BYTES // np.dtype(dtype).itemsize
 
 
-def pack_panels(w, column_scales=None):
+def panels_shape(w_shape, dtype):
+    """The shape `pack_panels` gives a (K, N) matrix of ``dtype``."""
+    K, N = w_shape
+    if not USE_TILES:
+        return (1, K, N)
+    width = panel_width(dtype)
+    return (-(-N // width), K, width)
+
+
+def pack_panels(w, column_scales=None, out=None):
     """``w`` (K, N), times ``column_scales`` (N,) when given, as panels
     ``(ceil(N / width), K, width)`` for `packed_gemm`, ``width`` =
     `panel_width`, zero past column N, 64-byte aligned. Without the tiles,
     one panel ``(1, K, N)``: the matrix, aligned as OpenBLAS's small products
-    want their weights (`blas.ALIGNMENT`)."""
+    want their weights (`blas.ALIGNMENT`). ``out``: a 64-byte aligned array
+    of `panels_shape` to fill instead of a new one."""
     K, N = w.shape
     if column_scales is None:
         column_scales = np.ones(N, w.dtype)
+    panels = aligned_empty(panels_shape(w.shape, w.dtype), w.dtype) if out is None else out
     if not USE_TILES:
-        panels = aligned_empty((1, K, N), w.dtype)
         np.multiply(w, column_scales, out=panels[0])
         return panels
     width = panel_width(w.dtype)
     full, tail = divmod(N, width)
-    panels = aligned_empty((full + (tail > 0), K, width), w.dtype)
     if full:
         columns = w[:, :full * width].reshape(K, full, width).transpose(1, 0, 2)
         np.multiply(columns, column_scales[:full * width].reshape(full, 1, width),
