@@ -34,6 +34,18 @@ def test_only_the_most_recently_used_arrays_are_kept():
     assert reusable("kept", (4,), np.float64) is not first
 
 
+def test_a_thread_keeps_no_more_than_its_byte_budget(monkeypatch):
+    from nlstm.kernels.codegen import scratch
+    monkeypatch.setattr(scratch, "KEEP_BYTES", 3000)
+    first, second = reusable("budget a", (1000,), np.uint8), reusable("budget b", (1000,), np.uint8)
+    assert reusable("budget a", (1000,), np.uint8) is first  # 2,000 bytes kept: within
+    third = reusable("budget c", (2500,), np.uint8)  # 4,500: the two older ones go
+    assert reusable("budget c", (2500,), np.uint8) is third
+    assert reusable("budget a", (1000,), np.uint8) is not first
+    assert reusable("budget b", (1000,), np.uint8) is not second
+    assert reusable("budget big", (5000,), np.uint8).nbytes == 5000  # alone, kept anyway
+
+
 def test_sweeps_that_reuse_their_working_arrays_repeat_bit_for_bit():
     rng = np.random.default_rng(0)
     T, B, F, H = 7, 5, 3, 4
@@ -53,6 +65,28 @@ def test_sweeps_that_reuse_their_working_arrays_repeat_bit_for_bit():
         return [hs, cs, gates, d_h0, d_c0, *[np.array(g) for g in grads]]
 
     first = forward_backward()
-    reusable("backward dz", (1, 1, 1), np.float32)  # other arrays in between change nothing
+    reusable("backward chunk 0", (1, 1, 1), np.float32)  # other arrays between change nothing
+    for again in (forward_backward(), forward_backward()):
+        assert all(np.array_equal(a, b) for a, b in zip(first, again))
+
+
+def test_the_gru_sweeps_repeat_bit_for_bit():
+    rng = np.random.default_rng(1)
+    T, B, F, H = 6, 4, 3, 5
+    x = rng.standard_normal((T, B, F))
+    w_ih, w_hh = rng.standard_normal((3 * H, F)) * 0.5, rng.standard_normal((3 * H, H)) * 0.5
+    b_ih, b_hh = rng.standard_normal(3 * H), rng.standard_normal(3 * H)
+    lengths = np.array([6, 2, 4, 6])
+
+    def forward_backward():
+        hs, gates = np.zeros((T + 1, B, H)), np.empty((T, B, 4 * H))
+        cpu.gru_forward_sweep(x, w_ih, w_hh, b_ih, b_hh, lengths, hs, gates)
+        d_pre, d_h0 = np.empty((T, B, 3 * H)), np.empty((B, H))
+        grads = cpu.gru_backward(np.ones((T, B, H)), np.ones((B, H)), w_hh, lengths, hs, gates,
+                                 x, d_pre, d_h0)
+        return [hs, gates, d_pre, d_h0, *[np.array(g) for g in grads]]
+
+    first = forward_backward()
+    assert np.abs(first[-3]).sum() > 0  # d_w_hh
     for again in (forward_backward(), forward_backward()):
         assert all(np.array_equal(a, b) for a, b in zip(first, again))

@@ -572,18 +572,17 @@ def lstm_backward_sweep(d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, d_pre, d_h
     bounds = sweep_bounds(d_hs.shape[1], d_pre.shape[2], d_hs.itemsize)
     run_blocks(_lstm_backward_shard, bounds, gemm_address(dtype), d_hs, d_h_n, d_c_n,
                _panels("lstm backward", w_hh), lengths, cs, gates, d_pre, d_h0, d_c0,
-               no_inputs, cs, no_parts, 1, *_backward_chunks(bounds, 1, 4 * H, 0, dtype))
+               no_inputs, cs, no_parts, 1, *_backward_chunks(bounds, 1, dtype, (4 * H, 0)))
 
 
-def _backward_chunks(bounds, steps, gate_width, xh_width, dtype):
+def _backward_chunks(bounds, steps, dtype, widths):
     """The working rows of a backward sweep's blocks, the thread's `reusable`
-    arrays: ``dz`` (P, steps*rows, gate_width), the gate gradients of ``steps``
-    steps of a block's rows, and ``xh`` (P, steps*rows, xh_width), their
-    ``[x_t, h_{t-1}, 1]`` rows (xh_width 0: no weight gradients)."""
-    rows = int(np.diff(bounds).max())
-    n_blocks, xh_rows = len(bounds) - 1, steps * rows if xh_width else 0
-    return (reusable("backward dz", (n_blocks, steps * rows, gate_width), dtype),
-            reusable("backward xh", (n_blocks, xh_rows, xh_width), dtype))
+    arrays: per width, (P, steps*rows, width) for ``steps`` steps of each
+    block's rows (the gate gradients, the ``[x_t, h_{t-1}, 1]`` rows, ...);
+    a width of 0 gives an empty array (not used)."""
+    rows, n_blocks = int(np.diff(bounds).max()), len(bounds) - 1
+    return tuple(reusable(f"backward chunk {i}", (n_blocks, steps * rows if width else 0, width),
+                          dtype) for i, width in enumerate(widths))
 
 
 def lstm_backward(d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, inputs, hs, d_pre, d_h0, d_c0):
@@ -625,7 +624,7 @@ def lstm_backward(d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, inputs, hs, d_pr
     run_blocks(_lstm_backward_shard, bounds, gemm_address(dtype),
                _output_grad_array(d_hs, d_h_n), d_h_n, d_c_n, _panels("lstm backward", w_hh),
                lengths, cs, gates, d_pre, d_h0, d_c0, inputs, hs, parts, steps,
-               *_backward_chunks(bounds, steps, 4 * H, F + H + 1, dtype))
+               *_backward_chunks(bounds, steps, dtype, (4 * H, F + H + 1)))
     return _sum_weight_parts(parts, F, H)
 
 
@@ -786,24 +785,32 @@ def rnn_backward_sweep(d_hs, d_h_n, w_hh, lengths, hs, d_pre, d_h0):
 # no more. The backward's 3H gradient [d_r, d_z, d_hn] times [W_hr; W_hz; W_hn]
 # is the recurrent gradient; the weight gradients come in the sweep, as the LSTM's.
 # --------------------------------------------------------------------------
-def gru_panels(w_ih, w_hh, b_ih, b_hh):
+def gru_panels(w_ih, w_hh, b_ih, b_hh, role=None):
     """The GRU's step weights packed (`pack_panels`): ``(rz, hn, xn)`` for the
     rows ``[x; 1; h]`` times r and z (both parts and biases summed, halved: the
     sigmoid is taken as ``tanh(x / 2)``), ``[1; h]`` times n's h-part
-    (``b_hn``, ``W_hn``) and ``[x; 1]`` times n's x-part (``W_in``, ``b_in``)."""
+    (``b_hn``, ``W_hn``) and ``[x; 1]`` times n's x-part (``W_in``, ``b_in``).
+    ``role``: in the thread's `reusable` arrays of that name (for panels used
+    only during the call), else in new arrays."""
     H, F = w_hh.shape[1], w_ih.shape[1]
-    rz = np.empty((F + 1 + H, 2 * H), w_ih.dtype)  # (F+1+H, 2H)
+
+    def unpacked(part, shape):
+        return (np.empty(shape, w_ih.dtype) if role is None
+                else reusable(f"{role} {part} unpacked", shape, w_ih.dtype))
+
+    rz = unpacked("rz", (F + 1 + H, 2 * H))  # (F+1+H, 2H)
     rz[:F] = w_ih[:2 * H].T
     rz[F] = b_ih[:2 * H] + b_hh[:2 * H]
     rz[F + 1:] = w_hh[:2 * H].T
-    hn = np.empty((1 + H, H), w_ih.dtype)  # (1+H, H)
+    hn = unpacked("hn", (1 + H, H))  # (1+H, H)
     hn[0] = b_hh[2 * H:]
     hn[1:] = w_hh[2 * H:].T
-    xn = np.empty((F + 1, H), w_ih.dtype)  # (F+1, H)
+    xn = unpacked("xn", (F + 1, H))  # (F+1, H)
     xn[:F] = w_ih[2 * H:].T
     xn[F] = b_ih[2 * H:]
-    return (pack_panels(rz, np.full(2 * H, 0.5, w_ih.dtype)), pack_panels(hn),
-            pack_panels(xn))
+    name = (lambda part: None) if role is None else (lambda part: f"{role} {part}")
+    return (_panels(name("rz"), rz, np.full(2 * H, 0.5, w_ih.dtype)), _panels(name("hn"), hn),
+            _panels(name("xn"), xn))
 
 
 @njit(**HELPER)
@@ -956,14 +963,16 @@ def _gru_cell_backward(reset, update, n, hn, h_prev, dh, d_r, d_z, d_hn, d_n, dh
 
 @njit(**KERNEL)
 def _gru_backward_shard(s, b0, b1, blas, d_hs, d_h_n, p_rec, lengths, hs, gates, d_pre, d_h0,
-                        inputs, parts, chunk_steps):
+                        inputs, parts, chunk_steps, d3_chunks, dn_chunks, xh_chunks):
     arguments_do_not_alias()
     use_wide_vectors()
     # d_hs: (T, B, H), or (0, B, H): no output gradient; d_h_n/d_h0: (B, H),
     # p_rec: `pack_panels` of [W_hr; W_hz; W_hn] (3H, H), hs: (T+1, B, H),
     # gates: (T, B, 4H) from the forward; d_pre: (T, B, 3H) receives the gradient of
     # W_ih x + b_ih, or (0, B, 3H): not wanted; inputs: (T, B, F); parts:
-    # (P, F+1+H, 4H), columns r, z, hn, n: block s adds the products of its rows
+    # (P, F+1+H, 4H), columns r, z, hn, n: block s adds the products of its rows;
+    # d3_chunks (P, steps*rows, 3H), dn_chunks (P, steps*rows, H), xh_chunks
+    # (P, steps*rows, F+1+H): block s's working rows (`_backward_chunks`)
     T, H, F = gates.shape[0], d_h_n.shape[1], inputs.shape[2]
     rows = b1 - b0
     steps = chunk_steps
@@ -972,9 +981,9 @@ def _gru_backward_shard(s, b0, b1, blas, d_hs, d_h_n, p_rec, lengths, hs, gates,
     dh_direct = np.empty_like(dh)  # (rows, H) dh_total * z
     dh_rec = np.empty_like(dh)  # (rows, H)
     no_d_out = np.zeros_like(dh)
-    d3_chunk = np.empty((steps * rows, 3 * H), dh.dtype)  # [d_r, d_z, d_hn] of the chunk
-    dn_chunk = np.empty((steps * rows, H), dh.dtype)  # d_n of the chunk
-    xh_chunk = np.empty((steps * rows, F + 1 + H), dh.dtype)  # [x_t, 1, h_{t-1}]
+    d3_chunk = d3_chunks[s, :steps * rows]  # (steps*rows, 3H) [d_r, d_z, d_hn] of the chunk
+    dn_chunk = dn_chunks[s, :steps * rows]  # (steps*rows, H) d_n of the chunk
+    xh_chunk = xh_chunks[s, :steps * rows]  # (steps*rows, F+1+H) [x_t, 1, h_{t-1}]
     part = parts[s]  # (F+1+H, 4H)
     for i in range(part.shape[0]):
         part[i] = 0
@@ -1045,7 +1054,8 @@ def gru_forward_sweep(x, w_ih, w_hh, b_ih, b_hh, lengths, hs, gates):
         row's length), for `gru_backward`
     """
     run_blocks(_gru_forward_shard, sweep_bounds(hs.shape[1], gates.shape[2], x.itemsize),
-               gemm_address(x.dtype), x, *gru_panels(w_ih, w_hh, b_ih, b_hh), lengths, hs,
+               gemm_address(x.dtype), x, *gru_panels(w_ih, w_hh, b_ih, b_hh, "gru forward"),
+               lengths, hs,
                gates)
 
 
@@ -1070,7 +1080,8 @@ def gru_inference_sweep(x, w_ih, w_hh, b_ih, b_hh, lengths, h, out=None, column=
         out = np.empty((0, 0, 0), x.dtype)
     x = np.ascontiguousarray(x)
     run_blocks(_gru_inference_shard, sweep_bounds(h.shape[0], 4 * h.shape[1], x.itemsize),
-               gemm_address(x.dtype), x, *gru_panels(w_ih, w_hh, b_ih, b_hh), lengths,
+               gemm_address(x.dtype), x, *gru_panels(w_ih, w_hh, b_ih, b_hh, "gru inference"),
+               lengths,
                bool(reverse), h, out, int(column))
 
 
@@ -1101,10 +1112,11 @@ def gru_backward(d_hs, d_h_n, w_hh, lengths, hs, gates, inputs, d_pre, d_h0):
     if d_pre is None:
         d_pre = np.empty((0, B, 3 * H), dtype)
     parts = np.empty((len(bounds) - 1, F + 1 + H, 4 * H), dtype)  # (P, F+1+H, 4H)
-    rows = _largest_block(B, 4 * H, d_h_n.itemsize)
+    steps = -(-WEIGHT_CHUNK_ROWS // _largest_block(B, 4 * H, d_h_n.itemsize))
     run_blocks(_gru_backward_shard, bounds, gemm_address(dtype), _output_grad_array(d_hs, d_h_n),
-               d_h_n, pack_panels(np.ascontiguousarray(w_hh)), lengths, hs, gates, d_pre, d_h0,
-               inputs, parts, -(-WEIGHT_CHUNK_ROWS // rows))
+               d_h_n, _panels("gru backward", np.ascontiguousarray(w_hh)), lengths, hs, gates,
+               d_pre, d_h0, inputs, parts, steps,
+               *_backward_chunks(bounds, steps, dtype, (3 * H, H, F + 1 + H)))
     total = parts[0]
     for part in parts[1:]:  # in block order: the same bits for any thread count
         total += part

@@ -5,8 +5,9 @@ about 2 MB at H = 128, that no caller ever sees. Fresh each batch, they cost
 page faults wherever glibc maps large blocks anew on every call: in a Dask
 worker, whose nanny sets ``MALLOC_TRIM_THRESHOLD_`` (which also freezes
 glibc's mmap threshold at 128 KiB), an epoch took 0.66-0.71 s against
-0.51-0.56 s (benchmarks/HISTORY.md, session 37). Each thread keeps its own
-(`KEEP` arrays at most), so threads never share one.
+0.51-0.56 s (benchmarks/HISTORY.md, session 37). Each thread keeps its own,
+so threads never share one: the `KEEP` most recently used, `KEEP_BYTES` in
+all at most (a GRU's training step uses 10).
 """
 import threading
 from collections import OrderedDict
@@ -15,7 +16,8 @@ import numpy as np
 
 from .blas import aligned_empty
 
-KEEP = 8  # arrays kept per thread, the least recently used dropped first
+KEEP = 16  # arrays kept per thread, the least recently used dropped first
+KEEP_BYTES = 64 * 2**20  # and no more bytes than this per thread
 _thread = threading.local()
 
 
@@ -32,6 +34,7 @@ def reusable(role, shape, dtype):
     if array is None:
         array = aligned_empty(tuple(shape), dtype)
     arrays[key] = array
-    while len(arrays) > KEEP:
+    while len(arrays) > KEEP or (len(arrays) > 1 and
+                                 sum(a.nbytes for a in arrays.values()) > KEEP_BYTES):
         arrays.popitem(last=False)
     return array
