@@ -124,13 +124,16 @@ def train_round(block, epoch_seed, first_batch, stop_batch, new_epoch, *previous
     every replica computes the same bits, so no separate averaging task and no
     trip through the client sit between two rounds. ``new_epoch``: the first
     round of an epoch (its summaries start afresh). Nothing passed in is changed."""
-    start = previous[0] if isinstance(previous[0], Round) else average_round(*previous)
+    if isinstance(previous[0], Round):  # the fit's start, which Dask holds: train a copy
+        start = previous[0]
+        model = _own_copy(start.model)
+    else:  # averaged here: a model of this task's own
+        start = average_round(*previous)
+        model = start.model
     if new_epoch:
-        start = Round(start.model, [])
+        start = Round(model, [])
     began = time.perf_counter()
-    model = copy.copy(start.model)
-    network = model.network_ = copy.deepcopy(model.network_)
-    optimizer = model._optimizer = copy.deepcopy(model._optimizer)
+    network, optimizer = model.network_, model._optimizer
     rng = np.random.default_rng(epoch_seed)
     order = rng.permutation(block.train) if model.shuffle else block.train
     network.rng = np.random.RandomState(rng.integers(2**31 - 1, size=4))  # this round's dropout
@@ -163,9 +166,8 @@ def average(results):
     optimizer states averaged, each weighted by the samples it trained on (in
     float64, in the replicas' order); Adam's step count is the largest replica's."""
     models = [r.model for r in results]
-    merged = copy.copy(models[0])
-    merged.network_ = copy.deepcopy(models[0].network_)
-    optimizer = merged._optimizer = copy.deepcopy(models[0]._optimizer)
+    merged = _own_copy(models[0])
+    optimizer = merged._optimizer
     weights = np.array([r.samples for r in results], np.float64)
     weights /= weights.sum()
     for p, parts in zip(merged.network_.params, zip(*(m.network_.params for m in models))):
@@ -180,6 +182,16 @@ def average(results):
 
 
 _MEAN_CHUNK = 4096  # elements: float64 temporaries of 32 KiB
+
+
+def _own_copy(model):
+    """A copy of the estimator ``model`` with a network and optimizer of its own
+    (deep copies) and everything else shared: what a task may train or
+    overwrite without touching the model Dask passed it."""
+    copied = copy.copy(model)
+    copied.network_ = copy.deepcopy(model.network_)
+    copied._optimizer = copy.deepcopy(model._optimizer)
+    return copied
 
 
 def _mean_into(out, arrays, weights):

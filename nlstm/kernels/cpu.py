@@ -27,7 +27,7 @@ import numpy as np
 from numba import njit
 
 from .activations import sigmoid_from_tanh, sigmoid_grad, tanh, tanh_grad
-from .codegen.blas import aligned, gemm, gemm_add, gemm_address
+from .codegen.blas import aligned, aligned_empty, gemm, gemm_add, gemm_address
 from .codegen.blocks import arguments_do_not_alias, run_blocks
 from .codegen.inlining import inline_into_callers
 from .codegen.packed import pack_panels, packed_gemm, panels_shape
@@ -259,11 +259,16 @@ def gate_panels(w_cat, role=None):
 
 
 def _panels(role, w, column_scales=None):
-    """`pack_panels` of ``w``, into the thread's `reusable` array for ``role``
-    (a sweep's weights, repacked every call: they change between calls), or
-    into a new array for ``role`` None."""
-    out = None if role is None else reusable(role, panels_shape(w.shape, w.dtype), w.dtype)
-    return pack_panels(w, column_scales, out=out)
+    """`pack_panels` of ``w`` into `_work_array` ``role`` (a sweep's weights,
+    repacked every call: they change between calls)."""
+    return pack_panels(w, column_scales,
+                       out=_work_array(role, panels_shape(w.shape, w.dtype), w.dtype))
+
+
+def _work_array(role, shape, dtype):
+    """The thread's `reusable` array for ``role``, or a new aligned one for
+    ``role`` None (an array the caller keeps: a stream's weights)."""
+    return aligned_empty(shape, dtype) if role is None else reusable(role, shape, dtype)
 
 
 @cache
@@ -569,19 +574,21 @@ def lstm_backward_sweep(d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, d_pre, d_h
     H, dtype = d_h_n.shape[1], d_h_n.dtype
     no_inputs = np.empty((0,) + d_h_n.shape[:1] + (0,), dtype)  # (0, B, 0)
     no_parts = np.empty((0, H + 1, 4 * H), dtype)  # (0, 0+H+1, 4H): no weight gradients
-    bounds = sweep_bounds(d_hs.shape[1], d_pre.shape[2], d_hs.itemsize)
+    B, G = d_hs.shape[1], d_pre.shape[2]
+    bounds = sweep_bounds(B, G, d_hs.itemsize)
+    rows = _largest_block(B, G, d_hs.itemsize)
     run_blocks(_lstm_backward_shard, bounds, gemm_address(dtype), d_hs, d_h_n, d_c_n,
                _panels("lstm backward", w_hh), lengths, cs, gates, d_pre, d_h0, d_c0,
-               no_inputs, cs, no_parts, 1, *_backward_chunks(bounds, 1, dtype, (4 * H, 0)))
+               no_inputs, cs, no_parts, 1, *_backward_chunks(len(bounds) - 1, rows, dtype,
+                                                             (4 * H, 0)))
 
 
-def _backward_chunks(bounds, steps, dtype, widths):
-    """The working rows of a backward sweep's blocks, the thread's `reusable`
-    arrays: per width, (P, steps*rows, width) for ``steps`` steps of each
-    block's rows (the gate gradients, the ``[x_t, h_{t-1}, 1]`` rows, ...);
-    a width of 0 gives an empty array (not used)."""
-    rows, n_blocks = int(np.diff(bounds).max()), len(bounds) - 1
-    return tuple(reusable(f"backward chunk {i}", (n_blocks, steps * rows if width else 0, width),
+def _backward_chunks(n_blocks, chunk_rows, dtype, widths):
+    """The working rows of a backward sweep's ``n_blocks`` blocks, the thread's
+    `reusable` arrays: per width, (n_blocks, chunk_rows, width), for the rows
+    of a block's chunk of steps (the gate gradients, the ``[x_t, h_{t-1}, 1]``
+    rows, ...); a width of 0 gives an empty array (not used)."""
+    return tuple(reusable(f"backward chunk {i}", (n_blocks, chunk_rows if width else 0, width),
                           dtype) for i, width in enumerate(widths))
 
 
@@ -620,11 +627,12 @@ def lstm_backward(d_hs, d_h_n, d_c_n, w_hh, lengths, cs, gates, inputs, hs, d_pr
     if d_pre is None:
         d_pre = np.empty((0, B, 4 * H), dtype)
     parts = np.empty((n_blocks, F + H + 1, 4 * H), dtype)  # (P, F+H+1, 4H)
-    steps = -(-WEIGHT_CHUNK_ROWS // _largest_block(B, 4 * H, d_h_n.itemsize))
+    rows = _largest_block(B, 4 * H, d_h_n.itemsize)
+    steps = -(-WEIGHT_CHUNK_ROWS // rows)
     run_blocks(_lstm_backward_shard, bounds, gemm_address(dtype),
                _output_grad_array(d_hs, d_h_n), d_h_n, d_c_n, _panels("lstm backward", w_hh),
                lengths, cs, gates, d_pre, d_h0, d_c0, inputs, hs, parts, steps,
-               *_backward_chunks(bounds, steps, dtype, (4 * H, F + H + 1)))
+               *_backward_chunks(n_blocks, steps * rows, dtype, (4 * H, F + H + 1)))
     return _sum_weight_parts(parts, F, H)
 
 
@@ -792,25 +800,23 @@ def gru_panels(w_ih, w_hh, b_ih, b_hh, role=None):
     (``b_hn``, ``W_hn``) and ``[x; 1]`` times n's x-part (``W_in``, ``b_in``).
     ``role``: in the thread's `reusable` arrays of that name (for panels used
     only during the call), else in new arrays."""
-    H, F = w_hh.shape[1], w_ih.shape[1]
+    H, F, dtype = w_hh.shape[1], w_ih.shape[1], w_ih.dtype
 
-    def unpacked(part, shape):
-        return (np.empty(shape, w_ih.dtype) if role is None
-                else reusable(f"{role} {part} unpacked", shape, w_ih.dtype))
+    def part(name):  # the role of one part (None: new arrays)
+        return None if role is None else f"{role} {name}"
 
-    rz = unpacked("rz", (F + 1 + H, 2 * H))  # (F+1+H, 2H)
+    rz = _work_array(part("rz unpacked"), (F + 1 + H, 2 * H), dtype)  # (F+1+H, 2H)
     rz[:F] = w_ih[:2 * H].T
     rz[F] = b_ih[:2 * H] + b_hh[:2 * H]
     rz[F + 1:] = w_hh[:2 * H].T
-    hn = unpacked("hn", (1 + H, H))  # (1+H, H)
+    hn = _work_array(part("hn unpacked"), (1 + H, H), dtype)  # (1+H, H)
     hn[0] = b_hh[2 * H:]
     hn[1:] = w_hh[2 * H:].T
-    xn = unpacked("xn", (F + 1, H))  # (F+1, H)
+    xn = _work_array(part("xn unpacked"), (F + 1, H), dtype)  # (F+1, H)
     xn[:F] = w_ih[2 * H:].T
     xn[F] = b_ih[2 * H:]
-    name = (lambda part: None) if role is None else (lambda part: f"{role} {part}")
-    return (_panels(name("rz"), rz, np.full(2 * H, 0.5, w_ih.dtype)), _panels(name("hn"), hn),
-            _panels(name("xn"), xn))
+    return (_panels(part("rz"), rz, np.full(2 * H, 0.5, dtype)), _panels(part("hn"), hn),
+            _panels(part("xn"), xn))
 
 
 @njit(**HELPER)
@@ -1112,11 +1118,12 @@ def gru_backward(d_hs, d_h_n, w_hh, lengths, hs, gates, inputs, d_pre, d_h0):
     if d_pre is None:
         d_pre = np.empty((0, B, 3 * H), dtype)
     parts = np.empty((len(bounds) - 1, F + 1 + H, 4 * H), dtype)  # (P, F+1+H, 4H)
-    steps = -(-WEIGHT_CHUNK_ROWS // _largest_block(B, 4 * H, d_h_n.itemsize))
+    rows = _largest_block(B, 4 * H, d_h_n.itemsize)
+    steps = -(-WEIGHT_CHUNK_ROWS // rows)
     run_blocks(_gru_backward_shard, bounds, gemm_address(dtype), _output_grad_array(d_hs, d_h_n),
                d_h_n, _panels("gru backward", np.ascontiguousarray(w_hh)), lengths, hs, gates,
                d_pre, d_h0, inputs, parts, steps,
-               *_backward_chunks(bounds, steps, dtype, (3 * H, H, F + 1 + H)))
+               *_backward_chunks(len(bounds) - 1, steps * rows, dtype, (3 * H, H, F + 1 + H)))
     total = parts[0]
     for part in parts[1:]:  # in block order: the same bits for any thread count
         total += part
